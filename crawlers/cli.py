@@ -1,0 +1,198 @@
+"""``livefleet``: the command line of the fleet (also ``python -m crawlers``).
+
+    livefleet parse --platform bilibili FILE...     parse saved payloads, print JSON lines
+    livefleet crawl bilibili --areas                 push seeds to the shared queue
+    livefleet worker [--spider bilibili]             run a worker of the fleet
+    livefleet sandbox [--streamers N ...]            serve the platform replicas locally
+    livefleet demo                                   a short campaign on embedded services
+    livefleet summary                                counts of what is in MongoDB
+    livefleet spool replay|status                    write spooled records back to MongoDB
+    livefleet services start|status|stop             the embedded Redis / MongoDB
+    livefleet stop                                   stop everything livefleet left running
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from settings.config import Config
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livefleet", description="A crawler fleet for live-commerce data.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("parse", help="parse saved payload files, print one JSON object per record")
+    p.add_argument("--platform", required=True)
+    p.add_argument("--kind", help="payload kind (default: recognised from the file itself)")
+    p.add_argument("--url", help="the URL the payload came from (helps recognition)")
+    p.add_argument("--fetched-at", type=datetime.fromisoformat, help="ISO time (default: file mtime)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+
+    p = sub.add_parser("crawl", help="push seeds for a platform to the shared queue")
+    p.add_argument("platform")
+    p.add_argument("--areas", action="store_true", help="every area of the area tree")
+    p.add_argument("--area", action="append", default=[], metavar="PARENT[:AREA]",
+                   help="one area (AREA 0 or omitted: the whole parent area); repeatable")
+    p.add_argument("--room", action="append", default=[], metavar="ID", help="a room (repeatable)")
+    p.add_argument("--streamer", action="append", default=[], metavar="ID", help="a streamer (repeatable)")
+    p.add_argument("--max-pages", type=int, default=5, help="list pages per area (default 5)")
+    p.add_argument("--follow", default="rooms,streamers",
+                   help="how deep to go from lists: comma list of rooms,streamers (default both)")
+
+    p = sub.add_parser("worker", help="run a worker of the fleet until stopped (or idle)")
+    p.add_argument("--spider", action="append", default=[], help="spider to run (default: all)")
+    p.add_argument("--idle-close", type=float, default=0,
+                   help="exit after this many seconds with nothing to do fleet-wide (default: never)")
+    p.add_argument("--stats-file", type=Path, help="write the final Scrapy stats here as JSON")
+
+    sub.add_parser("sandbox", help="serve the platform replicas (options: livefleet sandbox --help)",
+                   add_help=False)
+
+    p = sub.add_parser("demo", help="run a short demo campaign on embedded services")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--streamers", type=int, default=300)
+    p.add_argument("--timeout", type=float, default=900)
+
+    p = sub.add_parser("summary", help="print counts per collection (and per platform)")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+
+    p = sub.add_parser("spool", help="records spooled while MongoDB was down")
+    p.add_argument("action", choices=["replay", "status"])
+
+    p = sub.add_parser("services", help="the embedded Redis and MongoDB-compatible servers")
+    p.add_argument("action", choices=["start", "status", "stop"])
+
+    sub.add_parser("stop", help="stop every background process livefleet started")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["sandbox"]:  # the sandbox has its own option parser
+        from crawlers.sandbox.server import main as sandbox_main
+
+        return sandbox_main(args_list[1:]) or 0
+    args = _parser().parse_args(args_list)
+    config = Config.from_env()
+    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return _dispatch(args, config)
+    except (ValueError, RuntimeError) as exc:
+        print(f"livefleet {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, config: Config) -> int:
+    command = args.command
+    if command == "parse":
+        from crawlers.parsefiles import parse_files
+
+        return parse_files(args.platform, args.files, url=args.url, kind=args.kind, fetched_at=args.fetched_at)
+    if command == "crawl":
+        return _crawl(args, config)
+    if command == "worker":
+        from crawlers.platforms import PLATFORMS
+        from crawlers.worker import run_worker
+
+        spiders = args.spider or [info.spider for info in PLATFORMS.values()]
+        return run_worker(config, spiders, idle_close=args.idle_close, stats_file=args.stats_file)
+    if command == "demo":
+        from crawlers.demo import run_demo
+
+        return run_demo(config, workers=args.workers, streamers=args.streamers, timeout=args.timeout)
+    if command == "summary":
+        return _summary(args, config)
+    if command == "spool":
+        return _spool(args, config)
+    if command in ("services", "stop"):
+        return _services("stop" if command == "stop" else args.action, config)
+    raise AssertionError(command)
+
+
+def _crawl(args: argparse.Namespace, config: Config) -> int:
+    from crawlers.platforms import platform as get_platform
+    from crawlers.queue.connection import get_redis
+    from crawlers.queue.keys import SpiderKeys
+    from crawlers.queue.seeds import push_seeds
+    from crawlers.services.registry import ensure_services
+
+    info = get_platform(args.platform)
+    follow = [f for f in args.follow.split(",") if f]
+    seeds: list[dict[str, object]] = []
+    if args.areas:
+        seeds.append({"kind": "areas", "max_pages": args.max_pages, "follow": follow})
+    for area in args.area:
+        parent, _, sub_area = area.partition(":")
+        if not parent.isdigit() or (sub_area and not sub_area.isdigit()):
+            raise ValueError(f"--area takes PARENT[:AREA] numbers, got {area!r}")
+        seeds.append({"kind": "area", "parent_area_id": int(parent), "area_id": int(sub_area or 0),
+                      "max_pages": args.max_pages, "follow": follow})
+    seeds += [{"kind": "room", "room_id": room, "follow": follow} for room in args.room]
+    seeds += [{"kind": "streamer", "uid": uid, "follow": follow} for uid in args.streamer]
+    if not seeds:
+        raise ValueError("nothing to crawl: give --areas, --area, --room or --streamer")
+    services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
+    pushed = push_seeds(get_redis(services.redis_url), SpiderKeys(config.key_prefix, info.spider), seeds)
+    print(f"pushed {pushed} seeds for {info.spider} to {services.redis_url}")
+    return 0
+
+
+def _summary(args: argparse.Namespace, config: Config) -> int:
+    from crawlers.services.registry import ensure_services
+    from crawlers.summary import collection_counts, platform_counts
+
+    services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
+    counts = collection_counts(services.mongo_uri, config.mongo_db)
+    if not args.json:
+        for platform, per in sorted(platform_counts(services.mongo_uri, config.mongo_db).items()):
+            print(f"{platform:9s} " + " ".join(f"{k}={v}" for k, v in per.items()))
+    print(json.dumps(counts))
+    return 0
+
+
+def _spool(args: argparse.Namespace, config: Config) -> int:
+    from crawlers.services.registry import ensure_services
+    from pipelines.p300_store import close_store, ensure_indexes, open_store
+    from pipelines.store.spool import Spool
+    from pipelines.store.writer import BulkWriter
+
+    spool = Spool(config.var_dir / "spool")
+    if args.action == "status":
+        print(f"{len(spool.pending())} spool files, {spool.count_records()} records in {spool.directory}")
+        return 0
+    services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
+    client, db = open_store(services.mongo_uri, config.mongo_db)
+    try:
+        if not ensure_indexes():
+            raise RuntimeError(f"MongoDB at {services.mongo_uri} is unreachable; the spool is kept")
+        result = spool.replay(BulkWriter(db).write)
+    finally:
+        close_store(client)
+    print(f"replayed {result.records} records from {result.files} files"
+          + (f" ({result.bad_lines} unreadable lines kept aside)" if result.bad_lines else ""))
+    return 0
+
+
+def _services(action: str, config: Config) -> int:
+    from crawlers.services.registry import ensure_services, stop_services
+
+    if action == "stop":
+        stopped = stop_services(config.var_dir)
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        return 0
+    services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
+    print(f"redis   {services.redis_url}\nmongodb {services.mongo_uri}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""``livefleet demo``: a short campaign against the sandbox, on embedded services.
+
+Starts its own Redis and MongoDB-compatible server (under ``<var>/demo``),
+the sandbox, and two workers; pushes the campaign's seeds; waits for the
+workers to finish the crawl; prints what landed in MongoDB, the last line
+being one JSON object of counts per collection. Everything it started is
+stopped when it ends, whether it succeeds, fails or is interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, TextIO
+
+from crawlers.platforms import platform as get_platform
+from crawlers.queue.connection import get_redis
+from crawlers.queue.keys import SpiderKeys
+from crawlers.queue.seeds import push_seeds
+from crawlers.sandbox_process import SandboxProcess
+from crawlers.services.registry import owned_services
+from crawlers.summary import collection_counts, platform_counts
+from settings.config import Config, child_environment
+
+#: What the demo crawls, per platform: seeds as ``livefleet crawl`` would push them.
+DEMO_SEEDS: dict[str, list[dict[str, Any]]] = {
+    "bilibili": [{"kind": "areas", "max_pages": 2}],
+}
+
+
+def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout: float = 900,
+             out: TextIO = sys.stdout) -> int:
+    var_dir = config.var_dir / "demo"
+    if var_dir.exists():
+        shutil.rmtree(var_dir)
+    logs = var_dir / "log"
+    logs.mkdir(parents=True)
+    started = time.monotonic()
+    with ExitStack() as stack:
+        services = stack.enter_context(owned_services(var_dir / "services"))
+        say(out, f"redis   {services.redis_url}")
+        say(out, f"mongodb {services.mongo_uri}")
+        sandbox = stack.enter_context(
+            SandboxProcess.start(["--streamers", str(streamers)], log_path=logs / "sandbox.log")
+        )
+        say(out, f"sandbox {sandbox.url} ({streamers} streamers per platform)")
+        redis = get_redis(services.redis_url)
+        for name, seeds in DEMO_SEEDS.items():
+            spider = get_platform(name).spider
+            pushed = push_seeds(redis, SpiderKeys(config.key_prefix, spider), seeds)
+            say(out, f"seeds   {pushed} for {name}: {json.dumps(seeds, ensure_ascii=False)}")
+        env = child_environment(
+            REDIS_URL=services.redis_url,
+            MONGO_URI=services.mongo_uri,
+            LIVEFLEET_SANDBOX_URL=sandbox.url,
+            LIVEFLEET_VAR_DIR=str(var_dir),
+            LIVEFLEET_KEY_PREFIX=config.key_prefix,
+            LIVEFLEET_MONGO_DB=config.mongo_db,
+        )
+        spiders = [get_platform(name).spider for name in DEMO_SEEDS]
+        procs = []
+        for index in range(workers):
+            log = stack.enter_context((logs / f"worker-{index + 1}.log").open("wb"))
+            cmd = [sys.executable, "-m", "crawlers", "worker", "--idle-close", "6",
+                   "--stats-file", str(var_dir / f"worker-{index + 1}-stats.json")]
+            for spider in spiders:
+                cmd += ["--spider", spider]
+            procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+            stack.callback(_stop, procs[-1])
+        say(out, f"workers {workers} started (logs in {logs})")
+        deadline = time.monotonic() + timeout
+        last = 0.0
+        while any(p.poll() is None for p in procs):
+            if time.monotonic() > deadline:
+                say(out, f"demo timed out after {timeout:.0f}s")
+                return 1
+            if time.monotonic() - last >= 5:
+                last = time.monotonic()
+                counts = collection_counts(services.mongo_uri, config.mongo_db)
+                say(out, "progress " + " ".join(f"{k}={v}" for k, v in counts.items()))
+            time.sleep(0.5)
+        failed = [p.args for p in procs if p.returncode != 0]
+        stats = _worker_stats(var_dir)
+        counts = collection_counts(services.mongo_uri, config.mongo_db)
+        by_platform = platform_counts(services.mongo_uri, config.mongo_db)
+    say(out, f"done in {time.monotonic() - started:.1f}s; everything the demo started is stopped")
+    for name, per in sorted(by_platform.items()):
+        say(out, f"{name:9s} " + " ".join(f"{k}={v}" for k, v in per.items()))
+    for key in ("pages", "blocked", "retries", "quarantined", "spooled"):
+        say(out, f"{key:9s} {stats.get(key, 0)}")
+    if failed:
+        say(out, f"{len(failed)} worker(s) failed; see {logs}")
+    out.write(json.dumps(counts) + "\n")
+    out.flush()
+    return 1 if failed else 0
+
+
+def say(out: TextIO, line: str) -> None:
+    out.write(f"[demo] {line}\n")
+    out.flush()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _worker_stats(var_dir: Path) -> dict[str, int]:
+    """Totals of the workers' counters, summed over workers and platforms."""
+    totals: dict[str, int] = {}
+    for path in var_dir.glob("worker-*-stats.json"):
+        for stats in json.loads(path.read_text(encoding="utf-8"))["spiders"].values():
+            for key, value in stats.items():
+                if not isinstance(value, int):
+                    continue
+                name = _summary_key(key)
+                if name:
+                    totals[name] = totals.get(name, 0) + value
+    return totals
+
+
+def _summary_key(stat: str) -> str | None:
+    if stat.startswith("livefleet/spider/pages/"):
+        return "pages"
+    if stat.startswith("livefleet/spider/blocked/"):
+        return "blocked"
+    if stat == "retry/count":
+        return "retries"
+    if stat.startswith("livefleet/quarantine/") and "/reason/" not in stat:
+        return "quarantined"
+    if stat == "livefleet/store/spooled":
+        return "spooled"
+    return None

@@ -1,0 +1,100 @@
+"""Seeds: JSON objects pushed by ``livefleet crawl`` and turned into requests by a spider.
+
+A seed says *what* to crawl in the platform's own terms (``{"kind": "area",
+"parent_area_id": 2}``, ``{"kind": "room", "room_id": "5440"}``); the
+spider's ``requests_from_seed(seed)`` says *how*. Seeds wait in the list
+``<prefix>:<spider>:seeds``; :class:`SeedFeeder` (a Scrapy extension) pops
+them when its worker has nothing to do, so any worker of the fleet can take
+any seed and each seed is taken once (LPOP is atomic).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any, Self
+
+import redis
+from scrapy import Spider, signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import DontCloseSpider, NotConfigured
+
+from crawlers.queue.connection import get_redis, redis_url_from_settings
+from crawlers.queue.keys import SpiderKeys
+
+logger = logging.getLogger(__name__)
+
+
+def push_seeds(server: redis.Redis, keys: SpiderKeys, seeds: Iterable[dict[str, Any]]) -> int:
+    """Append seeds to the spider's seed list; returns how many were pushed."""
+    payloads = [json.dumps(seed, ensure_ascii=False, sort_keys=True) for seed in seeds]
+    if payloads:
+        server.rpush(keys.seeds, *payloads)
+    return len(payloads)
+
+
+class SeedFeeder:
+    """Feeds a spider from its Redis seed list, and closes it after a quiet spell.
+
+    Settings: ``LIVEFLEET_SEED_BATCH`` (seeds taken per idle call, default 16),
+    ``LIVEFLEET_IDLE_CLOSE_SECONDS`` (close the spider after this long with no
+    seed, no queued request and nothing in flight; 0 keeps it open forever).
+    """
+
+    def __init__(self, crawler: Crawler, server: redis.Redis, prefix: str, batch: int, idle_close: float):
+        self.crawler = crawler
+        self.server = server
+        self.prefix = prefix
+        self.batch = batch
+        self.idle_close = idle_close
+        self._idle_since: float | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        settings = crawler.settings
+        if not settings.getbool("LIVEFLEET_SEEDS_ENABLED", True):
+            raise NotConfigured("LIVEFLEET_SEEDS_ENABLED is off")
+        feeder = cls(
+            crawler,
+            get_redis(redis_url_from_settings(settings)),
+            prefix=settings.get("LIVEFLEET_KEY_PREFIX") or "livefleet",
+            batch=settings.getint("LIVEFLEET_SEED_BATCH", 16),
+            idle_close=settings.getfloat("LIVEFLEET_IDLE_CLOSE_SECONDS", 0),
+        )
+        crawler.signals.connect(feeder.spider_idle, signal=signals.spider_idle)
+        crawler.signals.connect(feeder._busy, signal=signals.response_received)
+        return feeder
+
+    def _busy(self, **_: Any) -> None:
+        self._idle_since = None
+
+    def spider_idle(self, spider: Spider) -> None:
+        keys = SpiderKeys(self.prefix, spider.name)
+        raw = self.server.lpop(keys.seeds, self.batch) or []
+        scheduled = 0
+        for item in raw:
+            try:
+                seed = json.loads(item)
+                requests = list(spider.requests_from_seed(seed))  # type: ignore[attr-defined]
+            except Exception as exc:  # a bad seed is reported and kept aside, never silently lost
+                self.server.rpush(f"{keys.seeds}:rejected", item)
+                logger.error("Seed rejected (%s): %r", exc, item)
+                self.crawler.stats.inc_value("livefleet/seeds/rejected")
+                continue
+            for request in requests:
+                self.crawler.engine.crawl(request)
+                scheduled += 1
+            self.crawler.stats.inc_value("livefleet/seeds/taken")
+        if scheduled:
+            self._idle_since = None
+            raise DontCloseSpider
+        if self.idle_close <= 0:
+            raise DontCloseSpider
+        now = time.monotonic()
+        if self._idle_since is None:
+            self._idle_since = now
+        if now - self._idle_since < self.idle_close:
+            raise DontCloseSpider
+        logger.info("Nothing to do for %.0fs fleet-wide: closing %s", now - self._idle_since, spider.name)

@@ -1,0 +1,66 @@
+"""``livefleet worker``: one worker process of the fleet.
+
+A worker runs one Scrapy crawler per platform spider in one process, all fed
+from the shared Redis queue and writing to the shared store. Start as many as
+you like, on as many machines as you like, against the same Redis and MongoDB.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from scrapy.crawler import CrawlerProcess
+from scrapy.settings import Settings
+
+from crawlers.services.registry import Services, ensure_services
+from settings.config import Config
+
+logger = logging.getLogger(__name__)
+
+
+def build_settings(config: Config, services: Services, **overrides: Any) -> Settings:
+    """livefleet's Scrapy settings pointed at ``services``, plus ``overrides`` (setting name: value)."""
+    settings = Settings()
+    settings.setmodule("settings.scrapy_settings", priority="project")
+    settings.set("LIVEFLEET_REDIS_URL", services.redis_url, priority="cmdline")
+    settings.set("LIVEFLEET_MONGO_URI", services.mongo_uri, priority="cmdline")
+    settings.set("LIVEFLEET_VAR_DIR", str(config.var_dir), priority="cmdline")
+    for name, value in overrides.items():
+        settings.set(name, value, priority="cmdline")
+    return settings
+
+
+def run_worker(
+    config: Config,
+    spiders: Sequence[str],
+    *,
+    idle_close: float = 0,
+    stats_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> int:
+    """Run the spiders until they close; return 0 when every one finished cleanly."""
+    services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
+    settings = build_settings(config, services, LIVEFLEET_IDLE_CLOSE_SECONDS=idle_close, **(overrides or {}))
+    process = CrawlerProcess(settings)
+    crawlers = [process.create_crawler(name) for name in spiders]
+    for crawler in crawlers:
+        process.crawl(crawler)
+    process.start()
+    report = {
+        crawler.spider.name if crawler.spider else name: _jsonable(crawler.stats.get_stats())
+        for name, crawler in zip(spiders, crawlers, strict=True)
+    }
+    if stats_file is not None:
+        stats_file.parent.mkdir(parents=True, exist_ok=True)
+        stats_file.write_text(json.dumps({"pid": os.getpid(), "spiders": report}, indent=1), encoding="utf-8")
+    reasons = {stats.get("finish_reason") for stats in report.values()}
+    return 0 if reasons <= {"finished", "shutdown"} else 1
+
+
+def _jsonable(stats: dict[str, Any]) -> dict[str, Any]:
+    return {key: (value.isoformat() if hasattr(value, "isoformat") else value) for key, value in stats.items()}

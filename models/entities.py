@@ -1,0 +1,232 @@
+"""Pydantic models, one per collection of the data contract (SCHEMA.md).
+
+Parsers build these; pipelines validate and store them. A field the payload
+does not carry stays ``None`` and is never written over a known value.
+
+Conventions shared by every model:
+
+* IDs are non-empty strings (Douyin IDs exceed 2**53).
+* Counts are non-negative ints. A count the platform showed only as text keeps
+  that text in ``<field>_text`` and, when the text ended in ``+``,
+  ``<field>_is_lower_bound = True``.
+* Money is yuan as a float; datetimes are timezone-aware and stored as UTC.
+* ``kind`` (class attribute) is the ``type`` printed by ``livefleet parse``;
+  ``collection`` and ``key_fields`` tell the store where and how to upsert.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+Platform = Literal["douyin", "kuaishou", "taobao", "bilibili"]
+PLATFORMS: tuple[str, ...] = ("douyin", "kuaishou", "taobao", "bilibili")
+
+RoomStatus = Literal["live", "ended", "offline", "replay", "unknown"]
+
+#: A platform ID: always a string, never empty.
+PlatformId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+#: A count: an int (bools and numeric strings are refused), never negative.
+Count = Annotated[int, Field(ge=0, strict=True)]
+#: Yuan.
+Money = Annotated[float, Field(ge=0)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True)]
+
+
+def utc(value: datetime) -> datetime:
+    """Return ``value`` converted to UTC (it must be timezone-aware)."""
+    return value.astimezone(UTC)
+
+
+class Record(BaseModel):
+    """Base of every stored record."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    kind: ClassVar[str] = ""
+    collection: ClassVar[str] = ""
+    #: The natural key; snapshots include their capture time.
+    key_fields: ClassVar[tuple[str, ...]] = ()
+
+    platform: Platform
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _datetimes_in_utc(cls, value: Any) -> Any:
+        return utc(value) if isinstance(value, datetime) else value
+
+    def key(self) -> dict[str, Any]:
+        """The natural-key filter of this record, e.g. ``{"platform": .., "room_id": ..}``."""
+        return {f: getattr(self, f) for f in self.key_fields}
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """``{"type": kind, ...fields}`` with JSON types and ``None`` fields left out."""
+        return {"type": self.kind, **self.model_dump(mode="json", exclude_none=True)}
+
+
+class Fetched(Record):
+    """A record taken from one fetched payload."""
+
+    fetched_at: AwareDatetime
+    source_url: str | None = None
+
+
+class Streamer(Fetched):
+    """A streamer (主播/达人). Key: (platform, streamer_id)."""
+
+    kind: ClassVar[str] = "streamer"
+    collection: ClassVar[str] = "streamers"
+    key_fields: ClassVar[tuple[str, ...]] = ("platform", "streamer_id")
+
+    streamer_id: PlatformId
+    #: Second platform ID where one exists (Douyin sec_uid).
+    sec_id: PlatformId | None = None
+    #: Public short ID (Douyin unique_id, Kuaishou kwaiId).
+    handle: Text | None = None
+    nickname: Text | None = None
+    avatar_url: str | None = None
+    bio: str | None = None
+    verified: bool | None = None
+    verify_text: Text | None = None
+    followers: Count | None = None
+    followers_text: str | None = None
+    followers_is_lower_bound: bool | None = None
+    following: Count | None = None
+    likes_total: Count | None = None
+    likes_total_text: str | None = None
+    likes_total_is_lower_bound: bool | None = None
+    works_count: Count | None = None
+    is_live: bool | None = None
+    #: Current or last room of this streamer.
+    room_id: PlatformId | None = None
+    #: Streamer level as the platform shows it (Bilibili master level).
+    level: Count | None = None
+
+
+class Room(Fetched):
+    """A live room (直播间). Key: (platform, room_id)."""
+
+    kind: ClassVar[str] = "room"
+    collection: ClassVar[str] = "rooms"
+    key_fields: ClassVar[tuple[str, ...]] = ("platform", "room_id")
+
+    room_id: PlatformId
+    streamer_id: PlatformId | None = None
+    #: The ID in the public room URL where it differs (Douyin web_rid, Bilibili short_id).
+    web_rid: PlatformId | None = None
+    title: Text | None = None
+    status: RoomStatus | None = None
+    started_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
+    viewers_now: Count | None = None
+    viewers_now_text: str | None = None
+    viewers_now_is_lower_bound: bool | None = None
+    #: Cumulative viewers of this session.
+    viewers_total: Count | None = None
+    viewers_total_text: str | None = None
+    viewers_total_is_lower_bound: bool | None = None
+    likes: Count | None = None
+    likes_text: str | None = None
+    likes_is_lower_bound: bool | None = None
+    #: Max of viewers_now over this room's snapshots (maintained by the store).
+    peak_viewers: Count | None = None
+    category: Text | None = None
+    #: The parent of ``category`` where the platform has a two-level tree (Bilibili).
+    parent_category: Text | None = None
+    cover_url: str | None = None
+    product_count: Count | None = None
+    #: Bilibili 人气 (popularity), a different number from viewers; kept apart on purpose.
+    popularity: Count | None = None
+    description: str | None = None
+
+
+class RoomSnapshot(Record):
+    """One observation of a room. Key: (platform, room_id, captured_at)."""
+
+    kind: ClassVar[str] = "room_snapshot"
+    collection: ClassVar[str] = "room_snapshots"
+    key_fields: ClassVar[tuple[str, ...]] = ("platform", "room_id", "captured_at")
+
+    room_id: PlatformId
+    captured_at: AwareDatetime
+    status: RoomStatus | None = None
+    viewers_now: Count | None = None
+    viewers_total: Count | None = None
+    likes: Count | None = None
+    product_count: Count | None = None
+    #: The product being presented at capture time.
+    current_product_id: PlatformId | None = None
+    source_url: str | None = None
+
+
+class Product(Fetched):
+    """A product (商品). Key: (platform, product_id)."""
+
+    kind: ClassVar[str] = "product"
+    collection: ClassVar[str] = "products"
+    key_fields: ClassVar[tuple[str, ...]] = ("platform", "product_id")
+
+    product_id: PlatformId
+    title: Text | None = None
+    price: Money | None = None
+    original_price: Money | None = None
+    #: Cumulative units sold as shown; None when the platform hides it.
+    sales: Count | None = None
+    sales_text: str | None = None
+    sales_is_lower_bound: bool | None = None
+    shop_id: PlatformId | None = None
+    shop_name: Text | None = None
+    category: Text | None = None
+    image_url: str | None = None
+    url: str | None = None
+
+
+class ProductSnapshot(Record):
+    """One observation of a product. Key: (platform, product_id, captured_at)."""
+
+    kind: ClassVar[str] = "product_snapshot"
+    collection: ClassVar[str] = "product_snapshots"
+    key_fields: ClassVar[tuple[str, ...]] = ("platform", "product_id", "captured_at")
+
+    product_id: PlatformId
+    captured_at: AwareDatetime
+    price: Money | None = None
+    sales: Count | None = None
+    #: When seen on a live room's shelf: the room and the position on it (1-based).
+    room_id: PlatformId | None = None
+    rank_in_room: Count | None = None
+    source_url: str | None = None
+
+
+class QuarantineRecord(BaseModel):
+    """What could not be used, kept whole so it can be inspected and replayed.
+
+    ``payload`` is the raw payload as text (``payload_encoding="utf-8"``) or, for
+    bytes that are not UTF-8, base64 (``payload_encoding="base64"``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ClassVar[str] = "quarantine"
+    collection: ClassVar[str] = "quarantine"
+
+    platform: str | None = None
+    spider: str | None = None
+    url: str | None = None
+    reason: str
+    payload: str | None = None
+    payload_encoding: Literal["utf-8", "base64"] = "utf-8"
+    fetched_at: AwareDatetime | None = None
+    quarantined_at: AwareDatetime
+    replayed_at: AwareDatetime | None = None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, **self.model_dump(mode="json", exclude_none=True)}
+
+
+#: Every stored record type, by its ``kind``.
+RECORD_TYPES: dict[str, type[Record]] = {
+    cls.kind: cls for cls in (Streamer, Room, RoomSnapshot, Product, ProductSnapshot)
+}

@@ -1,0 +1,233 @@
+"""Store records in MongoDB: batched, idempotent, off the reactor thread, never lost.
+
+Items wait in a batch that is written when it holds ``LIVEFLEET_STORE_BATCH``
+records or every ``LIVEFLEET_STORE_FLUSH_SECONDS``. Writes run on one
+dedicated thread (so the reactor never blocks on MongoDB, and writes keep
+their order). An item's processing completes only when its batch is stored
+or spooled, so a finished item is a durable item, and a slow store slows the
+crawl down instead of filling memory.
+
+When the store stays unreachable through the writer's retries, the batch is
+spooled to ``<var>/spool`` and the circuit opens: for the next
+``LIVEFLEET_STORE_COOLDOWN_SECONDS`` batches go straight to the spool. The
+first batch written after that replays the spool; so does the next start,
+and ``livefleet spool replay``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Self
+
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+from scrapy.crawler import Crawler
+
+from models import documents
+from models.entities import QuarantineRecord, Record
+from models.errors import StoreUnavailableError
+from pipelines.store.ops import StoredRecord
+from pipelines.store.spool import Spool
+from pipelines.store.writer import BulkWriter
+
+logger = logging.getLogger(__name__)
+
+
+def mongo_uri_from_settings(settings: Any) -> str:
+    """The MongoDB URI a worker uses: the configured one, else the embedded server."""
+    uri = settings.get("LIVEFLEET_MONGO_URI")
+    if uri:
+        return str(uri)
+    from crawlers.services.registry import ensure_services
+
+    services = ensure_services(
+        Path(settings.get("LIVEFLEET_VAR_DIR") or "var"),
+        redis_url=settings.get("LIVEFLEET_REDIS_URL") or None,
+        mongo_uri=None,
+    )
+    return services.mongo_uri
+
+
+def open_store(uri: str, db_name: str, *, timeout_ms: int = 3000) -> tuple[MongoClient, Any]:
+    """Connect with pymongo (hot path) and mongoengine (indexes). No I/O happens yet."""
+    client: MongoClient = MongoClient(
+        uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms
+    )
+    documents.connect(uri, db_name, timeout_ms=timeout_ms)
+    return client, client[db_name]
+
+
+def close_store(client: MongoClient) -> None:
+    """Close what :func:`open_store` opened."""
+    client.close()
+    documents.disconnect()
+
+
+def ensure_indexes() -> bool:
+    """Create the contract's indexes; False (and a warning) when the store is unreachable."""
+    try:
+        documents.ensure_indexes()
+    except PyMongoError as exc:
+        logger.warning("Indexes not created yet, the store is unreachable: %s", exc)
+        return False
+    return True
+
+
+class StorePipeline:
+    """The last pipeline: writes records and quarantine records to MongoDB."""
+
+    def __init__(self, crawler: Crawler, uri: str, db_name: str, *, batch: int, flush_seconds: float,
+                 retries: int, cooldown: float, spool_dir: Path, timeout_ms: int = 3000) -> None:
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.uri = uri
+        self.db_name = db_name
+        self.batch = max(1, batch)
+        self.flush_seconds = flush_seconds
+        self.retries = retries
+        self.cooldown = cooldown
+        self.timeout_ms = timeout_ms
+        self.spool = Spool(spool_dir, name=crawler.spider.name if crawler.spider else "store")
+        self._pending: list[tuple[StoredRecord, asyncio.Future[None]]] = []
+        self._inflight: set[asyncio.Future[Any]] = set()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="livefleet-store")
+        self._client: MongoClient | None = None
+        self._writer: BulkWriter | None = None
+        self._open_until = 0.0  # circuit breaker: spool without trying until this time
+        self._spooled_since_replay = False
+        self._indexes_ready = False
+        self._timer: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        s = crawler.settings
+        var_dir = Path(s.get("LIVEFLEET_VAR_DIR") or "var")
+        return cls(
+            crawler,
+            uri=mongo_uri_from_settings(s),
+            db_name=s.get("LIVEFLEET_MONGO_DB") or "livefleet",
+            batch=s.getint("LIVEFLEET_STORE_BATCH", 500),
+            flush_seconds=s.getfloat("LIVEFLEET_STORE_FLUSH_SECONDS", 1.0),
+            retries=s.getint("LIVEFLEET_STORE_RETRIES", 4),
+            cooldown=s.getfloat("LIVEFLEET_STORE_COOLDOWN_SECONDS", 10.0),
+            spool_dir=var_dir / "spool",
+            timeout_ms=s.getint("LIVEFLEET_MONGO_TIMEOUT_MS", 3000),
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open_spider(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._open)
+        self._timer = loop.create_task(self._flush_periodically())
+
+    def _open(self) -> None:
+        self._client, db = open_store(self.uri, self.db_name, timeout_ms=self.timeout_ms)
+        self._writer = BulkWriter(db, retries=self.retries)
+        self._indexes_ready = ensure_indexes()
+        if self.spool.pending():
+            if self._indexes_ready:
+                self._replay()
+            else:
+                self._spooled_since_replay = True  # replay once the store answers
+
+    async def close_spider(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._flush()
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=True)
+
+    def _close(self) -> None:
+        if self._client is not None:
+            close_store(self._client)
+
+    # -- items -------------------------------------------------------------------------------
+
+    async def process_item(self, item: Any) -> Any:
+        if not isinstance(item, (Record, QuarantineRecord)):
+            return item
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, done))
+        if len(self._pending) >= self.batch:
+            self._flush()
+        await done
+        return item
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_seconds)
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        records = [record for record, _ in batch]
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self._write, records)
+        self._inflight.add(future)
+
+        def settle(f: asyncio.Future[tuple[Counter[str], bool]]) -> None:
+            self._inflight.discard(f)
+            error = f.exception()
+            if error is None:
+                written, spooled = f.result()
+                self._count(written, spooled, len(records))
+            for _, done in batch:
+                if done.done():
+                    continue
+                if error is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(error)
+
+        future.add_done_callback(settle)
+
+    def _count(self, written: Counter[str], spooled: bool, size: int) -> None:
+        if spooled:
+            self.stats.inc_value("livefleet/store/spooled", size)
+        for collection, count in written.items():
+            self.stats.inc_value(f"livefleet/store/written/{collection}", count)
+
+    # -- the store thread --------------------------------------------------------------------
+
+    def _write(self, records: list[StoredRecord]) -> tuple[Counter[str], bool]:
+        """Runs on the store thread: write, or spool when the store is down."""
+        assert self._writer is not None
+        if time.monotonic() < self._open_until:
+            self.spool.spill(records)
+            return Counter(), True
+        try:
+            if not self._indexes_ready and not ensure_indexes():
+                raise StoreUnavailableError("cannot create indexes")
+            self._indexes_ready = True
+            written = self._writer.write(records)
+        except StoreUnavailableError as exc:
+            path = self.spool.spill(records)
+            self._open_until = time.monotonic() + self.cooldown
+            self._spooled_since_replay = True
+            logger.error("Store unavailable (%s): %d records spooled to %s", exc, len(records), path)
+            return Counter(), True
+        if self._spooled_since_replay:
+            self._spooled_since_replay = False
+            self._replay()
+        return written, False
+
+    def _replay(self) -> None:
+        assert self._writer is not None
+        try:
+            result = self.spool.replay(self._writer.write, batch=self.batch)
+        except StoreUnavailableError as exc:
+            self._spooled_since_replay = True
+            logger.warning("Spool replay postponed: %s", exc)
+            return
+        if result.records:
+            logger.info("Replayed %d spooled records from %d files", result.records, result.files)
+            self.stats.inc_value("livefleet/store/replayed", result.records)

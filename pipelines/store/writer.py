@@ -1,0 +1,125 @@
+"""Batched, idempotent writes to MongoDB with retry (runs off the reactor thread).
+
+``BulkWriter.write(records)`` groups records by collection and sends one
+unordered ``bulk_write`` per collection. Three kinds of failure are told apart:
+
+* the store cannot be reached (network, election, timeout): retried with
+  exponential backoff, then :class:`StoreUnavailableError` — the caller spools;
+* two workers upserting the same new key at the same moment (E11000 on an
+  upsert): those operations are simply sent again, they now update;
+* a document the server refuses for good (too large, invalid): its record
+  becomes a quarantine record with the server's reason, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
+
+from models.entities import QuarantineRecord
+from models.errors import StoreUnavailableError
+from pipelines.store.ops import StoredRecord, operation
+
+logger = logging.getLogger(__name__)
+
+_DUPLICATE_KEY = 11000
+# Codes a replica set answers while it fails over: try again later.
+_TRANSIENT_CODES = {6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
+
+
+class BulkWriter:
+    """Writes record batches; raises :class:`StoreUnavailableError` when the store stays down."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        retries: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.db = db
+        self.retries = max(1, retries)
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.sleep = sleep
+
+    def write(self, records: Sequence[StoredRecord]) -> Counter[str]:
+        """Store ``records``; returns how many went to each collection."""
+        by_collection: dict[str, list[StoredRecord]] = defaultdict(list)
+        for record in records:
+            by_collection[record.collection].append(record)
+        written: Counter[str] = Counter()
+        rejected: list[QuarantineRecord] = []
+        for name, group in by_collection.items():
+            rejected.extend(self._write_collection(name, group))
+            written[name] += len(group)
+        if rejected:
+            self._write_collection(QuarantineRecord.collection, rejected)
+            written[QuarantineRecord.collection] += len(rejected)
+        return written
+
+    def _write_collection(self, name: str, records: list[StoredRecord]) -> list[QuarantineRecord]:
+        pending = list(records)
+        rejected: list[QuarantineRecord] = []
+        delay = self.backoff
+        for attempt in range(1, self.retries + 1):
+            try:
+                self.db[name].bulk_write([operation(r) for r in pending], ordered=False)
+                return rejected
+            except BulkWriteError as exc:
+                retry, refused = self._split(pending, exc.details.get("writeErrors", []))
+                rejected.extend(_quarantine(record, reason) for record, reason in refused)
+                if not retry:
+                    return rejected
+                pending = retry
+                if all(code == _DUPLICATE_KEY for code in _codes(exc)):
+                    continue  # an upsert race with another worker: the retry updates
+            except (ConnectionFailure, OperationFailure) as exc:
+                if isinstance(exc, OperationFailure) and exc.code not in _TRANSIENT_CODES:
+                    raise
+                logger.warning("Store write to %s failed (attempt %d/%d): %s", name, attempt, self.retries, exc)
+            except PyMongoError as exc:
+                logger.warning("Store write to %s failed (attempt %d/%d): %s", name, attempt, self.retries, exc)
+            if attempt < self.retries:
+                self.sleep(delay)
+                delay = min(delay * 2, self.max_backoff)
+        raise StoreUnavailableError(f"{len(pending)} writes to {name} failed after {self.retries} attempts")
+
+    @staticmethod
+    def _split(
+        pending: list[StoredRecord], errors: list[dict]
+    ) -> tuple[list[StoredRecord], list[tuple[StoredRecord, str]]]:
+        retry: list[StoredRecord] = []
+        refused: list[tuple[StoredRecord, str]] = []
+        for error in errors:
+            record = pending[error["index"]]
+            code = error.get("code")
+            if code == _DUPLICATE_KEY or code in _TRANSIENT_CODES:
+                retry.append(record)
+            else:
+                refused.append((record, f"StoreRejected: code {code}: {error.get('errmsg', '')}"))
+        return retry, refused
+
+
+def _codes(exc: BulkWriteError) -> list[int]:
+    return [e.get("code") for e in exc.details.get("writeErrors", [])]
+
+
+def _quarantine(record: StoredRecord, reason: str) -> QuarantineRecord:
+    return QuarantineRecord(
+        platform=getattr(record, "platform", None),
+        url=getattr(record, "source_url", None),
+        reason=reason,
+        payload=json.dumps(record.to_json_dict(), ensure_ascii=False),
+        fetched_at=getattr(record, "fetched_at", None) or getattr(record, "captured_at", None),
+        quarantined_at=datetime.now(UTC),
+    )

@@ -1,0 +1,81 @@
+"""Scrapy settings for livefleet workers (scrapy.cfg points here).
+
+Values that depend on the deployment come from :class:`settings.config.Config`;
+the rest are livefleet's defaults. Our own settings carry the ``LIVEFLEET_``
+prefix and are read by components with typed getters in ``from_crawler``.
+"""
+
+from settings.config import Config
+
+_config = Config.from_env()
+
+BOT_NAME = "livefleet"
+SPIDER_MODULES = ["spiders"]
+NEWSPIDER_MODULE = "spiders"
+
+# A local HTTP server that can run code, and a telnet console: neither belongs on a fleet worker.
+REMOTE_CONTROL_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+# The platform endpoints we call are JSON APIs; politeness comes from the per-platform
+# rate limits below (on by default), not from robots.txt of API hosts.
+ROBOTSTXT_OBEY = False
+
+USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+)
+DEFAULT_REQUEST_HEADERS = {
+    "Accept": "application/json, text/plain, */*",
+    "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8",
+}
+
+CONCURRENT_REQUESTS = _config.concurrency
+DOWNLOAD_TIMEOUT = 20
+# 429 and 5xx are passing faults. Block answers (Bilibili's HTTP 412 with code -412, or
+# a block code in a 200) are read by the spiders, which retry them with backoff.
+RETRY_ENABLED = True
+RETRY_TIMES = 6
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+
+# Per-platform politeness: every request carries meta["download_slot"] = platform.
+LIVEFLEET_RATES = dict(_config.rates)
+DOWNLOAD_SLOTS = {
+    platform: {"concurrency": _config.concurrency, "delay": (1.0 / rate) if rate else 0.0, "randomize_delay": False}
+    for platform, rate in _config.rates.items()
+}
+
+# The fleet: requests are scheduled through Redis, shared by every worker.
+SCHEDULER = "crawlers.queue.scheduler.RedisScheduler"
+LIVEFLEET_REDIS_URL = _config.redis_url
+LIVEFLEET_KEY_PREFIX = _config.key_prefix
+LIVEFLEET_VAR_DIR = str(_config.var_dir)
+# Requests a worker takes from Redis per round trip.
+LIVEFLEET_PREFETCH = 8
+# The fleet's seen-set expires this long after a crawl starts, so a later crawl revisits pages.
+LIVEFLEET_SEEN_TTL_SECONDS = 12 * 3600
+# Seeds pushed by `livefleet crawl` are taken by whichever worker is idle.
+EXTENSIONS = {"crawlers.queue.seeds.SeedFeeder": 500}
+LIVEFLEET_SEEDS_ENABLED = True
+LIVEFLEET_SEED_BATCH = 16
+# Close a worker after this many seconds with nothing to do fleet-wide (0: never).
+LIVEFLEET_IDLE_CLOSE_SECONDS = 0
+LIVEFLEET_SANDBOX_URL = _config.sandbox_url
+
+ITEM_PIPELINES = {
+    "pipelines.p100_validate.ValidatePipeline": 100,
+    "pipelines.p200_quarantine.QuarantinePipeline": 200,
+    "pipelines.p300_store.StorePipeline": 300,
+}
+LIVEFLEET_MONGO_URI = _config.mongo_uri
+LIVEFLEET_MONGO_DB = _config.mongo_db
+LIVEFLEET_STORE_BATCH = _config.store_batch
+LIVEFLEET_STORE_RETRIES = _config.store_retries
+LIVEFLEET_STORE_FLUSH_SECONDS = 1.0
+# How long one attempt waits for an unreachable MongoDB before it counts as failed.
+LIVEFLEET_MONGO_TIMEOUT_MS = 3000
+# After the store failed a batch, spool without trying for this long.
+LIVEFLEET_STORE_COOLDOWN_SECONDS = 10.0
+
+LOG_LEVEL = _config.log_level
+LOGSTATS_INTERVAL = 30.0
+FEED_EXPORT_ENCODING = "utf-8"

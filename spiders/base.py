@@ -1,0 +1,189 @@
+"""What every platform spider shares: URLs, request building, and page handling.
+
+A platform spider is thin. It says which request to make for a seed
+(``requests_from_seed``) and which requests follow from a page's records
+(``follow``); this base class does the rest, the same way for every platform:
+
+* URLs are built from the platform's real host, or from the sandbox when
+  ``LIVEFLEET_SANDBOX_URL`` is set (``<sandbox>/<real host>/<path>``): nothing
+  else in a spider knows which of the two it talks to.
+* Every request carries ``meta["download_slot"] = platform`` (per-platform
+  rate limits) and ``meta["livefleet"] = {"kind": ...}`` (which parser to use).
+* A page goes through the platform's pure parser. Records are yielded; a
+  block or empty page is retried with backoff (the platform's download slot
+  slows down while blocks keep coming); a payload that can never parse goes
+  to quarantine with its raw bytes; "no such room" is counted, not retried.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import urlencode
+
+import scrapy
+from scrapy.downloadermiddlewares.retry import get_retry_request
+from scrapy.http import Response
+from twisted.python.failure import Failure
+
+from models.entities import QuarantineRecord, Record
+from models.errors import BlockedError, GoneError, PageError, PermanentPageError, RetryablePageError
+
+logger = logging.getLogger(__name__)
+
+Parser = Callable[..., list[Any]]
+
+
+class PlatformSpider(scrapy.Spider):
+    """Base of livefleet's platform spiders."""
+
+    #: ``douyin`` | ``kuaishou`` | ``taobao`` | ``bilibili``.
+    platform: ClassVar[str] = ""
+    #: Statuses the spider reads itself because the platform puts a block code in them.
+    handle_httpstatus_list: ClassVar[list[int]] = []
+    #: Longest delay the block backoff puts on the platform's download slot.
+    max_block_delay: ClassVar[float] = 8.0
+
+    # -- to implement per platform ------------------------------------------------------------
+
+    def parse_payload(self, body: bytes, *, url: str, fetched_at: datetime, kind: str) -> list[Any]:
+        """Run the platform's pure parser."""
+        raise NotImplementedError
+
+    def requests_from_seed(self, seed: dict[str, Any]) -> Iterable[scrapy.Request]:
+        """Requests for one seed pushed by ``livefleet crawl``; ValueError for a bad seed."""
+        raise NotImplementedError
+
+    def follow(self, response: Response, kind: str, records: list[Any]) -> Iterable[scrapy.Request]:
+        """Requests that follow from a parsed page (next page, details)."""
+        return ()
+
+    async def on_blocked(self, error: BlockedError) -> None:
+        """Called before a blocked request is retried: refresh this worker's session if needed."""
+
+    # -- URLs and requests --------------------------------------------------------------------
+
+    def url(self, host: str, path: str, params: dict[str, Any] | None = None) -> str:
+        """The URL of ``path`` on the platform's real ``host`` (or its sandbox replica)."""
+        sandbox = self.settings.get("LIVEFLEET_SANDBOX_URL")
+        base = f"{sandbox.rstrip('/')}/{host}" if sandbox else f"https://{host}"
+        query = f"?{urlencode(params, doseq=True)}" if params else ""
+        return f"{base}{path}{query}"
+
+    def page_request(self, kind: str, url: str, *, priority: int = 0, dont_filter: bool = False,
+                     **context: Any) -> scrapy.Request:
+        """A request whose response is parsed as ``kind``; ``context`` must be JSON-able."""
+        return scrapy.Request(
+            url,
+            callback=self.parse_page,
+            errback=self.on_error,
+            priority=priority,
+            dont_filter=dont_filter,
+            meta={"download_slot": self.platform, "livefleet": {"kind": kind, **context}},
+        )
+
+    # -- pages --------------------------------------------------------------------------------
+
+    async def parse_page(self, response: Response) -> AsyncIterator[Any]:
+        context = response.meta.get("livefleet") or {}
+        kind = context.get("kind")
+        fetched_at = datetime.now(UTC)
+        stats = self.crawler.stats
+        try:
+            records = self.parse_payload(response.body, url=response.url, fetched_at=fetched_at, kind=kind)
+        except BlockedError as exc:
+            stats.inc_value(f"livefleet/spider/blocked/{self.platform}")
+            self._slow_down()
+            await self.on_blocked(exc)
+            for item in self._retry(response, exc):
+                yield item
+            return
+        except RetryablePageError as exc:
+            stats.inc_value(f"livefleet/spider/retryable/{self.platform}")
+            for item in self._retry(response, exc):
+                yield item
+            return
+        except GoneError as exc:
+            stats.inc_value(f"livefleet/spider/gone/{self.platform}")
+            logger.debug("Gone: %s", exc)
+            return
+        except PermanentPageError as exc:
+            stats.inc_value(f"livefleet/spider/unparsable/{self.platform}")
+            yield self.quarantine(response.url, exc, response.body, fetched_at)
+            return
+        self._speed_up()
+        stats.inc_value(f"livefleet/spider/pages/{self.platform}/{kind}")
+        for record in records:
+            if isinstance(record, Record):
+                yield record
+        for request in self.follow(response, kind, records):
+            yield request
+
+    def _retry(self, response: Response, exc: PageError) -> Iterator[Any]:
+        retry = get_retry_request(response.request, spider=self, reason=exc.kind)
+        if retry is not None:
+            yield retry
+            return
+        self.crawler.stats.inc_value(f"livefleet/spider/gave_up/{self.platform}")
+        logger.error("Gave up on %s after retries: %s", response.url, exc)
+        yield self.quarantine(response.url, exc, response.body, datetime.now(UTC), prefix="GaveUp")
+
+    def on_error(self, failure: Failure) -> Iterator[Any]:
+        """Transport errors that outlived RetryMiddleware: recorded, never silently dropped."""
+        request = failure.request  # type: ignore[attr-defined]
+        self.crawler.stats.inc_value(f"livefleet/spider/failed/{self.platform}")
+        logger.error("Request failed for good: %s (%s)", request.url, failure.getErrorMessage())
+        response = getattr(failure.value, "response", None)
+        body = response.body if response is not None else None
+        reason = PageError(f"{failure.type.__name__}: {failure.getErrorMessage()}",
+                           platform=self.platform, url=request.url)
+        yield self.quarantine(request.url, reason, body, datetime.now(UTC), prefix="GaveUp")
+
+    def quarantine(self, url: str, exc: Exception, body: bytes | None, fetched_at: datetime,
+                   prefix: str = "") -> QuarantineRecord:
+        reason = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+        payload, encoding = _payload_text(body)
+        return QuarantineRecord(
+            platform=self.platform,
+            spider=self.name,
+            url=url,
+            reason=f"{prefix}: {reason}" if prefix else reason,
+            payload=payload,
+            payload_encoding=encoding,
+            fetched_at=fetched_at,
+            quarantined_at=datetime.now(UTC),
+        )
+
+    # -- block backoff ------------------------------------------------------------------------
+
+    def _slot(self) -> Any:
+        engine = getattr(self.crawler, "engine", None)
+        return engine.downloader.slots.get(self.platform) if engine else None
+
+    def _slow_down(self) -> None:
+        """Each block doubles the platform slot's delay, up to ``max_block_delay``."""
+        slot = self._slot()
+        if slot is not None:
+            base = getattr(slot, "_livefleet_base_delay", None)
+            if base is None:
+                slot._livefleet_base_delay = base = slot.delay
+            slot.delay = min(max(slot.delay * 2, 0.25), self.max_block_delay)
+
+    def _speed_up(self) -> None:
+        """Each good page takes a step back toward the configured delay."""
+        slot = self._slot()
+        base = getattr(slot, "_livefleet_base_delay", None) if slot is not None else None
+        if base is not None and slot.delay > base:
+            slot.delay = max(base, slot.delay * 0.9)
+
+
+def _payload_text(body: bytes | None) -> tuple[str | None, str]:
+    if body is None:
+        return None, "utf-8"
+    try:
+        return body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(body).decode("ascii"), "base64"

@@ -1,0 +1,166 @@
+"""The Bilibili Live spider: builds requests, calls the pure parsers, yields records.
+
+Seeds (pushed by ``livefleet crawl bilibili``, or given as ``-a seeds=JSON``):
+
+* ``{"kind": "areas"}``: every area of the area tree, then as for ``area``.
+* ``{"kind": "area", "parent_area_id": 2, "area_id": 0, "max_pages": 5}``:
+  the live rooms of an area (``area_id`` 0 = the whole parent area), page by
+  page; each room's details and its streamer's profile follow.
+* ``{"kind": "room", "room_id": "5440"}`` (long or short id): room_init,
+  then the room's details.
+* ``{"kind": "streamer", "uid": "9617619"}``: the streamer's card, master
+  info and room.
+
+``follow`` (a list, default ``["rooms", "streamers"]``) says how deep to go.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
+from typing import Any, ClassVar
+
+import scrapy
+from scrapy.http import Response
+
+from models.entities import Room, Streamer
+from models.errors import BlockedError
+from spiders.base import PlatformSpider
+from spiders.bilibili import pages
+
+LIVE_API = "api.live.bilibili.com"
+MAIN_API = "api.bilibili.com"
+DEFAULT_FOLLOW = ("rooms", "streamers")
+PAGE_SIZE = 30
+
+# Detail pages go before new list pages, so a crawl finishes rooms it has found
+# before it discovers more (bounded memory in the queue, fresher snapshots).
+_PRIORITY = {"area_list": 0, "area_room_list": 0, "room_init": 10, "room_info": 20, "info_by_room": 20,
+             "user_card": 20, "master_info": 20, "room_info_old": 20}
+
+
+class BilibiliSpider(PlatformSpider):
+    """Bilibili Live: areas, live rooms, streamers."""
+
+    name = "bilibili"
+    platform: ClassVar[str] = "bilibili"
+    # Bilibili sends its block answer (-412) with HTTP 412: the parser reads it as a block.
+    handle_httpstatus_list: ClassVar[list[int]] = [412]
+
+    def __init__(self, *args: Any, seeds: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._local_seeds = json.loads(seeds) if seeds else []
+
+    async def start(self) -> AsyncIterator[Any]:
+        await self.refresh_session()
+        for seed in self._local_seeds:
+            for request in self.requests_from_seed(seed):
+                yield request
+
+    async def refresh_session(self) -> None:
+        """Get this worker its own ``buvid3`` device cookie, as the web page does.
+
+        Downloaded directly (not through the shared queue) so the cookie lands
+        in this worker's jar, not in whichever worker would pop the request.
+        """
+        request = scrapy.Request(
+            self.url(MAIN_API, "/x/frontend/finger/spi"),
+            meta={"download_slot": self.platform},
+            dont_filter=True,
+        )
+        try:
+            await self.crawler.engine.download_async(request)
+        except Exception as exc:  # the crawl can go on; blocked endpoints will retry
+            self.logger.warning("Could not get a buvid3 cookie: %s", exc)
+
+    async def on_blocked(self, error: BlockedError) -> None:
+        if error.code == -352:  # risk control: a fresh device cookie is what the site wants
+            await self.refresh_session()
+
+    def parse_payload(self, body: bytes, *, url: str, fetched_at: datetime, kind: str) -> list[Any]:
+        return pages.parse(body, url=url, fetched_at=fetched_at, kind=kind)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _request(self, kind: str, host: str, path: str, params: dict[str, Any], *, follow: Iterable[str],
+                 dont_filter: bool = False, **context: Any) -> scrapy.Request:
+        return self.page_request(kind, self.url(host, path, params), priority=_PRIORITY.get(kind, 0),
+                                 dont_filter=dont_filter, follow=list(follow), **context)
+
+    def area_page(self, parent_area_id: int, area_id: int, page: int, *, max_pages: int,
+                  follow: Iterable[str], dont_filter: bool = False) -> scrapy.Request:
+        params = {"parent_area_id": parent_area_id, "area_id": area_id, "page": page,
+                  "page_size": PAGE_SIZE, "sort_type": "online"}
+        return self._request("area_room_list", LIVE_API, "/room/v1/Area/getRoomList", params, follow=follow,
+                             dont_filter=dont_filter, page=page, max_pages=max_pages,
+                             parent_area_id=parent_area_id, area_id=area_id)
+
+    def room_requests(self, room_id: str, follow: Iterable[str]) -> list[scrapy.Request]:
+        return [self._request("room_info", LIVE_API, "/room/v1/Room/get_info", {"room_id": room_id},
+                              follow=follow)]
+
+    def streamer_requests(self, uid: str, follow: Iterable[str]) -> list[scrapy.Request]:
+        return [
+            self._request("user_card", MAIN_API, "/x/web-interface/card", {"mid": uid}, follow=follow),
+            self._request("master_info", LIVE_API, "/live_user/v1/Master/info", {"uid": uid}, follow=follow),
+        ]
+
+    def requests_from_seed(self, seed: dict[str, Any]) -> Iterable[scrapy.Request]:
+        kind = seed.get("kind")
+        follow = seed.get("follow", DEFAULT_FOLLOW)
+        if kind == "areas":
+            return [self._request("area_list", LIVE_API, "/room/v1/Area/getList", {}, follow=follow,
+                                  dont_filter=True, max_pages=int(seed.get("max_pages", 5)))]
+        if kind == "area":
+            return [self.area_page(int(seed["parent_area_id"]), int(seed.get("area_id", 0)), 1,
+                                   max_pages=int(seed.get("max_pages", 5)), follow=follow, dont_filter=True)]
+        if kind == "room":
+            return [self._request("room_init", LIVE_API, "/room/v1/Room/room_init",
+                                  {"id": _id(seed, "room_id")}, follow=follow, dont_filter=True)]
+        if kind == "streamer":
+            uid = _id(seed, "uid")
+            return [
+                *(r.replace(dont_filter=True) for r in self.streamer_requests(uid, follow)),
+                self._request("room_info_old", LIVE_API, "/room/v1/Room/getRoomInfoOld", {"mid": uid},
+                              follow=follow, dont_filter=True),
+            ]
+        raise ValueError(f"unknown bilibili seed kind {kind!r} (areas, area, room, streamer)")
+
+    def follow(self, response: Response, kind: str, records: list[Any]) -> Iterable[scrapy.Request]:
+        context = response.meta["livefleet"]
+        follow = context.get("follow", DEFAULT_FOLLOW)
+        rooms = [r for r in records if isinstance(r, Room)]
+        if kind == "area_list":
+            max_pages = context.get("max_pages", 5)
+            for area in records:
+                if getattr(area, "parent_id", None):  # sub-areas only: their parents list the same rooms
+                    yield self.area_page(int(area.parent_id), int(area.area_id), 1, max_pages=max_pages,
+                                         follow=follow)
+            return
+        if kind == "area_room_list":
+            page, max_pages = context["page"], context["max_pages"]
+            if len(rooms) >= PAGE_SIZE and page < max_pages:
+                yield self.area_page(context["parent_area_id"], context["area_id"], page + 1,
+                                     max_pages=max_pages, follow=follow)
+            if "rooms" in follow:
+                for room in rooms:
+                    yield from self.room_requests(room.room_id, follow)
+        if kind in ("room_init", "room_info_old") and "rooms" in follow:
+            for room in rooms:
+                yield from self.room_requests(room.room_id, follow)
+                # A room asked for by name gets the richer page too (needs the buvid3 cookie).
+                yield self._request("info_by_room", LIVE_API, "/xlive/web-room/v1/index/getInfoByRoom",
+                                    {"room_id": room.room_id}, follow=follow)
+        if kind in ("area_room_list", "room_info", "room_init") and "streamers" in follow:
+            uids = {r.streamer_id for r in rooms if r.streamer_id}
+            uids |= {s.streamer_id for s in records if isinstance(s, Streamer)}
+            for uid in sorted(uids):
+                yield from self.streamer_requests(uid, follow)
+
+
+def _id(seed: dict[str, Any], name: str) -> str:
+    value = str(seed.get(name) or "").strip()
+    if not value.isdigit():
+        raise ValueError(f"bilibili seed needs a numeric {name}, got {seed.get(name)!r}")
+    return value

@@ -1,0 +1,4 @@
+"""Shared test setup: the plugins that start real servers (Redis, the MongoDB-compatible
+server, the sandbox) as subprocesses on 127.0.0.1."""
+
+pytest_plugins = ["tests.plugins.services", "tests.plugins.sandbox"]
