@@ -22,7 +22,7 @@ from crawlers.platforms import platform as get_platform
 from crawlers.queue.connection import get_redis
 from crawlers.queue.keys import SpiderKeys
 from crawlers.queue.seeds import push_seeds
-from crawlers.sandbox_process import SandboxProcess
+from crawlers.sandbox_process import start_sandbox
 from crawlers.services.registry import owned_services
 from crawlers.summary import collection_counts, platform_counts
 from settings.config import Config, child_environment
@@ -46,7 +46,7 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
         say(out, f"redis   {services.redis_url}")
         say(out, f"mongodb {services.mongo_uri}")
         sandbox = stack.enter_context(
-            SandboxProcess.start(["--streamers", str(streamers)], log_path=logs / "sandbox.log")
+            start_sandbox("--streamers", str(streamers), log_path=logs / "sandbox.log")
         )
         say(out, f"sandbox {sandbox.url} ({streamers} streamers per platform)")
         redis = get_redis(services.redis_url)

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from models.errors import LivefleetError
 from crawlers.platforms import platform as get_platform
+from models.errors import LivefleetError
 
 
 def parse_files(

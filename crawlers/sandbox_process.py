@@ -1,106 +1,204 @@
-"""Start the sandbox as a child process and learn its address.
+"""Start the sandbox as a child process, learn its address, and talk to it.
 
 Used by ``livefleet demo``, the benchmarks and the tests. The sandbox binds
 port 0 itself and prints ``sandbox listening on http://127.0.0.1:PORT``; we
 wait for that line (no port picked then rebound, no sleeps).
 """
 
+
 from __future__ import annotations
 
 import json
+import os
+import selectors
+import signal
 import subprocess
 import sys
-import threading
+import tempfile
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any
+from urllib.parse import urlencode
 
-_READY = "sandbox listening on "
+ROOT = Path(__file__).resolve().parents[2]
+READY = "sandbox listening on "
+#: The session sandbox's arguments: frozen time and no chaos, so ground truth is stable.
+SESSION_ARGS = ("--time-scale", "0", "--no-chaos")
+
+# Loopback only: never let an environment proxy see sandbox traffic.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One HTTP answer: status, headers (lower-cased names) and raw body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    set_cookies: tuple[str, ...] = ()
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
 
 
 class SandboxProcess:
-    """A running sandbox server (``python -m crawlers.sandbox``)."""
+    """A running sandbox: its URL, HTTP helpers and control-endpoint shortcuts."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], url: str, log: IO[bytes] | None) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], url: str, stderr: IO[bytes]) -> None:
         self.proc = proc
         self.url = url
-        self._log = log
+        self._stderr = stderr
 
-    @classmethod
-    def start(cls, args: Sequence[str] = (), *, log_path: Path | None = None, timeout: float = 60) -> Self:
-        log = log_path.open("ab") if log_path else None
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "crawlers.sandbox", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=log if log else subprocess.DEVNULL,
+    # -- plain HTTP --------------------------------------------------------------------------
+    def request(
+        self,
+        path: str,
+        *,
+        method: str = "GET",
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        timeout: float = 30,
+    ) -> Reply:
+        """Send a request to ``url + path`` (JSON ``body`` if given); HTTP errors are returned, not raised."""
+        url = (
+            self.url
+            + path
+            + (("&" if "?" in path else "?") + urlencode(params, doseq=True) if params else "")
         )
-        assert proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        url = None
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            text = line.decode("utf-8", "replace").strip()
-            if text.startswith(_READY):
-                url = text[len(_READY):]
-                break
-        if url is None:
-            proc.kill()
-            proc.wait()
-            if log:
-                log.close()
-            raise RuntimeError(f"sandbox did not start (exit {proc.returncode}); see {log_path}")
-        # Keep draining stdout so the server never blocks on a full pipe.
-        threading.Thread(target=_drain, args=(proc.stdout, log), daemon=True).start()
-        return cls(proc, url, log)
+        all_headers = dict(headers or {})
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            all_headers.setdefault("Content-Type", "application/json")
+        if cookies:
+            all_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+        req = urllib.request.Request(url, data=data, method=method, headers=all_headers)
+        try:
+            with _OPENER.open(req, timeout=timeout) as resp:
+                return Reply(
+                    resp.status,
+                    {k.lower(): v for k, v in resp.headers.items()},
+                    resp.read(),
+                    tuple(resp.headers.get_all("Set-Cookie") or ()),
+                )
+        except urllib.error.HTTPError as err:
+            try:
+                return Reply(err.code, {k.lower(): v for k, v in err.headers.items()}, err.read())
+            finally:
+                err.close()
 
-    def control(self, path: str, body: dict[str, Any] | None = None, method: str | None = None) -> Any:
-        """Call a ``/__sandbox__/`` control endpoint and return its JSON."""
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"{self.url}/__sandbox__/{path}", data=data, method=method or ("POST" if data else "GET"),
-            headers={"Content-Type": "application/json"},
+    def get(self, path: str, **kwargs: Any) -> Reply:
+        """``request`` with GET."""
+        return self.request(path, **kwargs)
+
+    # -- control endpoints ---------------------------------------------------------------------
+    def control(self, path: str, body: Any = None, method: str | None = None) -> Any:
+        """Call ``/__sandbox__/<path>`` and return its JSON; raises on a non-2xx answer."""
+        reply = self.request(
+            f"/__sandbox__/{path}", method=method or ("POST" if body is not None else "GET"), body=body
         )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"null")
+        if not 200 <= reply.status < 300:
+            raise RuntimeError(f"sandbox control {path}: HTTP {reply.status}: {reply.body[:300]!r}")
+        return reply.json()
 
-    def truth(self, platform: str) -> Any:
+    def truth(self, platform: str = "bilibili") -> Any:
+        """``GET /__sandbox__/truth``: the world as of now, in the platform's own field names."""
         return self.control(f"truth?platform={platform}")
 
-    def served(self, platform: str) -> Any:
-        return self.control(f"served?platform={platform}")
+    def served(self, platform: str = "bilibili", room_id: Any = None) -> Any:
+        """``GET /__sandbox__/served``: every live value served (optionally of one room)."""
+        extra = f"&room_id={room_id}" if room_id is not None else ""
+        return self.control(f"served?platform={platform}{extra}")
 
-    def set_config(self, **config: Any) -> Any:
-        return self.control("config", config)
+    def clear_served(self, platform: str = "bilibili") -> Any:
+        """``DELETE /__sandbox__/served``."""
+        return self.control(f"served?platform={platform}", method="DELETE")
 
-    def stop(self) -> None:
+    def config(self) -> Any:
+        """``GET /__sandbox__/config``: chaos settings in force."""
+        return self.control("config")
+
+    def set_config(self, **settings: Any) -> Any:
+        """``POST /__sandbox__/config``: change chaos settings; returns them all."""
+        return self.control("config", settings)
+
+    def clock(self, **changes: Any) -> Any:
+        """``GET``/``POST /__sandbox__/clock`` (``time_scale``, ``advance_seconds``)."""
+        return self.control("clock", changes) if changes else self.control("clock")
+
+    def stats(self) -> Any:
+        """``GET /__sandbox__/stats``."""
+        return self.control("stats")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def stderr_text(self) -> str:
+        """What the server wrote to stderr so far (for failure messages)."""
+        self._stderr.flush()
+        self._stderr.seek(0)
+        return self._stderr.read().decode("utf-8", "replace")
+
+    def stop(self, timeout: float = 15) -> int:
+        """SIGTERM, wait, and return the exit code (the server exits 0 on SIGTERM)."""
         if self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=15)
+                self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self._log:
-            self._log.close()
-            self._log = None
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._stderr.close()
+        return self.proc.returncode
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> SandboxProcess:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
-def _drain(stream: IO[bytes], log: IO[bytes] | None) -> None:
-    for line in iter(stream.readline, b""):
-        if log and not log.closed:
-            try:
-                log.write(line)
-            except ValueError:
-                return
+def start_sandbox(*args: str, timeout: float = 60, log_path: Path | None = None) -> SandboxProcess:
+    """Start the sandbox with extra command-line ``args`` and wait for its address line.
+
+    Its stderr (the access and error log) goes to ``log_path``, or to a temporary file.
+    """
+    stderr = log_path.open("w+b") if log_path else tempfile.TemporaryFile()
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crawlers.sandbox", "--port", "0", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    line = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline and not line.endswith(b"\n"):
+            if selector.select(deadline - time.monotonic()):
+                chunk = proc.stdout.readline()
+                if not chunk:
+                    break  # the process exited before printing its address
+                line += chunk
+    text = line.decode("utf-8", "replace").strip()
+    if not text.startswith(READY):
+        sandbox = SandboxProcess(proc, "", stderr)
+        detail = sandbox.stderr_text()
+        sandbox.stop()
+        raise RuntimeError(f"sandbox did not start (args {args}): stdout {text!r}; stderr:\n{detail[-3000:]}")
+    return SandboxProcess(proc, text[len(READY) :], stderr)
+
+

@@ -29,6 +29,14 @@ DEFAULT_REQUEST_HEADERS = {
     "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8",
 }
 
+DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
+    "crawlers.middlewares.OfflineCookiesMiddleware": 700,
+}
+
+# Retried requests carry Scrapy's own retry counter on purpose (get_retry_request).
+META_COPY_WARN_SKIP_KEYS = ["retry_times"]
+
 CONCURRENT_REQUESTS = _config.concurrency
 DOWNLOAD_TIMEOUT = 20
 # 429 and 5xx are passing faults. Block answers (Bilibili's HTTP 412 with code -412, or
@@ -40,7 +48,7 @@ RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 # Per-platform politeness: every request carries meta["download_slot"] = platform.
 LIVEFLEET_RATES = dict(_config.rates)
 DOWNLOAD_SLOTS = {
-    platform: {"concurrency": _config.concurrency, "delay": (1.0 / rate) if rate else 0.0, "randomize_delay": False}
+    platform: {"concurrency": _config.concurrency, "delay": (1.0 / rate) if rate else 0.0, "jitter": 0.0}
     for platform, rate in _config.rates.items()
 }
 

@@ -46,6 +46,8 @@ class PlatformSpider(scrapy.Spider):
     handle_httpstatus_list: ClassVar[list[int]] = []
     #: Longest delay the block backoff puts on the platform's download slot.
     max_block_delay: ClassVar[float] = 8.0
+    #: The slot's configured delay, remembered while blocks slow it down.
+    _base_delay: float | None = None
 
     # -- to implement per platform ------------------------------------------------------------
 
@@ -117,7 +119,7 @@ class PlatformSpider(scrapy.Spider):
         self._speed_up()
         stats.inc_value(f"livefleet/spider/pages/{self.platform}/{kind}")
         for record in records:
-            if isinstance(record, Record):
+            if isinstance(record, Record) and record.collection:  # lists like areas only steer the crawl
                 yield record
         for request in self.follow(response, kind, records):
             yield request
@@ -125,6 +127,7 @@ class PlatformSpider(scrapy.Spider):
     def _retry(self, response: Response, exc: PageError) -> Iterator[Any]:
         retry = get_retry_request(response.request, spider=self, reason=exc.kind)
         if retry is not None:
+            retry.meta.pop("download_latency", None)  # the last download's, not this one's
             yield retry
             return
         self.crawler.stats.inc_value(f"livefleet/spider/gave_up/{self.platform}")
@@ -167,17 +170,15 @@ class PlatformSpider(scrapy.Spider):
         """Each block doubles the platform slot's delay, up to ``max_block_delay``."""
         slot = self._slot()
         if slot is not None:
-            base = getattr(slot, "_livefleet_base_delay", None)
-            if base is None:
-                slot._livefleet_base_delay = base = slot.delay
+            if self._base_delay is None:
+                self._base_delay = slot.delay
             slot.delay = min(max(slot.delay * 2, 0.25), self.max_block_delay)
 
     def _speed_up(self) -> None:
         """Each good page takes a step back toward the configured delay."""
         slot = self._slot()
-        base = getattr(slot, "_livefleet_base_delay", None) if slot is not None else None
-        if base is not None and slot.delay > base:
-            slot.delay = max(base, slot.delay * 0.9)
+        if slot is not None and self._base_delay is not None and slot.delay > self._base_delay:
+            slot.delay = max(self._base_delay, slot.delay * 0.9)
 
 
 def _payload_text(body: bytes | None) -> tuple[str | None, str]:

@@ -60,8 +60,9 @@ class BulkWriter:
         written: Counter[str] = Counter()
         rejected: list[QuarantineRecord] = []
         for name, group in by_collection.items():
-            rejected.extend(self._write_collection(name, group))
-            written[name] += len(group)
+            refused = self._write_collection(name, group)
+            rejected.extend(refused)
+            written[name] += len(group) - len(refused)
         if rejected:
             self._write_collection(QuarantineRecord.collection, rejected)
             written[QuarantineRecord.collection] += len(rejected)
@@ -83,12 +84,16 @@ class BulkWriter:
                 pending = retry
                 if all(code == _DUPLICATE_KEY for code in _codes(exc)):
                     continue  # an upsert race with another worker: the retry updates
-            except (ConnectionFailure, OperationFailure) as exc:
-                if isinstance(exc, OperationFailure) and exc.code not in _TRANSIENT_CODES:
+            except ConnectionFailure as exc:  # network, timeout, no primary: the store is away
+                logger.warning("Store write to %s failed (attempt %d/%d): %s", name, attempt, self.retries, exc)
+            except OperationFailure as exc:
+                if exc.code not in _TRANSIENT_CODES:
+                    return rejected + [_quarantine(r, f"StoreRejected: {exc}") for r in pending]
+                logger.warning("Store write to %s failed (attempt %d/%d): %s", name, attempt, self.retries, exc)
+            except (PyMongoError, TypeError, ValueError) as exc:  # the batch itself is wrong: keep it whole
+                if name == QuarantineRecord.collection:
                     raise
-                logger.warning("Store write to %s failed (attempt %d/%d): %s", name, attempt, self.retries, exc)
-            except PyMongoError as exc:
-                logger.warning("Store write to %s failed (attempt %d/%d): %s", name, attempt, self.retries, exc)
+                return rejected + [_quarantine(r, f"StoreRejected: {type(exc).__name__}: {exc}") for r in pending]
             if attempt < self.retries:
                 self.sleep(delay)
                 delay = min(delay * 2, self.max_backoff)

@@ -1,0 +1,73 @@
+"""Pytest plugin: real embedded Redis and MongoDB-compatible servers for tests.
+
+Listed in ``pytest_plugins`` by the top-level conftest (or loaded with
+``-p tests.plugins.services``). Fixtures:
+
+- ``redis_server`` (session): an :class:`EmbeddedRedis` in a temporary directory.
+- ``mongo_server`` (session): an :class:`EmbeddedMongo` in a temporary directory.
+- ``redis_client``: a redis-py client on ``redis_server``; the database is flushed first.
+- ``mongo_client`` (session): a pymongo client on ``mongo_server``.
+- ``mongo_db``: a database with a unique name per test, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from crawlers.services import EmbeddedMongo, EmbeddedRedis
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """One embedded redis-server for the whole test session."""
+    with EmbeddedRedis(tmp_path_factory.mktemp("redis-server")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedMongo]:
+    """One embedded SecantusDB for the whole test session."""
+    with EmbeddedMongo(tmp_path_factory.mktemp("mongo-server")) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_client(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
+    """A redis-py client (bytes replies) on an empty database 0."""
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushdb()
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def mongo_client(mongo_server: EmbeddedMongo) -> Iterator[MongoClient[dict[str, Any]]]:
+    """A pymongo client on the session's embedded MongoDB."""
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_server.url, serverSelectionTimeoutMS=10_000)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def mongo_db(
+    mongo_client: MongoClient[dict[str, Any]], request: pytest.FixtureRequest
+) -> Iterator[Database[dict[str, Any]]]:
+    """A database named after the test plus a random suffix; dropped after the test."""
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:40]
+    name = f"t_{stem}_{uuid.uuid4().hex[:8]}"
+    try:
+        yield mongo_client[name]
+    finally:
+        mongo_client.drop_database(name)
