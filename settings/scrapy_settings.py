@@ -65,6 +65,9 @@ LIVEFLEET_SEEN_TTL_SECONDS = 12 * 3600
 EXTENSIONS = {"crawlers.queue.seeds.SeedFeeder": 500}
 LIVEFLEET_SEEDS_ENABLED = True
 LIVEFLEET_SEED_BATCH = 16
+# A worker with nothing in hand polls Redis this often, backing off to the max while quiet.
+LIVEFLEET_POLL_SECONDS = 0.2
+LIVEFLEET_POLL_MAX_SECONDS = 2.0
 # Close a worker after this many seconds with nothing to do fleet-wide (0: never).
 LIVEFLEET_IDLE_CLOSE_SECONDS = 0
 LIVEFLEET_SANDBOX_URL = _config.sandbox_url

@@ -88,6 +88,11 @@ class RedisScheduler(BaseScheduler):
         self.stats.inc_value("livefleet/queue/dequeued")
         return self._buffer.popleft()
 
+    @property
+    def prefetched(self) -> int:
+        """Requests this worker has taken from Redis but not started yet."""
+        return len(self._buffer)
+
     def has_pending_requests(self) -> bool:
         return bool(self._buffer) or (self.queue is not None and len(self.queue) > 0)
 

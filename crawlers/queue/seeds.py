@@ -20,6 +20,7 @@ import redis
 from scrapy import Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DontCloseSpider, NotConfigured
+from twisted.internet.base import DelayedCall
 
 from crawlers.queue.connection import get_redis, redis_url_from_settings
 from crawlers.queue.keys import SpiderKeys
@@ -36,20 +37,32 @@ def push_seeds(server: redis.Redis, keys: SpiderKeys, seeds: Iterable[dict[str, 
 
 
 class SeedFeeder:
-    """Feeds a spider from its Redis seed list, and closes it after a quiet spell.
+    """Feeds a spider from its Redis seed list, wakes it when the shared queue has work,
+    and closes it after a quiet spell.
 
-    Settings: ``LIVEFLEET_SEED_BATCH`` (seeds taken per idle call, default 16),
+    Scrapy looks at an idle worker's scheduler only every 5 seconds, so a worker
+    that ran dry would miss work other workers add meanwhile. The feeder polls
+    Redis while its worker has nothing in hand (every ``LIVEFLEET_POLL_SECONDS``,
+    backing off to ``LIVEFLEET_POLL_MAX_SECONDS`` while the fleet is quiet) and
+    wakes the engine as soon as there is a queued request or a seed.
+
+    Settings: ``LIVEFLEET_SEED_BATCH`` (seeds taken at once, default 16),
     ``LIVEFLEET_IDLE_CLOSE_SECONDS`` (close the spider after this long with no
     seed, no queued request and nothing in flight; 0 keeps it open forever).
     """
 
-    def __init__(self, crawler: Crawler, server: redis.Redis, prefix: str, batch: int, idle_close: float):
+    def __init__(self, crawler: Crawler, server: redis.Redis, prefix: str, batch: int, idle_close: float,
+                 poll: float = 0.2, poll_max: float = 2.0):
         self.crawler = crawler
         self.server = server
         self.prefix = prefix
         self.batch = batch
         self.idle_close = idle_close
+        self.poll = poll
+        self.poll_max = poll_max
+        self._interval = poll
         self._idle_since: float | None = None
+        self._call: DelayedCall | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -62,15 +75,69 @@ class SeedFeeder:
             prefix=settings.get("LIVEFLEET_KEY_PREFIX") or "livefleet",
             batch=settings.getint("LIVEFLEET_SEED_BATCH", 16),
             idle_close=settings.getfloat("LIVEFLEET_IDLE_CLOSE_SECONDS", 0),
+            poll=settings.getfloat("LIVEFLEET_POLL_SECONDS", 0.2),
+            poll_max=settings.getfloat("LIVEFLEET_POLL_MAX_SECONDS", 2.0),
         )
         crawler.signals.connect(feeder.spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(feeder._busy, signal=signals.response_received)
+        crawler.signals.connect(feeder._opened, signal=signals.spider_opened)
+        crawler.signals.connect(feeder._closed, signal=signals.spider_closed)
         return feeder
 
     def _busy(self, **_: Any) -> None:
         self._idle_since = None
 
+    def _opened(self, spider: Spider) -> None:
+        self._schedule_poll(spider)
+
+    def _closed(self, spider: Spider) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def _schedule_poll(self, spider: Spider) -> None:
+        from twisted.internet import reactor
+
+        self._call = reactor.callLater(self._interval, self._poll, spider)  # type: ignore[attr-defined]
+
+    def _poll(self, spider: Spider) -> None:
+        """While this worker has nothing in hand, look for fleet work and wake the engine."""
+        engine = self.crawler.engine
+        slot = getattr(engine, "_slot", None)  # Scrapy's engine slot: its nextcall pulls from the scheduler
+        try:
+            if slot is not None and not engine.downloader.active and not getattr(slot.scheduler, "prefetched", 1):
+                keys = SpiderKeys(self.prefix, spider.name)
+                if self.server.zcard(keys.requests):
+                    slot.nextcall.schedule()
+                    self._interval = self.poll
+                elif self.server.llen(keys.seeds):
+                    self._take_seeds(spider)
+                    self._interval = self.poll
+                else:
+                    self._interval = min(self._interval * 2, self.poll_max)
+            else:
+                self._interval = self.poll
+        except redis.RedisError as exc:  # Redis away for a moment: keep polling, slower
+            logger.warning("Polling Redis failed: %s", exc)
+            self._interval = self.poll_max
+        self._schedule_poll(spider)
+
     def spider_idle(self, spider: Spider) -> None:
+        scheduled = self._take_seeds(spider)
+        if scheduled:
+            self._idle_since = None
+            raise DontCloseSpider
+        if self.idle_close <= 0:
+            raise DontCloseSpider
+        now = time.monotonic()
+        if self._idle_since is None:
+            self._idle_since = now
+        if now - self._idle_since < self.idle_close:
+            raise DontCloseSpider
+        logger.info("Nothing to do for %.0fs fleet-wide: closing %s", now - self._idle_since, spider.name)
+
+    def _take_seeds(self, spider: Spider) -> int:
+        """Turn up to ``batch`` seeds into requests; returns how many requests were scheduled."""
         keys = SpiderKeys(self.prefix, spider.name)
         raw = self.server.lpop(keys.seeds, self.batch) or []
         scheduled = 0
@@ -87,14 +154,4 @@ class SeedFeeder:
                 self.crawler.engine.crawl(request)
                 scheduled += 1
             self.crawler.stats.inc_value("livefleet/seeds/taken")
-        if scheduled:
-            self._idle_since = None
-            raise DontCloseSpider
-        if self.idle_close <= 0:
-            raise DontCloseSpider
-        now = time.monotonic()
-        if self._idle_since is None:
-            self._idle_since = now
-        if now - self._idle_since < self.idle_close:
-            raise DontCloseSpider
-        logger.info("Nothing to do for %.0fs fleet-wide: closing %s", now - self._idle_since, spider.name)
+        return scheduled
