@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -108,6 +109,8 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
     if command == "demo":
         from crawlers.demo import run_demo
 
+        # `make demo` may be stopped with SIGTERM: unwind like Ctrl-C so what it started is stopped.
+        signal.signal(signal.SIGTERM, _interrupt)
         return run_demo(config, workers=args.workers, streamers=args.streamers, timeout=args.timeout)
     if command == "summary":
         return _summary(args, config)
@@ -116,6 +119,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
     if command in ("services", "stop"):
         return _services("stop" if command == "stop" else args.action, config)
     raise AssertionError(command)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _crawl(args: argparse.Namespace, config: Config) -> int:

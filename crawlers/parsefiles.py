@@ -25,10 +25,12 @@ def parse_files(
     url: str | None = None,
     kind: str | None = None,
     fetched_at: datetime | None = None,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
-    """Parse each file; return the process exit status (0 when every file gave records)."""
+    """Parse each file; return the process exit status (0 when every file could be used)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
     info = get_platform(platform_name)
     status = 0
     for name in files:

@@ -164,3 +164,25 @@ def test_invalid_item_goes_to_quarantine_with_reason_and_payload():
     assert "ContractError: platform" in validate.process_item(wrong_platform).reason
     good = _room("1", 1, T0)
     assert validate.process_item(good) is good
+
+
+def test_spool_replay_command_writes_spooled_records_back(tmp_path, monkeypatch, capsys, mongo_server, mongo_db,
+                                                          redis_server):
+    from crawlers.cli import main
+
+    spool = Spool(tmp_path / "spool")
+    spool.spill([_snapshot("9", i, T0 + timedelta(seconds=i)) for i in range(30)])
+    spool.spill([_room("9", 29, T0 + timedelta(seconds=29))])
+    (tmp_path / "spool" / "half-written.jsonl").write_text('{"type": "room", "platform": "bilibili"}\n{"type', "utf-8")
+    for name, value in {"MONGO_URI": mongo_server.url, "REDIS_URL": redis_server.url,
+                        "LIVEFLEET_MONGO_DB": mongo_db.name, "LIVEFLEET_VAR_DIR": str(tmp_path)}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["spool", "status"]) == 0
+    assert "3 spool files, 33 records" in capsys.readouterr().out
+    assert main(["spool", "replay"]) == 0
+    out = capsys.readouterr().out
+    assert "replayed 31 records from 3 files (2 unreadable lines kept aside)" in out
+    assert mongo_db.room_snapshots.count_documents({"room_id": "9"}) == 30
+    assert mongo_db.rooms.count_documents({"room_id": "9"}) == 1
+    assert spool.pending() == []
+    assert (tmp_path / "spool" / "half-written.jsonl.bad").read_text("utf-8").count("\n") == 1
