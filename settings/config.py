@@ -2,8 +2,8 @@
 
 This module is the only code in livefleet that reads ``os.environ``. Everything
 else receives a :class:`Config` (fleet commands) or Scrapy settings built from
-it (spiders, pipelines). The table in the README is generated from ``ENV_VARS``
-below, so the two cannot drift apart.
+it (spiders, pipelines). The README's configuration table lists ``ENV_VARS``
+below; a test keeps the two in step.
 """
 
 from __future__ import annotations

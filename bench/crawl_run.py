@@ -1,0 +1,156 @@
+"""Subprocess entry point: run ONE Bilibili crawl and print one JSON line of results.
+
+``python -m bench.crawl_run --mode plain|full --sandbox-url URL --concurrency C ...``
+
+* ``plain``: :class:`BilibiliSpider` under plain Scrapy, seeds given as the
+  spider argument ``seeds``, livefleet's settings overridden with the
+  in-memory scheduler, no item pipelines and no Redis seed feeder. Items are
+  discarded: this is what Scrapy alone does with the same spider and sandbox.
+* ``full``: the real worker path, as ``livefleet worker`` runs it
+  (:func:`crawlers.worker.build_settings`: Redis scheduler and dupefilter,
+  SeedFeeder taking the seeds the parent pushed under ``--prefix``, validate ->
+  quarantine -> store pipelines into ``--db``), closing after 1 s idle.
+
+Both runs use the same concurrency, no rate limit, and the timing extension
+(:mod:`bench.extension`). The last stdout line is ``BENCH_RESULT {json}``.
+With ``--profile FILE`` the crawl runs under cProfile and the stats go to FILE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from scrapy.crawler import CrawlerProcess
+from scrapy.settings import Settings
+
+from bench.extension import FIRST_RESPONSE, ITEMS, LAST_ITEM
+
+RESULT_PREFIX = "BENCH_RESULT "
+TIMING_EXTENSION = "bench.extension.TimingExtension"
+
+
+def common_overrides(sandbox_url: str, concurrency: int) -> dict[str, Any]:
+    """Settings both modes share: same concurrency, no rate limit, quiet logs, the sandbox."""
+    return {
+        "CONCURRENT_REQUESTS": concurrency,
+        "DOWNLOAD_SLOTS": {"bilibili": {"concurrency": concurrency, "delay": 0, "jitter": 0}},
+        "LOG_LEVEL": "WARNING",
+        "LIVEFLEET_SANDBOX_URL": sandbox_url,
+    }
+
+
+def _with_timing(extensions: dict[str, Any]) -> dict[str, Any]:
+    return {**extensions, TIMING_EXTENSION: 900}
+
+
+def plain_settings(sandbox_url: str, concurrency: int) -> Settings:
+    """livefleet's settings turned into plain Scrapy: in-memory scheduler, no pipelines, no Redis."""
+    settings = Settings()
+    settings.setmodule("settings.scrapy_settings", priority="project")
+    overrides = common_overrides(sandbox_url, concurrency) | {
+        "SCHEDULER": "scrapy.core.scheduler.Scheduler",
+        "ITEM_PIPELINES": {},
+        "LIVEFLEET_SEEDS_ENABLED": False,
+        "EXTENSIONS": _with_timing(settings.getdict("EXTENSIONS")),
+    }
+    for name, value in overrides.items():
+        settings.set(name, value, priority="cmdline")
+    return settings
+
+
+def full_settings(args: argparse.Namespace) -> Settings:
+    """The settings ``livefleet worker`` would use, on the bench's services, prefix and database."""
+    from crawlers.services.registry import Services
+    from crawlers.worker import build_settings
+    from settings.config import Config
+
+    config = Config(redis_url=args.redis_url, mongo_uri=args.mongo_uri, mongo_db=args.db,
+                    var_dir=Path(args.var_dir), key_prefix=args.prefix, sandbox_url=args.sandbox_url,
+                    concurrency=args.concurrency)
+    services = Services(redis_url=args.redis_url, mongo_uri=args.mongo_uri)
+    base = Settings()
+    base.setmodule("settings.scrapy_settings")
+    overrides = common_overrides(args.sandbox_url, args.concurrency) | {
+        "LIVEFLEET_KEY_PREFIX": args.prefix,
+        "LIVEFLEET_MONGO_DB": args.db,
+        "LIVEFLEET_IDLE_CLOSE_SECONDS": args.idle_close,
+        "EXTENSIONS": _with_timing(base.getdict("EXTENSIONS")),
+    }
+    return build_settings(config, services, **overrides)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the crawl to its end; return the figures the parent needs."""
+    started = time.monotonic()
+    if args.mode == "plain":
+        from spiders.bilibili.spider import BilibiliSpider
+
+        process = CrawlerProcess(plain_settings(args.sandbox_url, args.concurrency))
+        crawler = process.create_crawler(BilibiliSpider)
+        process.crawl(crawler, seeds=args.seeds)
+    else:
+        process = CrawlerProcess(full_settings(args))
+        crawler = process.create_crawler("bilibili")
+        process.crawl(crawler)
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler is not None:
+        profiler.enable()
+    process.start()
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+    assert crawler.stats is not None
+    stats = crawler.stats.get_stats()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    first, last = stats.get(FIRST_RESPONSE), stats.get(LAST_ITEM)
+    return {
+        "mode": args.mode,
+        "items": int(stats.get("item_scraped_count", 0)),
+        "items_signalled": int(stats.get(ITEMS, 0)),
+        "first_response": first,
+        "last_item": last,
+        "window_s": (last - first) if first is not None and last is not None else None,
+        "process_wall_s": time.monotonic() - started,
+        "process_cpu_s": usage.ru_utime + usage.ru_stime,
+        "finish_reason": stats.get("finish_reason"),
+        "responses": int(stats.get("response_received_count", 0)),
+        "item_dropped": int(stats.get("item_dropped_count", 0)),
+        "stats": {k: v for k, v in stats.items() if isinstance(v, int | float) and not isinstance(v, bool)},
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.crawl_run", description=__doc__.splitlines()[0])
+    p.add_argument("--mode", choices=("plain", "full"), required=True)
+    p.add_argument("--sandbox-url", required=True)
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--seeds", default="[]", help="plain mode: JSON list of seeds (spider argument)")
+    p.add_argument("--redis-url", help="full mode")
+    p.add_argument("--mongo-uri", help="full mode")
+    p.add_argument("--prefix", help="full mode: Redis key prefix (seeds already pushed there)")
+    p.add_argument("--db", help="full mode: MongoDB database name")
+    p.add_argument("--var-dir", default="var", help="full mode: livefleet var dir (spool)")
+    p.add_argument("--idle-close", type=float, default=1.0, help="full mode: LIVEFLEET_IDLE_CLOSE_SECONDS")
+    p.add_argument("--profile", help="write cProfile stats of the crawl to this file")
+    args = p.parse_args(argv)
+    if args.mode == "full" and not all((args.redis_url, args.mongo_uri, args.prefix, args.db)):
+        p.error("--mode full needs --redis-url, --mongo-uri, --prefix and --db")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    result = run(parse_args(argv))
+    sys.stdout.write(RESULT_PREFIX + json.dumps(result, default=str) + "\n")
+    sys.stdout.flush()
+    return 0 if result["finish_reason"] == "finished" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
