@@ -177,3 +177,29 @@ def test_blocks_errors_and_rate_limits_lose_nothing(tmp_path, redis_server, mong
     assert _stat_sum(stats, "livefleet/spider/blocked/bilibili") > 0
     assert _stat_sum(stats, "retry/count") > 0
     assert sum(chaos["outcomes"].get(k, 0) for k in ("blocked", "error_5xx")) > 0
+
+
+def test_room_and_streamer_seeds_reach_every_endpoint(tmp_path, sandbox, redis_server, mongo_server):
+    """A room asked for by its short id, and a streamer by uid: room_init, get_info, getInfoByRoom
+    (which needs the worker's own buvid3 cookie), card, Master/info and getRoomInfoOld."""
+    truth = sandbox.truth("bilibili")
+    broken = {r for kind in truth["faults"].values() for r in kind}
+    room = next(r for r in truth["rooms"] if r["short_id"] and r["live_status"] == 1 and r["room_id"] not in broken)
+    offline = next(r for r in truth["rooms"] if r["live_status"] == 0 and r["room_id"] not in broken)
+    _, db_name, stats = run_crawl(tmp_path, sandbox, redis_server.url, mongo_server.url, workers=1, seeds=[
+        {"kind": "room", "room_id": str(room["short_id"])},
+        {"kind": "streamer", "uid": str(offline["uid"])},
+    ])
+    (worker,) = stats
+    for kind in ("room_init", "room_info", "info_by_room", "user_card", "master_info", "room_info_old"):
+        assert worker.get(f"livefleet/spider/pages/bilibili/{kind}", 0) >= 1, kind
+    assert worker.get("livefleet/spider/blocked/bilibili", 0) == 0, "the buvid3 cookie was there in time"
+    with MongoClient(mongo_server.url) as client:
+        db = client[db_name]
+        doc = db.rooms.find_one({"room_id": str(room["room_id"])})
+        assert doc["web_rid"] == str(room["short_id"]) and doc["status"] == "live"
+        assert doc["title"] == room["title"] and doc["viewers_now"] == room["online"]
+        streamer = db.streamers.find_one({"streamer_id": str(offline["uid"])})
+        assert streamer["room_id"] == str(offline["room_id"]) and streamer["is_live"] is False
+        assert db.rooms.find_one({"room_id": str(offline["room_id"])})["status"] == "offline"
+        client.drop_database(db_name)
