@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,11 +56,25 @@ class SandboxConfig:
         )
 
 
-#: Platform name -> factory. Douyin, Kuaishou and Taobao register here when they arrive.
+def _lazy(module: str, cls: str) -> Callable[[SandboxConfig, WorldClock], Platform]:
+    """A factory importing ``module.cls`` on use: each platform module is independent."""
+
+    def build(cfg: SandboxConfig, clock: WorldClock) -> Platform:
+        platform_cls = getattr(importlib.import_module(module), cls)
+        return platform_cls(cfg.seed, cfg.streamers, cfg.faults, clock, cfg.served_limit)  # type: ignore[no-any-return]
+
+    return build
+
+
+#: Platform name -> factory ``(config, clock) -> Platform``. Every platform class takes
+#: ``(seed, streamers, faults, clock, served_limit)``.
 PLATFORMS: dict[str, Callable[[SandboxConfig, WorldClock], Platform]] = {
     "bilibili": lambda cfg, clock: BilibiliPlatform(
         cfg.seed, cfg.streamers, cfg.faults, clock, cfg.served_limit
     ),
+    "douyin": _lazy("crawlers.sandbox.douyin", "DouyinPlatform"),
+    "kuaishou": _lazy("crawlers.sandbox.kuaishou", "KuaishouPlatform"),
+    "taobao": _lazy("crawlers.sandbox.taobao", "TaobaoPlatform"),
 }
 
 
