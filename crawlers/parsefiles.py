@@ -1,8 +1,10 @@
 """``livefleet parse``: run the platform parsers on saved payload files.
 
 Prints one JSON object per record (``{"type": "room", ...}``, fields named as
-in SCHEMA.md). A file that cannot be used gets one line on stderr, naming the
-file and the reason, and the exit status is 1; never a traceback.
+in SCHEMA.md). Records of the same entity from several files given together
+are merged into one (a Tmall item's ``_DATA_Detail`` + ``_DATA_Mdskip``). A
+file that cannot be used gets one line on stderr, naming the file and the
+reason, and the exit status is 1; never a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from crawlers.platforms import platform as get_platform
+from models.entities import Record, merge_records
 from models.errors import LivefleetError
 
 
@@ -33,6 +36,7 @@ def parse_files(
     err = err or sys.stderr
     info = get_platform(platform_name)
     status = 0
+    records: list[Record] = []
     for name in files:
         path = Path(name)
         try:
@@ -43,7 +47,7 @@ def parse_files(
             continue
         when = fetched_at or datetime.fromtimestamp(path.stat().st_mtime, UTC)
         try:
-            records = info.parse(body, url=url, fetched_at=when, kind=kind)
+            records += info.parse(body, url=url, fetched_at=when, kind=kind)
         except LivefleetError as exc:
             print(f"livefleet parse: {name}: {type(exc).__name__}: {exc.reason}", file=err)
             status = 1
@@ -52,7 +56,7 @@ def parse_files(
             print(f"livefleet parse: {name}: internal error: {type(exc).__name__}: {exc}", file=err)
             status = 1
             continue
-        for record in records:
-            out.write(json.dumps(record.to_json_dict(), ensure_ascii=False))
-            out.write("\n")
+    for record in merge_records(records):
+        out.write(json.dumps(record.to_json_dict(), ensure_ascii=False))
+        out.write("\n")
     return status

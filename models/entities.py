@@ -230,3 +230,30 @@ class QuarantineRecord(BaseModel):
 RECORD_TYPES: dict[str, type[Record]] = {
     cls.kind: cls for cls in (Streamer, Room, RoomSnapshot, Product, ProductSnapshot)
 }
+
+
+def merge_records(records: list[Record]) -> list[Record]:
+    """Merge entity records that describe the same thing (same type and key).
+
+    Some platforms split one entity over several payloads (Tmall's item page:
+    ``_DATA_Detail`` has the title and shop, ``_DATA_Mdskip`` the price and
+    sales). Parsed together, their records become one: later records fill the
+    fields earlier ones left ``None``; a field both carry keeps the first value.
+    Snapshots and records without a key are kept as they are, in order.
+    """
+    merged: list[Record] = []
+    index: dict[tuple[Any, ...], int] = {}
+    for record in records:
+        if not record.key_fields or isinstance(record, (RoomSnapshot, ProductSnapshot)):
+            merged.append(record)
+            continue
+        key = (type(record), *record.key().values())
+        if key not in index:
+            index[key] = len(merged)
+            merged.append(record)
+            continue
+        first = merged[index[key]]
+        extra = {name: value for name, value in record.model_dump(exclude_none=True).items()
+                 if getattr(first, name) is None}
+        merged[index[key]] = first.model_copy(update=extra)
+    return merged
