@@ -13,7 +13,9 @@
 
 Both runs use the same concurrency, no rate limit, and the timing extension
 (:mod:`bench.extension`). The last stdout line is ``BENCH_RESULT {json}``.
-With ``--profile FILE`` the crawl runs under cProfile and the stats go to FILE.
+With ``--profile FILE`` the crawl runs under cProfile and the stats go to FILE;
+``--set NAME=JSON`` (repeatable) overrides one more setting, for what-if runs
+when looking for a bottleneck (``make bench`` itself never uses it).
 """
 
 from __future__ import annotations
@@ -92,11 +94,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.mode == "plain":
         from spiders.bilibili.spider import BilibiliSpider
 
-        process = CrawlerProcess(plain_settings(args.sandbox_url, args.concurrency))
+        process = CrawlerProcess(with_extra(plain_settings(args.sandbox_url, args.concurrency), args.set))
         crawler = process.create_crawler(BilibiliSpider)
         process.crawl(crawler, seeds=args.seeds)
     else:
-        process = CrawlerProcess(full_settings(args))
+        process = CrawlerProcess(with_extra(full_settings(args), args.set))
         crawler = process.create_crawler("bilibili")
         process.crawl(crawler)
     profiler = cProfile.Profile() if args.profile else None
@@ -126,6 +128,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def with_extra(settings: Settings, pairs: list[str]) -> Settings:
+    """``settings`` with ``NAME=JSON`` pairs set on top (a value that is not JSON is a string)."""
+    for pair in pairs:
+        name, _, raw = pair.partition("=")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        settings.set(name, value, priority="cmdline")
+    return settings
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.crawl_run", description=__doc__.splitlines()[0])
     p.add_argument("--mode", choices=("plain", "full"), required=True)
@@ -139,6 +153,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--var-dir", default="var", help="full mode: livefleet var dir (spool)")
     p.add_argument("--idle-close", type=float, default=1.0, help="full mode: LIVEFLEET_IDLE_CLOSE_SECONDS")
     p.add_argument("--profile", help="write cProfile stats of the crawl to this file")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=JSON", help="override one more setting")
     args = p.parse_args(argv)
     if args.mode == "full" and not all((args.redis_url, args.mongo_uri, args.prefix, args.db)):
         p.error("--mode full needs --redis-url, --mongo-uri, --prefix and --db")

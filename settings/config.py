@@ -26,6 +26,7 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("LIVEFLEET_STORE_BATCH", "500", "Records per bulk write to MongoDB."),
     ("LIVEFLEET_STORE_RETRIES", "4", "Attempts of one bulk write before its batch is spooled to disk."),
     ("LIVEFLEET_LOG_LEVEL", "INFO", "Log level of livefleet commands and workers."),
+    ("LIVEFLEET_CHROMIUM", "/usr/bin/chromium", "The Chromium that Playwright drives for pages that need a browser."),
 )
 
 PLATFORM_RATE_DEFAULTS: dict[str, float] = {"bilibili": 20.0}
@@ -47,6 +48,7 @@ class Config:
     store_batch: int = 500
     store_retries: int = 4
     log_level: str = "INFO"
+    chromium: str = "/usr/bin/chromium"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -67,6 +69,7 @@ class Config:
             store_batch=_int(env, "LIVEFLEET_STORE_BATCH", 500),
             store_retries=_int(env, "LIVEFLEET_STORE_RETRIES", 4),
             log_level=(env.get("LIVEFLEET_LOG_LEVEL") or "INFO").upper(),
+            chromium=env.get("LIVEFLEET_CHROMIUM") or "/usr/bin/chromium",
         )
 
 

@@ -87,6 +87,11 @@ LIVEFLEET_MONGO_TIMEOUT_MS = 3000
 # After the store failed a batch, spool without trying for this long.
 LIVEFLEET_STORE_COOLDOWN_SECONDS = 10.0
 
+# The browser (only for spiders that render: see crawlers/browser.py).
+LIVEFLEET_CHROMIUM = _config.chromium
+LIVEFLEET_BROWSER_RECYCLE_PAGES = 300
+LIVEFLEET_BROWSER_MAX_RSS_MB = 1200
+
 LOG_LEVEL = _config.log_level
 LOGSTATS_INTERVAL = 30.0
 FEED_EXPORT_ENCODING = "utf-8"

@@ -1,0 +1,158 @@
+"""The browser, for the few pages that need one: scrapy-playwright, tuned and kept bounded.
+
+Only requests with ``meta["playwright"] = True`` use it; everything else goes
+through Scrapy's plain HTTP handler, and spiders that never render do not
+install this handler at all (see ``browser_settings``).
+
+What the tuning does, and why:
+
+* images, media and fonts are never downloaded (``abort_heavy_resources``):
+  the data is in the page state, not in pixels;
+* the browser sends its own headers (``PLAYWRIGHT_PROCESS_REQUEST_HEADERS =
+  None``): routing every sub-request through Python to rewrite headers is
+  scrapy-playwright's slowest default;
+* pages live in a few long-lived contexts (one per platform session), so
+  cookies a first visit sets are reused, not fetched again per page;
+* the browser is recycled after ``LIVEFLEET_BROWSER_RECYCLE_PAGES`` pages or
+  when its processes exceed ``LIVEFLEET_BROWSER_MAX_RSS_MB`` (long crawls with
+  scrapy-playwright are known to grow without bound): new pages wait, open
+  ones finish, the browser closes, and the next page starts a fresh one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from scrapy.crawler import Crawler
+from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
+
+logger = logging.getLogger(__name__)
+
+_HEAVY = frozenset({"image", "media", "font"})
+_MIB = 1024 * 1024
+#: Flags that keep Chromium quiet on a machine with no internet (see STACK.md).
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+
+
+def abort_heavy_resources(request: Any) -> bool:
+    """``PLAYWRIGHT_ABORT_REQUEST``: skip images, media and fonts."""
+    return request.resource_type in _HEAVY
+
+
+def browser_settings(chromium: str, *, headless: bool = True) -> dict[str, Any]:
+    """Scrapy settings a rendering spider adds (its ``custom_settings``)."""
+    handler = "crawlers.browser.RecyclingPlaywrightHandler"
+    return {
+        "DOWNLOAD_HANDLERS": {"http": handler, "https": handler},
+        "PLAYWRIGHT_BROWSER_TYPE": "chromium",
+        "PLAYWRIGHT_LAUNCH_OPTIONS": {"executable_path": chromium, "headless": headless,
+                                      "args": list(CHROMIUM_ARGS)},
+        "PLAYWRIGHT_MAX_CONTEXTS": 4,
+        "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": 4,
+        "PLAYWRIGHT_ABORT_REQUEST": "crawlers.browser.abort_heavy_resources",
+        "PLAYWRIGHT_PROCESS_REQUEST_HEADERS": None,
+        "PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT": 30_000,
+        "PLAYWRIGHT_RESTART_DISCONNECTED_BROWSER": True,
+    }
+
+
+def process_tree_rss(root: int, *, include_root: bool = True) -> int:
+    """Resident memory (bytes) of ``root`` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        children.setdefault(int(fields[1]), []).append(pid)  # fields[1] is the parent pid
+        rss[pid] = int(fields[21]) * page  # resident pages
+    total, stack = (0, [root]) if include_root else (-rss.get(root, 0), [root])
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, ()))
+    return total
+
+
+class RecyclingPlaywrightHandler(ScrapyPlaywrightDownloadHandler):
+    """scrapy-playwright's download handler with bounded browser lifetime and memory."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler)
+        settings = crawler.settings
+        self.recycle_pages = settings.getint("LIVEFLEET_BROWSER_RECYCLE_PAGES", 300)
+        self.max_rss = settings.getint("LIVEFLEET_BROWSER_MAX_RSS_MB", 1200) * _MIB
+        self.rss_check_every = settings.getint("LIVEFLEET_BROWSER_RSS_CHECK_PAGES", 10)
+        self._pages_on_browser = 0
+        self._active = 0  # pages reserved or open on the current browser
+        self._recycle_lock = asyncio.Lock()
+
+    def browser_rss(self) -> int:
+        """Bytes resident in the Playwright driver and the browsers it started.
+
+        Those are this worker's child processes (Playwright exposes no pid), so
+        this is the memory of every descendant of this process.
+        """
+        return process_tree_rss(os.getpid(), include_root=False)
+
+    async def _create_page(self, request: Any, spider: Any) -> Any:
+        # Check-and-reserve under the lock, so a burst of concurrent pages cannot all slip past it.
+        async with self._recycle_lock:
+            if self._due():
+                await self._recycle()
+            self._pages_on_browser += 1
+            self._active += 1
+        try:
+            page = await super()._create_page(request, spider)
+        except BaseException:
+            self._active -= 1
+            raise
+        page.on("close", self._page_closed)
+        if self._pages_on_browser % self.rss_check_every == 0:
+            rss = self.browser_rss()
+            peak = self.stats.get_value("livefleet/browser/rss_peak_mb") or 0
+            self.stats.set_value("livefleet/browser/rss_peak_mb", max(peak, rss // _MIB))
+            if rss > self.max_rss:
+                self._pages_on_browser = max(self._pages_on_browser, self.recycle_pages)
+        return page
+
+    def _page_closed(self, *_: Any) -> None:
+        self._active -= 1
+
+    def _due(self) -> bool:
+        return self.recycle_pages > 0 and self._pages_on_browser >= self.recycle_pages
+
+    async def _recycle(self) -> None:
+        """Close the browser once its pages are done (called with the lock held)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while self._active > 0 and loop.time() < deadline:
+            await asyncio.sleep(0.05)  # let open pages finish; new ones wait on the lock
+        browser = getattr(self, "browser", None)
+        if browser is not None:
+            logger.info("Recycling the browser after %d pages (%d MiB resident)",
+                        self._pages_on_browser, self.browser_rss() // _MIB)
+            await browser.close()  # the disconnect callback drops it; the next page launches anew
+            if getattr(self, "browser", None) is browser:
+                del self.browser
+        self._pages_on_browser = 0
+        self._active = 0
+        self.stats.inc_value("livefleet/browser/recycled")
