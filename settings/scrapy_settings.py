@@ -30,9 +30,15 @@ DEFAULT_REQUEST_HEADERS = {
 }
 
 DOWNLOADER_MIDDLEWARES = {
+    # Sessions are chosen (and warmed up) before cookies are attached.
+    "crawlers.sessions.SessionMiddleware": 600,
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
     "crawlers.middlewares.OfflineCookiesMiddleware": 700,
 }
+# Visitor identities (cookie jars / browser contexts) per platform per worker, and how long
+# one rests after the platform blocked it.
+LIVEFLEET_SESSIONS_PER_PLATFORM = 3
+LIVEFLEET_SESSION_COOLDOWN_SECONDS = 60
 
 # Retried requests carry Scrapy's own retry counter on purpose (get_retry_request).
 META_COPY_WARN_SKIP_KEYS = ["retry_times"]

@@ -46,6 +46,9 @@ class PlatformSpider(scrapy.Spider):
     handle_httpstatus_list: ClassVar[list[int]] = []
     #: Longest delay the block backoff puts on the platform's download slot.
     max_block_delay: ClassVar[float] = 8.0
+    #: Requests get a session (cookie jar / browser context) from the worker's pool for
+    #: this platform (``crawlers.sessions``); a blocked session is cooled down.
+    use_sessions: ClassVar[bool] = False
     #: The slot's configured delay, remembered while blocks slow it down.
     _base_delay: float | None = None
 
@@ -63,8 +66,12 @@ class PlatformSpider(scrapy.Spider):
         """Requests that follow from a parsed page (next page, details)."""
         return ()
 
+    def warmup_request(self, session: str) -> scrapy.Request | None:
+        """The first visit that gives a new session its cookies (None: nothing to do)."""
+        return None
+
     async def on_blocked(self, error: BlockedError) -> None:
-        """Called before a blocked request is retried: refresh this worker's session if needed."""
+        """Called before a blocked request is retried (the session is already cooled down)."""
 
     # -- URLs and requests --------------------------------------------------------------------
 
@@ -99,6 +106,9 @@ class PlatformSpider(scrapy.Spider):
         except BlockedError as exc:
             stats.inc_value(f"livefleet/spider/blocked/{self.platform}")
             self._slow_down()
+            pool = getattr(self, "sessions", None)
+            if pool is not None:  # this visitor is burnt for now: the retry gets another one
+                pool.cool_down(response.meta.get("livefleet_session"))
             await self.on_blocked(exc)
             for item in self._retry(response, exc):
                 yield item

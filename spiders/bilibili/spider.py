@@ -25,7 +25,6 @@ import scrapy
 from scrapy.http import Response
 
 from models.entities import Room, Streamer
-from models.errors import BlockedError
 from spiders.base import PlatformSpider
 from spiders.bilibili import pages
 
@@ -45,6 +44,7 @@ class BilibiliSpider(PlatformSpider):
 
     name = "bilibili"
     platform: ClassVar[str] = "bilibili"
+    use_sessions: ClassVar[bool] = True
     # Bilibili sends its block answer (-412) with HTTP 412: the parser reads it as a block.
     handle_httpstatus_list: ClassVar[list[int]] = [412]
 
@@ -53,30 +53,14 @@ class BilibiliSpider(PlatformSpider):
         self._local_seeds = json.loads(seeds) if seeds else []
 
     async def start(self) -> AsyncIterator[Any]:
-        await self.refresh_session()
         for seed in self._local_seeds:
             for request in self.requests_from_seed(seed):
                 yield request
 
-    async def refresh_session(self) -> None:
-        """Get this worker its own ``buvid3`` device cookie, as the web page does.
-
-        Downloaded directly (not through the shared queue) so the cookie lands
-        in this worker's jar, not in whichever worker would pop the request.
-        """
-        request = scrapy.Request(
-            self.url(MAIN_API, "/x/frontend/finger/spi"),
-            meta={"download_slot": self.platform},
-            dont_filter=True,
-        )
-        try:
-            await self.crawler.engine.download_async(request)
-        except Exception as exc:  # the crawl can go on; blocked endpoints will retry
-            self.logger.warning("Could not get a buvid3 cookie: %s", exc)
-
-    async def on_blocked(self, error: BlockedError) -> None:
-        if error.code == -352:  # risk control: a fresh device cookie is what the site wants
-            await self.refresh_session()
+    def warmup_request(self, session: str) -> scrapy.Request:
+        """A new session gets its own ``buvid3`` device cookie, as the web page does
+        (risk control answers -352 without one; a blocked session is warmed again)."""
+        return scrapy.Request(self.url(MAIN_API, "/x/frontend/finger/spi"), dont_filter=True)
 
     def parse_payload(self, body: bytes, *, url: str, fetched_at: datetime, kind: str) -> list[Any]:
         return pages.parse(body, url=url, fetched_at=fetched_at, kind=kind)

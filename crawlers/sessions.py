@@ -1,0 +1,137 @@
+"""Per-platform session pools: a few cookie jars (and browser contexts) per worker.
+
+A *session* is what a platform sees as one visitor: a Scrapy cookie jar
+(``meta["cookiejar"]``) and, for rendered pages, a browser context
+(``meta["playwright_context"]``) of the same name. Sites hand their cookies
+out on a first visit (Kuaishou's ``did``, Douyin's ``ttwid``, Taobao's mtop
+token) and block visitors, not workers; so a worker keeps
+``LIVEFLEET_SESSIONS_PER_PLATFORM`` sessions per platform, and:
+
+* each request gets a session when it is about to be downloaded (not when it
+  was created: requests travel between workers through Redis, and a session
+  only means something inside one worker);
+* a new session is warmed up first, with the spider's own
+  ``warmup_request(session)`` (the home-page visit that sets the cookies),
+  downloaded directly so the cookies land in that session's jar;
+* a session whose request drew a captcha or block page is cooled down for
+  ``LIVEFLEET_SESSION_COOLDOWN_SECONDS`` (and warmed again afterwards); the
+  spider retries the request, which then gets another session.
+
+Spiders that use it set ``use_sessions = True``; the pool is ``spider.sessions``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Self
+
+from scrapy import Request, Spider, signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
+
+logger = logging.getLogger(__name__)
+
+#: A request the pool must leave alone (a warm-up, or one bound to a session on purpose).
+PINNED = "livefleet_session_pinned"
+SESSION = "livefleet_session"
+
+
+@dataclass
+class Session:
+    """One visitor identity of one platform inside this worker."""
+
+    name: str
+    warm: bool = False
+    cool_until: float = 0.0
+    blocks: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class SessionPool:
+    """The sessions of one platform in this worker."""
+
+    def __init__(self, platform: str, size: int, cooldown: float) -> None:
+        self.platform = platform
+        self.cooldown = cooldown
+        self.sessions = [Session(f"{platform}-{n}") for n in range(max(1, size))]
+        self._turn = itertools.cycle(range(len(self.sessions)))
+
+    def pick(self, now: float | None = None) -> Session:
+        """The next session that is not cooling down (else the one that cools down first)."""
+        now = time.monotonic() if now is None else now
+        for _ in range(len(self.sessions)):
+            session = self.sessions[next(self._turn)]
+            if session.cool_until <= now:
+                return session
+        return min(self.sessions, key=lambda s: s.cool_until)
+
+    def get(self, name: str) -> Session | None:
+        return next((s for s in self.sessions if s.name == name), None)
+
+    def cool_down(self, name: str | None, now: float | None = None) -> None:
+        """The platform blocked this session: rest it, and warm it again before its next use."""
+        session = self.get(name) if name else None
+        if session is None:
+            return
+        now = time.monotonic() if now is None else now
+        session.blocks += 1
+        session.cool_until = now + self.cooldown
+        session.warm = False
+        logger.info("Session %s blocked (%d so far): cooling down %.0fs", name, session.blocks, self.cooldown)
+
+
+class SessionMiddleware:
+    """Downloader middleware giving each request of a session-using spider a warm session."""
+
+    def __init__(self, crawler: Crawler, size: int, cooldown: float) -> None:
+        self.crawler = crawler
+        self.size = size
+        self.cooldown = cooldown
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        size = crawler.settings.getint("LIVEFLEET_SESSIONS_PER_PLATFORM", 3)
+        if size <= 0:
+            raise NotConfigured("LIVEFLEET_SESSIONS_PER_PLATFORM is 0")
+        middleware = cls(crawler, size, crawler.settings.getfloat("LIVEFLEET_SESSION_COOLDOWN_SECONDS", 60))
+        crawler.signals.connect(middleware.spider_opened, signal=signals.spider_opened)
+        return middleware
+
+    def spider_opened(self, spider: Spider) -> None:
+        if getattr(spider, "use_sessions", False):
+            spider.sessions = SessionPool(spider.platform, self.size, self.cooldown)  # type: ignore[attr-defined]
+
+    async def process_request(self, request: Request) -> None:
+        spider = self.crawler.spider
+        pool: SessionPool | None = getattr(spider, "sessions", None)
+        if pool is None or request.meta.get(PINNED):
+            return None
+        session = pool.pick()
+        request.meta[SESSION] = session.name
+        request.meta["cookiejar"] = session.name
+        if request.meta.get("playwright"):
+            request.meta["playwright_context"] = session.name
+        if not session.warm:
+            async with session.lock:  # one warm-up per session, however many requests wait for it
+                if not session.warm:
+                    await self._warm_up(spider, session)
+        return None
+
+    async def _warm_up(self, spider: Spider, session: Session) -> None:
+        warmup = spider.warmup_request(session.name)  # type: ignore[attr-defined]
+        if warmup is not None:
+            warmup.meta.update({PINNED: True, SESSION: session.name, "cookiejar": session.name,
+                                "download_slot": spider.platform})  # type: ignore[attr-defined]
+            if warmup.meta.get("playwright"):
+                warmup.meta["playwright_context"] = session.name
+            try:
+                await self.crawler.engine.download_async(warmup)
+            except Exception as exc:  # the request goes ahead; a block will cool the session down
+                logger.warning("Warm-up of session %s failed: %s", session.name, exc)
+                return
+            self.crawler.stats.inc_value(f"livefleet/sessions/warmed/{spider.platform}")  # type: ignore[attr-defined]
+        session.warm = True
