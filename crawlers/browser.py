@@ -32,6 +32,8 @@ from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
 logger = logging.getLogger(__name__)
 
 _HEAVY = frozenset({"image", "media", "font"})
+#: ``meta[KEEP_PAGE] = True``: a page its owner keeps open across many requests.
+KEEP_PAGE = "livefleet_keep_page"
 _MIB = 1024 * 1024
 #: Flags that keep Chromium quiet on a machine with no internet (see STACK.md).
 CHROMIUM_ARGS = (
@@ -114,18 +116,22 @@ class RecyclingPlaywrightHandler(ScrapyPlaywrightDownloadHandler):
         return process_tree_rss(os.getpid(), include_root=False)
 
     async def _create_page(self, request: Any, spider: Any) -> Any:
+        # A page kept open on purpose (a signer page) does not hold a recycle back: it is
+        # closed with the browser, and its owner opens a new one when it finds it closed.
+        kept = bool(request.meta.get(KEEP_PAGE))
         # Check-and-reserve under the lock, so a burst of concurrent pages cannot all slip past it.
         async with self._recycle_lock:
             if self._due():
                 await self._recycle()
             self._pages_on_browser += 1
-            self._active += 1
+            self._active += 0 if kept else 1
         try:
             page = await super()._create_page(request, spider)
         except BaseException:
-            self._active -= 1
+            self._active -= 0 if kept else 1
             raise
-        page.on("close", self._page_closed)
+        if not kept:
+            page.on("close", self._page_closed)
         if self._pages_on_browser % self.rss_check_every == 0:
             rss = self.browser_rss()
             peak = self.stats.get_value("livefleet/browser/rss_peak_mb") or 0

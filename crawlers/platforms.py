@@ -31,6 +31,9 @@ class PlatformInfo:
 
 PLATFORMS: dict[str, PlatformInfo] = {
     "bilibili": PlatformInfo("bilibili", spider="bilibili", pages_module="spiders.bilibili.pages"),
+    "douyin": PlatformInfo("douyin", spider="douyin", pages_module="spiders.douyin.pages"),
+    "kuaishou": PlatformInfo("kuaishou", spider="kuaishou", pages_module="spiders.kuaishou.pages"),
+    "taobao": PlatformInfo("taobao", spider="taobao", pages_module="spiders.taobao.pages"),
 }
 
 

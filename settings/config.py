@@ -22,6 +22,9 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("LIVEFLEET_KEY_PREFIX", "livefleet", "Prefix of every Redis key livefleet writes."),
     ("LIVEFLEET_SANDBOX_URL", "(unset)", "Send every platform request to this sandbox instead of the real hosts."),
     ("LIVEFLEET_RATE_BILIBILI", "20", "Requests per second per worker to Bilibili (0 = unlimited)."),
+    ("LIVEFLEET_RATE_DOUYIN", "5", "Requests per second per worker to Douyin (0 = unlimited)."),
+    ("LIVEFLEET_RATE_KUAISHOU", "5", "Requests per second per worker to Kuaishou (0 = unlimited)."),
+    ("LIVEFLEET_RATE_TAOBAO", "5", "Requests per second per worker to Taobao (0 = unlimited)."),
     ("LIVEFLEET_CONCURRENCY", "16", "Concurrent requests per worker."),
     ("LIVEFLEET_STORE_BATCH", "500", "Records per bulk write to MongoDB."),
     ("LIVEFLEET_STORE_RETRIES", "4", "Attempts of one bulk write before its batch is spooled to disk."),
@@ -29,7 +32,8 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("LIVEFLEET_CHROMIUM", "/usr/bin/chromium", "The Chromium that Playwright drives for pages that need a browser."),
 )
 
-PLATFORM_RATE_DEFAULTS: dict[str, float] = {"bilibili": 20.0}
+#: Requests per second per worker. The live-commerce platforms block faster than Bilibili.
+PLATFORM_RATE_DEFAULTS: dict[str, float] = {"bilibili": 20.0, "douyin": 5.0, "kuaishou": 5.0, "taobao": 5.0}
 
 
 @dataclass(frozen=True)

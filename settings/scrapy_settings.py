@@ -34,6 +34,9 @@ DOWNLOADER_MIDDLEWARES = {
     "crawlers.sessions.SessionMiddleware": 600,
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
     "crawlers.middlewares.OfflineCookiesMiddleware": 700,
+    # Platform request signing, at download time (only requests marked for it).
+    "spiders.taobao.middleware.MtopSignMiddleware": 650,
+    "spiders.douyin.middleware.PageSignMiddleware": 650,
 }
 # Visitor identities (cookie jars / browser contexts) per platform per worker, and how long
 # one rests after the platform blocked it.
