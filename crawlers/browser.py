@@ -71,10 +71,13 @@ def browser_settings(chromium: str, *, headless: bool = True) -> dict[str, Any]:
 
 
 def process_tree_rss(root: int, *, include_root: bool = True) -> int:
-    """Resident memory (bytes) of ``root`` and all its descendants, from /proc."""
+    """Memory (bytes) of ``root`` and all its descendants, from /proc.
+
+    Each process counts its proportional set size (PSS): Chromium's processes
+    share most of their pages, and summing plain RSS would count those pages
+    once per process. Falls back to RSS where smaps_rollup is unavailable.
+    """
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    page = os.sysconf("SC_PAGE_SIZE")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -83,15 +86,29 @@ def process_tree_rss(root: int, *, include_root: bool = True) -> int:
                 fields = handle.read().rsplit(b")", 1)[1].split()
         except OSError:
             continue
-        pid = int(entry)
-        children.setdefault(int(fields[1]), []).append(pid)  # fields[1] is the parent pid
-        rss[pid] = int(fields[21]) * page  # resident pages
-    total, stack = (0, [root]) if include_root else (-rss.get(root, 0), [root])
+        children.setdefault(int(fields[1]), []).append(int(entry))  # fields[1] is the parent pid
+    total, stack = 0, [root]
     while stack:
         pid = stack.pop()
-        total += rss.get(pid, 0)
+        if include_root or pid != root:
+            total += _memory(pid)
         stack.extend(children.get(pid, ()))
     return total
+
+
+def _memory(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
 
 
 class RecyclingPlaywrightHandler(ScrapyPlaywrightDownloadHandler):
@@ -108,7 +125,7 @@ class RecyclingPlaywrightHandler(ScrapyPlaywrightDownloadHandler):
         self._recycle_lock = asyncio.Lock()
 
     def browser_rss(self) -> int:
-        """Bytes resident in the Playwright driver and the browsers it started.
+        """Bytes (PSS) of the Playwright driver and the browsers it started.
 
         Those are this worker's child processes (Playwright exposes no pid), so
         this is the memory of every descendant of this process.
@@ -162,3 +179,53 @@ class RecyclingPlaywrightHandler(ScrapyPlaywrightDownloadHandler):
         self._pages_on_browser = 0
         self._active = 0
         self.stats.inc_value("livefleet/browser/recycled")
+
+
+#: ``meta[RENDER] = {"wait_for": <JS expression>, "warm_url": <url>, "warm_cookie": <name>}``
+#: asks for a page rendered in the browser (JSON-able, so it can wait in the shared queue).
+RENDER = "livefleet_render"
+#: Meta keys the browser handler fills with live objects; never sent back to the queue.
+BROWSER_META = ("playwright_page_methods", "playwright_page", "playwright_page_init_callback")
+
+
+class RenderMiddleware:
+    """Turns ``meta["livefleet_render"]`` into scrapy-playwright meta at download time.
+
+    The objects scrapy-playwright wants (``PageMethod``) cannot travel through
+    Redis as JSON, so requests carry a plain description and the worker that
+    downloads one builds them: render in the browser, wait until
+    ``wait_for`` is true in the page (the page's own script has built its
+    state), and warm the browser context first when it lacks ``warm_cookie``.
+    """
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> RenderMiddleware:
+        return cls()
+
+    def process_request(self, request: Any) -> None:
+        render = request.meta.get(RENDER)
+        if not render:
+            return None
+        from scrapy_playwright.page import PageMethod
+
+        request.meta["playwright"] = True
+        if render.get("wait_for"):
+            request.meta["playwright_page_methods"] = [
+                PageMethod("wait_for_function", render["wait_for"], timeout=render.get("timeout_ms", 20_000))]
+        if render.get("warm_url"):
+            request.meta["playwright_page_init_callback"] = "crawlers.browser.warm_context"
+        return None
+
+
+async def warm_context(page: Any, request: Any) -> None:
+    """``playwright_page_init_callback``: visit ``warm_url`` first if the context lacks its cookie.
+
+    A browser context is a session; a new one (or one recreated after a browser
+    recycle) has none of the cookies the site hands out on a first visit.
+    """
+    render = request.meta.get(RENDER) or {}
+    name = render.get("warm_cookie")
+    cookies = await page.context.cookies()
+    if name and any(cookie["name"] == name for cookie in cookies):
+        return
+    await page.goto(render["warm_url"], wait_until="domcontentloaded")

@@ -82,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sandbox_main(args_list[1:]) or 0
     args = _parser().parse_args(args_list)
     config = Config.from_env()
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command != "worker":  # a worker's logging is Scrapy's (LOG_LEVEL), configured once
+        logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return _dispatch(args, config)
     except (ValueError, RuntimeError) as exc:

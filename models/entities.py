@@ -181,6 +181,9 @@ class Product(Fetched):
     category: Text | None = None
     image_url: str | None = None
     url: str | None = None
+    #: Douyin: the ID of the product's listing (promotion) in a room or showcase, which the
+    #: product detail API is keyed by; it may differ from ``product_id``.
+    promotion_id: PlatformId | None = None
 
 
 class ProductSnapshot(Record):

@@ -30,7 +30,8 @@ DEFAULT_REQUEST_HEADERS = {
 }
 
 DOWNLOADER_MIDDLEWARES = {
-    # Sessions are chosen (and warmed up) before cookies are attached.
+    # Rendered requests get their browser meta, then a session, then cookies.
+    "crawlers.browser.RenderMiddleware": 550,
     "crawlers.sessions.SessionMiddleware": 600,
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
     "crawlers.middlewares.OfflineCookiesMiddleware": 700,

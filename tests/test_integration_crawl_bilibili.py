@@ -4,59 +4,24 @@ MongoDB-compatible server, and what landed equals the sandbox's ground truth."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis as redis_lib
 from pymongo import MongoClient
 
-from crawlers.queue.keys import SpiderKeys
-from crawlers.queue.seeds import push_seeds
 from crawlers.sandbox_process import SandboxProcess, start_sandbox
-from settings.config import child_environment
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests import crawl_helpers
 
 
 def run_crawl(tmp_path: Path, sandbox: SandboxProcess, redis_url: str, mongo_uri: str, *, workers: int,
               seeds: list[dict[str, Any]], rate: float = 0) -> tuple[str, str, list[dict[str, Any]]]:
-    """Push ``seeds``, run ``workers`` worker processes to the end; return (prefix, db, stats per worker)."""
-    prefix, db_name = f"t{uuid.uuid4().hex[:8]}", f"crawl_{uuid.uuid4().hex[:8]}"
-    client = redis_lib.Redis.from_url(redis_url)
-    push_seeds(client, SpiderKeys(prefix, "bilibili"), seeds)
-    client.close()
-    env = child_environment(REDIS_URL=redis_url, MONGO_URI=mongo_uri, LIVEFLEET_SANDBOX_URL=sandbox.url,
-                            LIVEFLEET_KEY_PREFIX=prefix, LIVEFLEET_MONGO_DB=db_name,
-                            LIVEFLEET_VAR_DIR=str(tmp_path), LIVEFLEET_RATE_BILIBILI=str(rate),
-                            LIVEFLEET_LOG_LEVEL="INFO")
-    procs = []
-    for n in range(workers):
-        log = (tmp_path / f"worker-{n}.log").open("wb")
-        cmd = [sys.executable, "-m", "crawlers", "worker", "--spider", "bilibili", "--idle-close", "2",
-               "--stats-file", str(tmp_path / f"stats-{n}.json")]
-        procs.append((subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), log))
-    for proc, log in procs:
-        try:
-            proc.wait(timeout=240)
-        finally:
-            log.close()
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    for n, (proc, _) in enumerate(procs):
-        tail = (tmp_path / f"worker-{n}.log").read_text(errors="replace")[-4000:]
-        assert proc.returncode == 0, f"worker {n} failed:\n{tail}"
-    stats = [json.loads((tmp_path / f"stats-{n}.json").read_text())["spiders"]["bilibili"] for n in range(workers)]
-    return prefix, db_name, stats
+    return crawl_helpers.run_crawl(tmp_path, sandbox, redis_url, mongo_uri, spider="bilibili", workers=workers,
+                                   seeds=seeds, rate=rate)
 
 
-def _stat_sum(stats: list[dict[str, Any]], key: str) -> int:
-    return sum(int(s.get(key, 0)) for s in stats)
+_stat_sum = crawl_helpers.stat_sum
 
 
 @pytest.fixture(scope="module")

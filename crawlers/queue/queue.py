@@ -22,6 +22,9 @@ from crawlers.queue.keys import SpiderKeys
 
 logger = logging.getLogger(__name__)
 
+#: Meta keys that only mean something inside the worker that set them.
+WORKER_LOCAL_META = frozenset({"playwright_page_methods", "playwright_page", "download_latency"})
+
 # KEYS: requests zset, seq counter, dupefilter set.
 # ARGV: priority, payload, fingerprint ('' = do not filter), seen-set ttl seconds (0 = none).
 # The seen-set expires a fixed time after it was created, so a later crawl revisits pages.
@@ -54,7 +57,10 @@ class RequestQueue:
         return int(self.server.zcard(self.keys.requests))
 
     def encode(self, request: Request) -> str:
-        return serialize.dumps(request.to_dict(spider=self.spider))
+        data = request.to_dict(spider=self.spider)
+        # Worker-local state (live browser objects, the last download's latency) stays behind.
+        data["meta"] = {k: v for k, v in data.get("meta", {}).items() if k not in WORKER_LOCAL_META}
+        return serialize.dumps(data)
 
     def decode(self, payload: bytes | str) -> Request:
         return request_from_dict(serialize.loads(payload), spider=self.spider)

@@ -65,8 +65,9 @@ class PageSignMiddleware:
             except Exception as exc:  # the page died with a recycled browser: open a new one
                 if attempt == 2:
                     raise
-                logger.info("Signer page lost (%s); opening a new one", exc)
-                self._page = None
+                if self._page is page:  # concurrent signers must not drop a page just reopened
+                    logger.info("Signer page lost (%s); opening a new one", exc)
+                    self._page = None
         raise AssertionError("unreachable")
 
     async def _signer_page(self) -> Any:

@@ -1,0 +1,184 @@
+"""The Douyin Live spider: rendered room pages, page-signed API calls over plain HTTP.
+
+Douyin's room page carries no data until its own script has run (it signs and
+calls the enter API, then pushes the state into ``self.__pace_f`` chunks), so
+room pages are rendered in Chromium and parsed from the rendered HTML. The
+web APIs (category lists, shelf, product detail, profile) want an
+``a_bogus`` signature computed by the site's own script: a signer page does
+that (``spiders/douyin/middleware.py``) and plain HTTP sends the requests.
+Everything that can go without a browser does.
+
+Seeds (``livefleet crawl douyin``):
+
+* ``{"kind": "category", "partition": "720", "partition_type": "1", "max_pages": 3}``:
+  the live rooms of a category (720/1 is the recommended list), 15 a page;
+* ``{"kind": "room", "web_rid": "604946797621"}``: a room page, its shelf and streamer;
+* ``{"kind": "streamer", "sec_uid": "MS4wLjABAAAA..."}``: a streamer's profile.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, ClassVar
+from urllib.parse import urlencode
+
+import scrapy
+from scrapy.http import Response
+from scrapy.settings import BaseSettings
+
+from models.entities import Product, Room, Streamer
+from spiders.base import PlatformSpider
+from spiders.douyin import pages
+
+LIVE = "live.douyin.com"
+WWW = "www.douyin.com"
+PARTITION_PAGE = 15
+SHELF_PAGE = 20
+DEFAULT_FOLLOW = ("rooms", "streamers", "products")
+#: Query parameters the web client sends with every live API call.
+WEB_PARAMS = {"aid": "6383", "app_name": "douyin_web", "live_id": "1", "device_platform": "web",
+              "language": "zh-CN", "browser_language": "zh-CN", "browser_platform": "Win32",
+              "browser_name": "Chrome", "browser_version": "124.0.0.0"}
+_PRIORITY = {"partition_rooms": 0, "room_page": 10, "shelf": 20, "user_profile": 20, "product_detail": 30}
+
+
+class DouyinSpider(PlatformSpider):
+    """Douyin Live: categories, rooms (rendered), shelves, products, streamers."""
+
+    name = "douyin"
+    platform: ClassVar[str] = "douyin"
+    use_sessions: ClassVar[bool] = True
+
+    @classmethod
+    def update_settings(cls, settings: BaseSettings) -> None:
+        """Install the browser download handler, for this spider only."""
+        super().update_settings(settings)
+        from crawlers.browser import browser_settings
+
+        for name, value in browser_settings(settings.get("LIVEFLEET_CHROMIUM") or "/usr/bin/chromium").items():
+            settings.set(name, value, priority="spider")
+
+    def __init__(self, *args: Any, seeds: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._local_seeds = json.loads(seeds) if seeds else []
+
+    async def start(self) -> Any:
+        for seed in self._local_seeds:
+            for request in self.requests_from_seed(seed):
+                yield request
+
+    def warmup_request(self, session: str) -> scrapy.Request:
+        """The home page hands a visitor its ``ttwid`` cookie, which every API call needs."""
+        return scrapy.Request(self.url(LIVE, "/"), dont_filter=True)
+
+    def signer_page_url(self) -> str:
+        """A page of the site whose script can sign API calls (any page carries it)."""
+        return self.url(LIVE, "/")
+
+    def parse_payload(self, body: bytes, *, url: str, fetched_at: datetime, kind: str) -> list[Any]:
+        return pages.parse(body, url=url, fetched_at=fetched_at, kind=kind)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _api(self, kind: str, host: str, path: str, params: dict[str, Any], *, follow: Iterable[str],
+             dont_filter: bool = False, method: str = "GET", form: dict[str, Any] | None = None,
+             **context: Any) -> scrapy.Request:
+        request = self.page_request(kind, self.url(host, path, params), priority=_PRIORITY.get(kind, 0),
+                                    dont_filter=dont_filter, follow=list(follow), **context)
+        request.meta["douyin_sign"] = True
+        if form is not None:
+            return request.replace(method="POST", body=urlencode(form),
+                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+        return request.replace(method=method) if method != "GET" else request
+
+    def room_page(self, web_rid: str, follow: Iterable[str], *, dont_filter: bool = False) -> scrapy.Request:
+        request = self.page_request("room_page", self.url(LIVE, f"/{web_rid}"), priority=_PRIORITY["room_page"],
+                                    dont_filter=dont_filter, follow=list(follow))
+        request.meta["livefleet_render"] = {
+            # The page marks <body data-ready> once its script has built (or failed to build) the state.
+            "wait_for": "document.body && document.body.dataset.ready",
+            "warm_url": self.url(LIVE, "/"),
+            "warm_cookie": "ttwid",
+        }
+        return request
+
+    def partition_page(self, partition: str, partition_type: str, page: int, *, max_pages: int,
+                       follow: Iterable[str], dont_filter: bool = False) -> scrapy.Request:
+        params = {**WEB_PARAMS, "enter_from": "link_share", "count": PARTITION_PAGE,
+                  "offset": (page - 1) * PARTITION_PAGE, "partition": partition,
+                  "partition_type": partition_type, "req_from": 2}
+        return self._api("partition_rooms", LIVE, "/webcast/web/partition/detail/room/v2/", params,
+                         follow=follow, dont_filter=dont_filter, partition=partition,
+                         partition_type=partition_type, page=page, max_pages=max_pages)
+
+    def shelf_page(self, room_id: str, author_id: str, offset: int, follow: Iterable[str]) -> scrapy.Request:
+        params = {"device_platform": "webapp", "aid": "6383", "channel": "channel_pc_web", "room_id": room_id,
+                  "author_id": author_id, "offset": offset, "limit": SHELF_PAGE}
+        return self._api("shelf", LIVE, "/live/promotions/page/", params, follow=follow, room_id=room_id,
+                         author_id=author_id, offset=offset)
+
+    def profile(self, sec_uid: str, follow: Iterable[str], *, dont_filter: bool = False) -> scrapy.Request:
+        params = {"device_platform": "webapp", "aid": "6383", "channel": "channel_pc_web",
+                  "sec_user_id": sec_uid}
+        return self._api("user_profile", WWW, "/aweme/v1/web/user/profile/other/", params, follow=follow,
+                         dont_filter=dont_filter)
+
+    def product_detail(self, product: Product, room_id: str | None, follow: Iterable[str]) -> scrapy.Request:
+        promotion = product.promotion_id or product.product_id
+        params = {"device_platform": "webapp", "aid": "6383", "is_h5": 1, "origin_type": "638301"}
+        form = {"bff_type": 2, "ec_promotion_id": promotion, "promotion_ids": promotion, "is_h5": 1,
+                "item_id": 0, "room_id": room_id or "", "origin_type": "638301", "use_new_price": 1}
+        return self._api("product_detail", LIVE, "/ecom/product/detail/saas/pc/", params, follow=follow,
+                         form=form)
+
+    def requests_from_seed(self, seed: dict[str, Any]) -> Iterable[scrapy.Request]:
+        kind, follow = seed.get("kind"), seed.get("follow", DEFAULT_FOLLOW)
+        if kind == "category":
+            return [self.partition_page(_digits(seed, "partition"), _digits(seed, "partition_type"), 1,
+                                        max_pages=int(seed.get("max_pages", 3)), follow=follow, dont_filter=True)]
+        if kind == "room":
+            return [self.room_page(_digits(seed, "web_rid"), follow, dont_filter=True)]
+        if kind == "streamer":
+            sec_uid = str(seed.get("sec_uid") or "")
+            if not sec_uid.replace("-", "").replace("_", "").isalnum():
+                raise ValueError(f"douyin streamer seed needs a sec_uid, got {seed.get('sec_uid')!r}")
+            return [self.profile(sec_uid, follow, dont_filter=True)]
+        raise ValueError(f"unknown douyin seed kind {kind!r} (category, room, streamer)")
+
+    def follow(self, response: Response, kind: str, records: list[Any]) -> Iterable[scrapy.Request]:
+        context = response.meta["livefleet"]
+        follow = context.get("follow", DEFAULT_FOLLOW)
+        rooms = [r for r in records if isinstance(r, Room)]
+        if kind == "partition_rooms":
+            if len(rooms) >= PARTITION_PAGE and context["page"] < context["max_pages"]:
+                yield self.partition_page(context["partition"], context["partition_type"], context["page"] + 1,
+                                          max_pages=context["max_pages"], follow=follow)
+            if "rooms" in follow:
+                for room in rooms:
+                    if room.web_rid:
+                        yield self.room_page(room.web_rid, follow)
+        if kind == "room_page":
+            for room in rooms:
+                if "products" in follow and room.status == "live" and room.streamer_id:
+                    yield self.shelf_page(room.room_id, room.streamer_id, 0, follow)
+            if "streamers" in follow:
+                for streamer in records:
+                    if isinstance(streamer, Streamer) and streamer.sec_id:
+                        yield self.profile(streamer.sec_id, follow)
+        if kind == "shelf":
+            products = [p for p in records if isinstance(p, Product)]
+            if len(products) >= SHELF_PAGE:
+                yield self.shelf_page(context["room_id"], context["author_id"], context["offset"] + SHELF_PAGE,
+                                      follow)
+            if "products" in follow:
+                for product in products:
+                    yield self.product_detail(product, context["room_id"], follow)
+
+
+def _digits(seed: dict[str, Any], name: str) -> str:
+    value = str(seed.get(name) or "").strip()
+    if not value.isdigit():
+        raise ValueError(f"douyin seed needs a numeric {name}, got {seed.get(name)!r}")
+    return value
