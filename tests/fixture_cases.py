@@ -3,7 +3,7 @@
 Layout (one folder per case)::
 
     tests/fixtures/<platform>/<kind>/<case>/
-        inputs/<file>   the raw payload, bytes as captured (exactly one file)
+        inputs/<file>   the raw payload, bytes as captured (usually one file; see below)
         output.json     expected records: [record.to_json_dict(), ...], or for a
                         payload that must fail {"error": "<ExceptionClass>", "reason_contains": "..."}
         meta.json       {"fetched_at": ISO time, "url": str | null, "source": PROVENANCE file,
@@ -12,6 +12,14 @@ Layout (one folder per case)::
 A case runs ``spiders.<platform>.pages.parse(body, url=, fetched_at=, kind=<kind>)``:
 the spider always knows the kind of what it fetched, and the tests of each
 platform's URL and shape detection use the same cases without it.
+
+A case may hold several input files when one entity is split over several payloads
+(Tmall's item page: ``_DATA_Detail`` + ``_DATA_Mdskip``): each file is parsed, in
+file-name order, and the records are merged with ``models.entities.merge_records``, as
+``livefleet parse`` does with several files. Such a case's meta.json may name a kind
+and a URL per file (``"kinds": {"<file>": "<kind>"}``, ``"urls": {"<file>": url}``);
+files it does not name use the folder's kind and ``url``. ``source`` then lists the
+PROVENANCE files, in input order.
 
 Review command::
 
@@ -35,7 +43,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from models.entities import PLATFORMS
+from models.entities import PLATFORMS, merge_records
 from models.errors import PageError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -64,8 +72,22 @@ class Case:
         return json.loads((self.path / "output.json").read_text(encoding="utf-8"))
 
     @property
-    def input_path(self) -> Path:
+    def input_paths(self) -> list[Path]:
+        """Every input file, in name order (the order they are parsed and merged in)."""
         files = sorted(p for p in (self.path / "inputs").iterdir() if p.is_file())
+        if not files:
+            raise ValueError(f"{self.id}: no file in inputs/")
+        return files
+
+    @property
+    def is_multi(self) -> bool:
+        """Whether the case merges the records of several input files."""
+        return len(self.input_paths) > 1
+
+    @property
+    def input_path(self) -> Path:
+        """The one input file of a single-input case."""
+        files = self.input_paths
         if len(files) != 1:
             raise ValueError(f"{self.id}: expected exactly one file in inputs/, found {len(files)}")
         return files[0]
@@ -77,6 +99,15 @@ class Case:
     @property
     def url(self) -> str | None:
         return self.meta.get("url")
+
+    def kind_of(self, path: Path) -> str:
+        """The kind input ``path`` is parsed as: meta ``kinds[<file>]``, else the folder's kind."""
+        return str(self.meta.get("kinds", {}).get(path.name, self.kind))
+
+    def url_of(self, path: Path) -> str | None:
+        """The URL input ``path`` came from: meta ``urls[<file>]``, else the case's ``url``."""
+        urls = self.meta.get("urls", {})
+        return urls[path.name] if path.name in urls else self.url
 
     @property
     def fetched_at(self) -> datetime:
@@ -114,14 +145,27 @@ def parser_for(platform: str) -> Callable[..., list[Any]]:
 
 def run(case: Case, *, with_kind: bool = True, with_url: bool = True) -> list[Any]:
     """Parse the case's input as the spider would: with its kind and URL, unless told not to
-    (``with_kind=False``: kind from the URL or the payload's shape; ``with_url=False``: no URL)."""
+    (``with_kind=False``: kind from the URL or the payload's shape; ``with_url=False``: no URL).
+
+    Several inputs are parsed one by one and their records merged (``merge_records``).
+    """
     parse = parser_for(case.platform)
-    return parse(
-        case.body,
-        url=case.url if with_url else None,
-        fetched_at=case.fetched_at,
-        kind=case.kind if with_kind else None,
-    )
+    if not case.is_multi:
+        return parse(
+            case.body,
+            url=case.url if with_url else None,
+            fetched_at=case.fetched_at,
+            kind=case.kind if with_kind else None,
+        )
+    records: list[Any] = []
+    for path in case.input_paths:
+        records += parse(
+            path.read_bytes(),
+            url=case.url_of(path) if with_url else None,
+            fetched_at=case.fetched_at,
+            kind=case.kind_of(path) if with_kind else None,
+        )
+    return merge_records(records)
 
 
 def actual_output(case: Case) -> list[dict[str, Any]] | dict[str, Any]:

@@ -1,0 +1,83 @@
+"""End to end on Kuaishou: sessions warmed by the first visit (``did``), categories, rooms,
+streamers and an authorising shop's items, compared with the sandbox's ground truth."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+
+from crawlers.sandbox_process import start_sandbox
+from models.normalize import parse_count
+from tests.crawl_helpers import run_crawl, stat_sum
+
+TYPES = [1, 2, 3, 4, 5, 6, 7, 8]
+
+
+@pytest.fixture(scope="module")
+def crawled(tmp_path_factory, redis_server, mongo_server) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("kuaishou")
+    with start_sandbox("--platforms", "kuaishou", "--time-scale", "0", "--no-chaos", "--streamers", "80") as sandbox:
+        truth = sandbox.truth("kuaishou")
+        shops = [s for s in truth["shops"] if s["items"]][:2]
+        seeds: list[dict[str, Any]] = [{"kind": "categories", "types": TYPES, "max_pages": 10}]
+        seeds += [{"kind": "shop", "access_token": s["access_token"], "max_pages": 10} for s in shops]
+        _, db_name, stats = run_crawl(tmp, sandbox, redis_server.url, mongo_server.url, spider="kuaishou",
+                                      seeds=seeds)
+    client: MongoClient = MongoClient(mongo_server.url, tz_aware=True)
+    yield {"db": client[db_name], "stats": stats, "truth": truth, "shops": shops}
+    client.drop_database(db_name)
+    client.close()
+
+
+def test_live_rooms_and_streamers_equal_the_ground_truth(crawled):
+    truth, db = crawled["truth"], crawled["db"]
+    faults = {p for kind in ("malformed_json", "html_page", "missing_result") for p in truth["faults"][kind]}
+    live = {r["principalId"]: r for r in truth["rooms"] if r["isLiving"]}
+    rooms = {d["room_id"]: d for d in db.rooms.find({"platform": "kuaishou"})}
+    assert set(rooms) == set(live)
+    users = {u["principalId"]: u for u in truth["users"]}
+    for principal, expected in live.items():
+        doc = rooms[principal]
+        assert doc["streamer_id"] == principal
+        assert doc["title"] == expected["caption"]
+        # Kuaishou shows viewers as text ("6.8万"): the number is what the text says.
+        assert doc["viewers_now"] == parse_count(expected["displayWatchingCount"]).value
+        if principal not in faults and not expected["displayWatchingCount"].isdigit():
+            assert doc["viewers_now_text"] == expected["displayWatchingCount"]
+        if principal not in faults:
+            assert doc["status"] == "live"
+        streamer = db.streamers.find_one({"platform": "kuaishou", "streamer_id": principal})
+        assert streamer["nickname"] == users[principal]["user_name"]
+        if principal not in faults:
+            fan = users[principal]["fan"]
+            if "followers_text" in streamer:  # shown as "6.8万": the text is kept, the number follows it
+                assert streamer["followers"] == parse_count(streamer["followers_text"]).value
+                assert abs(streamer["followers"] - fan) <= 0.05 * fan
+            else:
+                assert streamer["followers"] == fan
+
+
+def test_every_session_was_warmed_by_a_first_visit(crawled):
+    stats = crawled["stats"]
+    assert stat_sum(stats, "livefleet/sessions/warmed/kuaishou") == 3
+    assert stat_sum(stats, "livefleet/spider/blocked/kuaishou") == 0, "no request went out without did"
+
+
+def test_authorising_shops_items_land_with_prices_in_yuan(crawled):
+    truth, db, shops = crawled["truth"], crawled["db"], crawled["shops"]
+    bad = set(truth["faults"]["item_missing_id"])
+    checked = 0
+    for shop in shops:
+        if shop["principalId"] in bad:
+            continue
+        for item in shop["items"]:
+            doc = db.products.find_one({"platform": "kuaishou", "product_id": str(item["kwaiItemId"])})
+            assert doc["title"] == item["title"]
+            assert doc["price"] == pytest.approx(item["price"] / 100)
+            assert "access_token=REDACTED" in doc["source_url"], "a shop's token is never stored"
+            checked += 1
+    assert checked > 0
+    assert db.products.count_documents({"source_url": {"$regex": "access_token=(?!REDACTED)"}}) == 0
