@@ -30,7 +30,24 @@ from settings.config import Config, child_environment
 #: What the demo crawls, per platform: seeds as ``livefleet crawl`` would push them.
 DEMO_SEEDS: dict[str, list[dict[str, Any]]] = {
     "bilibili": [{"kind": "areas", "max_pages": 2}],
+    "douyin": [{"kind": "category", "partition": "720", "partition_type": "1", "max_pages": 1}],
+    "kuaishou": [{"kind": "categories", "types": [1, 6], "max_pages": 1}],
+    "taobao": [],
 }
+
+
+def account_seeds(sandbox: Any) -> dict[str, list[dict[str, Any]]]:
+    """Seeds a team would hold rather than discover: the Kuaishou shops that granted livefleet
+    an open-platform token, and the Taobao live rooms it follows (Taobao has no public
+    anchor-to-room lookup). The demo takes a few of each from the sandbox's world."""
+    kuaishou = sandbox.truth("kuaishou")
+    taobao = sandbox.truth("taobao")
+    shops = [s for s in kuaishou["shops"] if s["items"]][:3]
+    lives = [life for life in taobao["lives"] if life["roomStatus"] == 1][:12]
+    return {
+        "kuaishou": [{"kind": "shop", "access_token": s["access_token"], "max_pages": 2} for s in shops],
+        "taobao": [{"kind": "room", "live_id": life["liveId"]} for life in lives],
+    }
 
 
 def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout: float = 900,
@@ -50,7 +67,9 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
         )
         say(out, f"sandbox {sandbox.url} ({streamers} streamers per platform)")
         redis = get_redis(services.redis_url)
+        accounts = account_seeds(sandbox)
         for name, seeds in DEMO_SEEDS.items():
+            seeds = seeds + accounts.get(name, [])
             spider = get_platform(name).spider
             pushed = push_seeds(redis, SpiderKeys(config.key_prefix, spider), seeds)
             say(out, f"seeds   {pushed} for {name}: {json.dumps(seeds, ensure_ascii=False)}")
@@ -93,6 +112,9 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
         say(out, f"{name:9s} " + " ".join(f"{k}={v}" for k, v in per.items()))
     for key in ("pages", "blocked", "retries", "quarantined", "spooled"):
         say(out, f"{key:9s} {stats.get(key, 0)}")
+    requests, rendered = stats.get("requests", 0), stats.get("rendered", 0)
+    if requests:
+        say(out, f"http_vs_render_share {rendered / requests:.3f} ({rendered} of {requests} requests needed a browser)")
     if failed:
         say(out, f"{len(failed)} worker(s) failed; see {logs}")
     out.write(json.dumps(counts) + "\n")
@@ -140,4 +162,8 @@ def _summary_key(stat: str) -> str | None:
         return "quarantined"
     if stat == "livefleet/store/spooled":
         return "spooled"
+    if stat == "downloader/request_count":
+        return "requests"
+    if stat == "playwright/page_count":
+        return "rendered"
     return None

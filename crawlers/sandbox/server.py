@@ -43,7 +43,7 @@ class SandboxConfig:
     slow_seconds: float = 1.5
     block_rate: float = 0.01
     served_limit: int = 200_000
-    platforms: tuple[str, ...] = ("bilibili",)
+    platforms: tuple[str, ...] = ("bilibili", "douyin", "kuaishou", "taobao")
 
     def chaos_settings(self) -> ChaosSettings:
         """The initial run-time chaos settings."""
@@ -134,7 +134,7 @@ def parse_args(argv: Sequence[str] | None = None) -> SandboxConfig:
         "--rate-limit",
         type=_non_negative(float),
         default=d.rate_limit,
-        help="requests/s per client (buvid3 cookie, else address + User-Agent); 0 = none",
+        help="requests/s per client (the platform's visitor cookie, else address + User-Agent); 0 = none",
     )
     p.add_argument("--error-rate", type=_rate, default=d.error_rate, help="share of random 502/503 answers")
     p.add_argument("--slow-rate", type=_rate, default=d.slow_rate, help="share of delayed answers")
