@@ -26,6 +26,7 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("LIVEFLEET_RATE_KUAISHOU", "5", "Requests per second per worker to Kuaishou (0 = unlimited)."),
     ("LIVEFLEET_RATE_TAOBAO", "5", "Requests per second per worker to Taobao (0 = unlimited)."),
     ("LIVEFLEET_CONCURRENCY", "16", "Concurrent requests per worker."),
+    ("LIVEFLEET_SESSION_COOLDOWN_SECONDS", "60", "How long a platform session rests after it drew a block page."),
     ("LIVEFLEET_STORE_BATCH", "500", "Records per bulk write to MongoDB."),
     ("LIVEFLEET_STORE_RETRIES", "4", "Attempts of one bulk write before its batch is spooled to disk."),
     ("LIVEFLEET_LOG_LEVEL", "INFO", "Log level of livefleet commands and workers."),
@@ -49,6 +50,7 @@ class Config:
     #: Requests per second per worker, per platform; 0 means unlimited.
     rates: Mapping[str, float] = field(default_factory=lambda: dict(PLATFORM_RATE_DEFAULTS))
     concurrency: int = 16
+    session_cooldown: float = 60.0
     store_batch: int = 500
     store_retries: int = 4
     log_level: str = "INFO"
@@ -70,6 +72,7 @@ class Config:
             sandbox_url=(env.get("LIVEFLEET_SANDBOX_URL") or "").rstrip("/") or None,
             rates=rates,
             concurrency=_int(env, "LIVEFLEET_CONCURRENCY", 16),
+            session_cooldown=_float(env, "LIVEFLEET_SESSION_COOLDOWN_SECONDS", 60.0),
             store_batch=_int(env, "LIVEFLEET_STORE_BATCH", 500),
             store_retries=_int(env, "LIVEFLEET_STORE_RETRIES", 4),
             log_level=(env.get("LIVEFLEET_LOG_LEVEL") or "INFO").upper(),

@@ -42,7 +42,7 @@ DOWNLOADER_MIDDLEWARES = {
 # Visitor identities (cookie jars / browser contexts) per platform per worker, and how long
 # one rests after the platform blocked it.
 LIVEFLEET_SESSIONS_PER_PLATFORM = 3
-LIVEFLEET_SESSION_COOLDOWN_SECONDS = 60
+LIVEFLEET_SESSION_COOLDOWN_SECONDS = _config.session_cooldown
 
 # Retried requests carry Scrapy's own retry counter on purpose (get_retry_request).
 META_COPY_WARN_SKIP_KEYS = ["retry_times"]

@@ -81,3 +81,24 @@ def test_authorising_shops_items_land_with_prices_in_yuan(crawled):
             checked += 1
     assert checked > 0
     assert db.products.count_documents({"source_url": {"$regex": "access_token=(?!REDACTED)"}}) == 0
+
+
+def test_verification_answers_cool_the_session_down_and_lose_nothing(tmp_path, redis_server, mongo_server):
+    """Risk control answers (verification state, "too fast") cool the session that drew them down;
+    the request is retried with another session and every live room still lands."""
+    with start_sandbox("--platforms", "kuaishou", "--time-scale", "0", "--streamers", "60", "--no-faults",
+                       "--block-rate", "0.1", "--error-rate", "0", "--slow-rate", "0", "--rate-limit", "0") as sandbox:
+        _, db_name, stats = run_crawl(tmp_path, sandbox, redis_server.url, mongo_server.url, spider="kuaishou",
+                                      seeds=[{"kind": "categories", "types": TYPES, "max_pages": 10}], rate=25,
+                                      LIVEFLEET_SESSION_COOLDOWN_SECONDS="0.3")
+        truth = sandbox.truth("kuaishou")
+    with MongoClient(mongo_server.url) as client:
+        db = client[db_name]
+        live = {r["principalId"] for r in truth["rooms"] if r["isLiving"]}
+        assert {d["room_id"] for d in db.rooms.find({"status": "live"}, {"room_id": 1})} == live
+        assert db.quarantine.count_documents({}) == 0
+        client.drop_database(db_name)
+    blocked = stat_sum(stats, "livefleet/spider/blocked/kuaishou")
+    assert blocked > 0
+    # Each blocked session was warmed again before its next use.
+    assert stat_sum(stats, "livefleet/sessions/warmed/kuaishou") > 3
