@@ -20,6 +20,9 @@ class PlatformInfo:
     name: str
     spider: str
     pages_module: str
+    #: The seed field naming a room / a streamer for ``livefleet crawl --room/--streamer``.
+    room_key: str | None = None
+    streamer_key: str | None = None
 
     def pages(self) -> ModuleType:
         return importlib.import_module(self.pages_module)
@@ -30,10 +33,10 @@ class PlatformInfo:
 
 
 PLATFORMS: dict[str, PlatformInfo] = {
-    "bilibili": PlatformInfo("bilibili", spider="bilibili", pages_module="spiders.bilibili.pages"),
-    "douyin": PlatformInfo("douyin", spider="douyin", pages_module="spiders.douyin.pages"),
-    "kuaishou": PlatformInfo("kuaishou", spider="kuaishou", pages_module="spiders.kuaishou.pages"),
-    "taobao": PlatformInfo("taobao", spider="taobao", pages_module="spiders.taobao.pages"),
+    "bilibili": PlatformInfo("bilibili", "bilibili", "spiders.bilibili.pages", room_key="room_id", streamer_key="uid"),
+    "douyin": PlatformInfo("douyin", "douyin", "spiders.douyin.pages", room_key="web_rid", streamer_key="sec_uid"),
+    "kuaishou": PlatformInfo("kuaishou", "kuaishou", "spiders.kuaishou.pages", room_key="principal_id"),
+    "taobao": PlatformInfo("taobao", "taobao", "spiders.taobao.pages", room_key="live_id"),
 }
 
 
