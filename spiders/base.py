@@ -177,18 +177,21 @@ class PlatformSpider(scrapy.Spider):
         return engine.downloader.slots.get(self.platform) if engine else None
 
     def _slow_down(self) -> None:
-        """Each block doubles the platform slot's delay, up to ``max_block_delay``."""
+        """A block raises the platform slot's delay by half (at least to 0.25 s), up to
+        ``max_block_delay``; good pages bring it back down by a fifth each. The
+        slot slows down while blocks outnumber good pages about one to two, and
+        recovers otherwise, so scattered blocks (one burnt session) cost little."""
         slot = self._slot()
         if slot is not None:
             if self._base_delay is None:
                 self._base_delay = slot.delay
-            slot.delay = min(max(slot.delay * 2, 0.25), self.max_block_delay)
+            slot.delay = min(max(slot.delay * 1.5, 0.25), self.max_block_delay)
 
     def _speed_up(self) -> None:
         """Each good page takes a step back toward the configured delay."""
         slot = self._slot()
         if slot is not None and self._base_delay is not None and slot.delay > self._base_delay:
-            slot.delay = max(self._base_delay, slot.delay * 0.9)
+            slot.delay = max(self._base_delay, slot.delay * 0.8)
 
 
 def _payload_text(body: bytes | None) -> tuple[str | None, str]:

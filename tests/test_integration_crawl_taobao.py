@@ -72,3 +72,20 @@ def test_expired_tokens_were_refreshed_and_requests_re_signed(crawled):
     assert stat_sum(stats, "livefleet/sessions/warmed/taobao") == 3
     assert stat_sum(stats, "retry/reason_count/TokenExpiredError") > 0, "tokens expired during the crawl"
     assert stat_sum(stats, "livefleet/spider/gave_up/taobao") == 0
+
+
+def test_risk_control_answers_are_retried_on_another_session(tmp_path, redis_server, mongo_server):
+    """``FAIL_SYS_USER_VALIDATE``/``RGV587_ERROR`` (HTTP 200) is a block: the session rests, the
+    request is retried with another, and every room still lands."""
+    with start_sandbox("--platforms", "taobao", "--time-scale", "0", "--streamers", "10", "--no-faults",
+                       "--block-rate", "0.1", "--error-rate", "0", "--slow-rate", "0", "--rate-limit", "0") as sandbox:
+        live = [life["liveId"] for life in sandbox.truth("taobao")["lives"] if life["roomStatus"] == 1]
+        _, db_name, stats = run_crawl(tmp_path, sandbox, redis_server.url, mongo_server.url, spider="taobao",
+                                      seeds=[{"kind": "room", "live_id": live_id} for live_id in live], rate=25,
+                                      LIVEFLEET_SESSION_COOLDOWN_SECONDS="0.3")
+    with MongoClient(mongo_server.url) as client:
+        db = client[db_name]
+        assert {d["room_id"] for d in db.rooms.find({"status": "live"}, {"room_id": 1})} == set(live)
+        assert db.quarantine.count_documents({}) == 0
+        client.drop_database(db_name)
+    assert stat_sum(stats, "livefleet/spider/blocked/taobao") > 0
