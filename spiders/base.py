@@ -18,6 +18,7 @@ A platform spider is thin. It says which request to make for a seed
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -51,6 +52,17 @@ class PlatformSpider(scrapy.Spider):
     use_sessions: ClassVar[bool] = False
     #: The slot's configured delay, remembered while blocks slow it down.
     _base_delay: float | None = None
+
+    def __init__(self, *args: Any, seeds: str | None = None, **kwargs: Any) -> None:
+        """``seeds``: a JSON list of seeds, for a crawl run without the shared queue
+        (``scrapy crawl <platform> -a seeds='[...]'``); workers take theirs from Redis."""
+        super().__init__(*args, **kwargs)
+        self._local_seeds: list[dict[str, Any]] = json.loads(seeds) if seeds else []
+
+    async def start(self) -> AsyncIterator[Any]:
+        for seed in self._local_seeds:
+            for request in self.requests_from_seed(seed):
+                yield request
 
     # -- to implement per platform ------------------------------------------------------------
 

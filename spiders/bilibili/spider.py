@@ -16,8 +16,7 @@ Seeds (pushed by ``livefleet crawl bilibili``, or given as ``-a seeds=JSON``):
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -47,15 +46,6 @@ class BilibiliSpider(PlatformSpider):
     use_sessions: ClassVar[bool] = True
     # Bilibili sends its block answer (-412) with HTTP 412: the parser reads it as a block.
     handle_httpstatus_list: ClassVar[list[int]] = [412]
-
-    def __init__(self, *args: Any, seeds: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._local_seeds = json.loads(seeds) if seeds else []
-
-    async def start(self) -> AsyncIterator[Any]:
-        for seed in self._local_seeds:
-            for request in self.requests_from_seed(seed):
-                yield request
 
     def warmup_request(self, session: str) -> scrapy.Request:
         """A new session gets its own ``buvid3`` device cookie, as the web page does

@@ -18,7 +18,6 @@ Seeds (``livefleet crawl douyin``):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, ClassVar
@@ -59,15 +58,6 @@ class DouyinSpider(PlatformSpider):
 
         for name, value in browser_settings(settings.get("LIVEFLEET_CHROMIUM") or "/usr/bin/chromium").items():
             settings.set(name, value, priority="spider")
-
-    def __init__(self, *args: Any, seeds: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._local_seeds = json.loads(seeds) if seeds else []
-
-    async def start(self) -> Any:
-        for seed in self._local_seeds:
-            for request in self.requests_from_seed(seed):
-                yield request
 
     def warmup_request(self, session: str) -> scrapy.Request:
         """The home page hands a visitor its ``ttwid`` cookie, which every API call needs."""

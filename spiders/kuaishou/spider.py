@@ -46,15 +46,6 @@ class KuaishouSpider(PlatformSpider):
     platform: ClassVar[str] = "kuaishou"
     use_sessions: ClassVar[bool] = True
 
-    def __init__(self, *args: Any, seeds: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._local_seeds = json.loads(seeds) if seeds else []
-
-    async def start(self) -> Any:
-        for seed in self._local_seeds:
-            for request in self.requests_from_seed(seed):
-                yield request
-
     def warmup_request(self, session: str) -> scrapy.Request:
         """The first visit: the home page sets ``did`` (and ``clientid``, ``kpn``)."""
         return scrapy.Request(self.url(LIVE, "/"), dont_filter=True)

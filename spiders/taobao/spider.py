@@ -20,7 +20,6 @@ seeded by live id, as the pages' own links carry it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, ClassVar
@@ -52,15 +51,6 @@ class TaobaoSpider(PlatformSpider):
     name = "taobao"
     platform: ClassVar[str] = "taobao"
     use_sessions: ClassVar[bool] = True
-
-    def __init__(self, *args: Any, seeds: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._local_seeds = json.loads(seeds) if seeds else []
-
-    async def start(self) -> Any:
-        for seed in self._local_seeds:
-            for request in self.requests_from_seed(seed):
-                yield request
 
     def warmup_request(self, session: str) -> scrapy.Request:
         """One unsigned gateway call: the answer sets this session's ``_m_h5_tk`` token."""
