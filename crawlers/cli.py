@@ -210,11 +210,23 @@ def _spool(args: argparse.Namespace, config: Config) -> int:
 
 
 def _services(action: str, config: Config) -> int:
-    from crawlers.services.registry import ensure_services, stop_services
+    from crawlers.services.base import pid_alive
+    from crawlers.services.registry import SERVICE_NAMES, ensure_services, read_record, stop_services
 
     if action == "stop":
         stopped = stop_services(config.var_dir)
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        return 0
+    if action == "status":  # look, start nothing
+        configured = {"redis": config.redis_url, "mongo": config.mongo_uri}
+        for name in SERVICE_NAMES:
+            record = read_record(config.var_dir, name)
+            if configured[name]:
+                print(f"{name:7s} {configured[name]} (from the environment)")
+            elif record and pid_alive(int(str(record["pid"]))):
+                print(f"{name:7s} {record['url']} (embedded, pid {record['pid']})")
+            else:
+                print(f"{name:7s} not running (the next livefleet command starts it)")
         return 0
     services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
     print(f"redis   {services.redis_url}\nmongodb {services.mongo_uri}")
