@@ -8,6 +8,9 @@ starts itself (embedded Redis and SecantusDB, the sandbox) and stops at the end:
   the same spider under plain Scrapy with items discarded (target >= 0.7).
 * ``bulk_vs_single_store``: documents/s of the store's batched upserts
   (``BulkWriter``) divided by one-by-one mongoengine saves (target >= 10).
+* ``render`` (``bench/render.py``): ``render_pages_per_s_tuned_vs_default`` (target
+  >= 2) and ``browser_rss_growth_500_pages_mb`` (target <= 150), Douyin room pages
+  rendered in Chromium. ``http_vs_render_share`` is printed by ``make demo``.
 
 See ``bench/README.md`` for what each figure means and how it is measured.
 """

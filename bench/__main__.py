@@ -14,17 +14,14 @@ import json
 import shutil
 import sys
 import tempfile
-import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import TARGETS
-from bench.crawl import CrawlError, CrawlResult, run_crawl, service_processes
+from bench.crawl import CrawlError, CrawlResult, CrawlSetup, crawl_pair, service_processes
+from bench.machine import QUIET_CORES, wait_for_quiet
 from bench.store import StoreRate, build_records, bulk_plain_set_rate, bulk_rate, single_rate
-from crawlers.queue.connection import get_redis
-from crawlers.queue.keys import SpiderKeys
-from crawlers.queue.seeds import push_seeds
 from crawlers.sandbox_process import start_sandbox
 from crawlers.services.registry import owned_services
 
@@ -45,10 +42,6 @@ FULL = Sizes(streamers=3000, max_pages=10, records=3000)
 QUICK = Sizes(streamers=400, max_pages=10, records=600)
 
 
-class BenchError(RuntimeError):
-    """The figures could not be measured."""
-
-
 def say(text: str) -> None:
     print(f"# {text}", file=sys.stderr, flush=True)
 
@@ -61,38 +54,6 @@ def line(name: str, value: object, indent: int = 0) -> None:
 
 def cores(busy: dict[str, float]) -> str:
     return " ".join(f"{name}={share:.2f}" for name, share in sorted(busy.items()))
-
-
-def crawl_pair(args: argparse.Namespace, sizes: Sizes, var_dir: Path, redis_url: str, mongo_uri: str,
-               sandbox_url: str, sandbox_pid: int) -> tuple[CrawlResult, CrawlResult]:
-    """The plain Scrapy crawl, then the full-stack crawl, of the same seeds against the same sandbox."""
-    seeds = [{"kind": "areas", "max_pages": sizes.max_pages}]
-    common = ["--sandbox-url", sandbox_url, "--concurrency", str(args.concurrency)]
-    procs = service_processes(sandbox_pid)
-    profile = (lambda mode: ["--profile", str(Path(args.profile).absolute() / f"{mode}.prof")]) if args.profile \
-        else (lambda mode: [])
-    if args.profile:
-        Path(args.profile).mkdir(parents=True, exist_ok=True)
-    say(f"plain Scrapy crawl: {json.dumps(seeds)}, {sizes.streamers} streamers, concurrency {args.concurrency}")
-    plain = run_crawl(["--mode", "plain", *common, "--seeds", json.dumps(seeds), *profile("plain")],
-                      log_path=var_dir / "crawl-plain.log", services=procs)
-    prefix, db_name = f"bench{uuid.uuid4().hex[:8]}", f"bench_crawl_{uuid.uuid4().hex[:8]}"
-    redis = get_redis(redis_url)
-    keys = SpiderKeys(prefix, "bilibili")
-    push_seeds(redis, keys, seeds)
-    say(f"full-stack crawl: Redis prefix {prefix}, database {db_name}")
-    try:
-        full = run_crawl(["--mode", "full", *common, "--redis-url", redis_url, "--mongo-uri", mongo_uri,
-                          "--prefix", prefix, "--db", db_name, "--var-dir", str(var_dir / "worker"),
-                          *profile("full")],
-                         log_path=var_dir / "crawl-full.log", services=procs)
-    finally:
-        redis.delete(*keys.all())
-        from pymongo import MongoClient
-
-        with MongoClient(mongo_uri) as client:
-            client.drop_database(db_name)
-    return plain, full
 
 
 def report_crawls(plain: CrawlResult, full: CrawlResult, store: StoreRate) -> float:
@@ -110,6 +71,8 @@ def report_crawls(plain: CrawlResult, full: CrawlResult, store: StoreRate) -> fl
         if crawler is not None:
             line(f"{label}_crawler_cpu_ms_per_item", crawler * result.window_s * 1000 / result.items, 1)
         line(f"{label}_cpu_cores", cores(result.cpu_busy), 1)
+        gc_s, gc_n = result.data.get("gc_seconds", [0, 0, 0]), result.data.get("gc_collections", [0, 0, 0])
+        line(f"{label}_gc_full_collections_s", f"{gc_s[2]:.2f} ({gc_n[2]} runs; all generations {sum(gc_s):.2f})", 1)
     return ratio
 
 
@@ -126,56 +89,98 @@ def report_store(bulk: StoreRate, single: StoreRate, plain_set: StoreRate | None
         line(f"{label}_client_cpu_ms_per_doc", rate.client_cpu_s * 1000 / rate.docs, 1)
         if rate.server_cpu_s is not None:
             line(f"{label}_server_cpu_ms_per_doc", rate.server_cpu_s * 1000 / rate.docs, 1)
+        line(f"{label}_other_load_cores", rate.other_cores, 1)
+        line(f"{label}_docs_per_s_by_500", " ".join(f"{x:.0f}" for x in rate.chunks_per_s), 1)
     return ratio
 
 
-def run(args: argparse.Namespace, sizes: Sizes, var_dir: Path) -> dict[str, float]:
+def run(args: argparse.Namespace, sizes: Sizes, var_dir: Path) -> tuple[dict[str, float], list[str], float]:
+    """Measure, print; return the ratios, the problems that make a figure invalid, the most other load seen."""
     wanted = set(args.only or TARGETS)
     ratios: dict[str, float] = {}
+    problems: list[str] = []
+    others: list[float] = []
+    if not wanted & set(TARGETS):  # e.g. --only render: nothing of ours to measure
+        return ratios, problems, 0.0
     with ExitStack() as stack:
         say(f"starting embedded Redis + SecantusDB and the sandbox under {var_dir}")
         services = stack.enter_context(owned_services(var_dir / "services"))
         sandbox = stack.enter_context(start_sandbox(
             "--time-scale", "0", "--no-chaos", "--no-faults", "--streamers", str(sizes.streamers),
             log_path=var_dir / "sandbox.log"))
-        mongo = service_processes(sandbox.proc.pid).get("mongo")
+        processes = service_processes(sandbox.proc.pid)
+        mongo = processes.get("mongo")
         say(f"store: building {sizes.records} records from sandbox pages with the spider's parser")
         records = build_records(sandbox, sizes.records)
+        say("store: warming the server up (one untimed batch of each kind of write)")
+        bulk_rate(services.mongo_uri, "bench_store_warmup", records[:500], mongo)
+        single_rate(services.mongo_uri, "bench_store_warmup", records[:100], mongo)
         say("store: BulkWriter.write, batches of 500")
+        wait_for_quiet(args.quiet_timeout, "the bulk store writes")
         bulk = bulk_rate(services.mongo_uri, "bench_store_bulk", records, mongo)
+        single = plain_set = None
+        if "bulk_vs_single_store" in wanted:
+            say("store: the same records saved one by one through mongoengine")
+            wait_for_quiet(args.quiet_timeout, "the one-by-one store writes")
+            single = single_rate(services.mongo_uri, "bench_store_single", records, mongo)
+            say("store: the same batches as plain $set upserts (diagnostic)")
+            wait_for_quiet(args.quiet_timeout, "the plain $set bulk writes")
+            plain_set = bulk_plain_set_rate(services.mongo_uri, "bench_store_plain_set", records, mongo)
         if "full_stack_vs_plain_scrapy" in wanted:
-            plain, full = crawl_pair(args, sizes, var_dir, services.redis_url, services.mongo_uri, sandbox.url,
-                                     sandbox.proc.pid)
+            setup = CrawlSetup(
+                sandbox_url=sandbox.url, redis_url=services.redis_url, mongo_uri=services.mongo_uri,
+                seeds=[{"kind": "areas", "max_pages": sizes.max_pages}], concurrency=args.concurrency,
+                var_dir=var_dir, services=processes, quiet_timeout=args.quiet_timeout,
+                profile_dir=Path(args.profile) if args.profile else None)
+            say(f"crawls: {json.dumps(setup.seeds)}, {sizes.streamers} streamers, concurrency {args.concurrency}")
+            plain, full = crawl_pair(setup, args.repeat)
+            others += [plain.cpu_busy.get("other", 0.0), full.cpu_busy.get("other", 0.0)]
             ratios["full_stack_vs_plain_scrapy"] = report_crawls(plain, full, bulk)
             low, high = sorted((plain.items, full.items))
             if high - low > ITEM_TOLERANCE * high:
-                raise BenchError(f"the two crawls differ: plain scraped {plain.items} items, full {full.items}")
-        if "bulk_vs_single_store" in wanted:
-            say("store: the same records saved one by one through mongoengine")
-            single = single_rate(services.mongo_uri, "bench_store_single", records, mongo)
-            plain_set = bulk_plain_set_rate(services.mongo_uri, "bench_store_plain_set", records, mongo)
+                problems.append(f"full_stack_vs_plain_scrapy is invalid: plain Scrapy scraped {plain.items} items, "
+                                f"the full stack {full.items}")
+        if single is not None:
+            others += [bulk.other_cores, single.other_cores]
             ratios["bulk_vs_single_store"] = report_store(bulk, single, plain_set)
+            if bulk.counts != single.counts:
+                problems.append("bulk_vs_single_store is invalid: the two sides stored different documents")
         say("stopping everything the bench started")
-    return ratios
+    busiest = max(others, default=0.0)
+    line("other_load_max_cores", round(busiest, 2))
+    if busiest > QUIET_CORES:
+        say(f"WARNING: the rest of the machine used up to {busiest:.2f} cores during a measurement: "
+            "the figures are disturbed; rerun on a quiet machine (or with --repeat 2)")
+    return ratios, problems, busiest
 
 
-def summary(ratios: dict[str, float]) -> str:
+def summary(ratios: dict[str, float], problems: list[str], busiest: float) -> str:
     parts = []
     for name, ratio in ratios.items():
         target = TARGETS[name]
         verdict = "met" if ratio >= target else "MISSED"
+        if any(problem.startswith(name) for problem in problems):
+            verdict = "INVALID"
         parts.append(f"{name} {ratio:.2f} (target >= {target:g}) {verdict}")
-    return "; ".join(parts)
+    text = "; ".join(parts) or "(no crawl or store benchmark run)"
+    if busiest > QUIET_CORES:
+        text += f" [disturbed: other load up to {busiest:.2f} cores]"
+    return text
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    p.add_argument("--only", action="append", choices=sorted(TARGETS), help="run only this benchmark (repeatable)")
+    p.add_argument("--only", action="append", choices=sorted([*TARGETS, "render"]),
+                   help="run only this benchmark (repeatable)")
     p.add_argument("--concurrency", type=int, default=16, help="concurrent requests of both crawls (default 16)")
     p.add_argument("--streamers", type=int, help="sandbox size (default 3000, --quick 400)")
     p.add_argument("--records", type=int, help="records of the store benchmark (default 3000, --quick 600)")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run both crawls N times, alternately, and keep the fastest of each (default 1)")
     p.add_argument("--profile", metavar="DIR", help="write cProfile stats of both crawl processes to DIR")
+    p.add_argument("--quiet-timeout", type=float, default=120, metavar="SECONDS",
+                   help="before each measurement wait up to this long for other load to stop (default 120)")
     p.add_argument("--keep", action="store_true", help="keep the bench's var dir (logs) after the run")
     return p.parse_args(argv)
 
@@ -187,8 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     var_dir = Path(tempfile.mkdtemp(prefix="livefleet-bench-"))
     keep = args.keep
     try:
-        ratios = run(args, sizes, var_dir)
-    except (BenchError, CrawlError) as exc:
+        ratios, problems, busiest = run(args, sizes, var_dir)
+        if not args.only or "render" in args.only:
+            from bench.render import run as render_run
+
+            say("render: Douyin room pages in Chromium, tuned vs scrapy-playwright's defaults; memory over 500 pages")
+            for name, value in render_run(args.quick, log_dir=var_dir / "render", quiet_timeout=args.quiet_timeout):
+                line(name, value)
+        keep = keep or bool(problems)
+    except (CrawlError, RuntimeError) as exc:  # RenderBenchError is a RuntimeError
         keep = True
         print(f"bench error: {exc}", file=sys.stderr)
         return 1
@@ -200,8 +212,10 @@ def main(argv: list[str] | None = None) -> int:
             say(f"logs kept in {var_dir}")
         else:
             shutil.rmtree(var_dir, ignore_errors=True)
-    line("targets", summary(ratios))
-    return 0
+    line("targets", summary(ratios, problems, busiest))
+    for problem in problems:
+        print(f"bench error: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

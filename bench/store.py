@@ -17,7 +17,10 @@ with the same keys written more than once, as in a real crawl.
   of the update pipelines ``BulkWriter`` uses.
 
 Each side writes to a fresh database with the contract's indexes, on the same
-server; the databases are dropped afterwards.
+server; the databases are dropped afterwards. Each chunk of 500 records is timed
+too: SecantusDB scans its table of retryable writes (one entry per write
+command, kept 30 minutes) on every write, so one-by-one saves slow down as they
+accumulate, and the per-chunk rates show it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import psutil
 from mongoengine.errors import NotUniqueError
 from pymongo import MongoClient, UpdateOne
 
+from bench.machine import busy_cpu_seconds
 from crawlers.sandbox_process import SandboxProcess
 from models import documents
 from models.entities import Record, Room, RoomSnapshot, Streamer
@@ -87,6 +91,10 @@ class StoreRate:
     counts: dict[str, int]
     client_cpu_s: float
     server_cpu_s: float | None
+    #: Cores the rest of the machine used meanwhile (above ~0.3, the figure is disturbed).
+    other_cores: float
+    #: Docs/s of each successive chunk of 500 records (a drift shows the server slowing down).
+    chunks_per_s: tuple[float, ...] = ()
 
     @property
     def per_s(self) -> float:
@@ -102,7 +110,7 @@ def _cpu(process: psutil.Process | None) -> float:
 
 def _timed(uri: str, db_name: str, records: Sequence[StoredRecord],
            write: Callable[[Any, Sequence[StoredRecord]], None], server: psutil.Process | None) -> StoreRate:
-    """Fresh database with indexes; time ``write(db, records)``; count; drop the database.
+    """Fresh database with indexes; time ``write(db, chunk)`` over chunks of 500; count; drop the database.
 
     ``server`` (the store's process, if known) also gives the server's CPU seconds.
     """
@@ -112,34 +120,39 @@ def _timed(uri: str, db_name: str, records: Sequence[StoredRecord],
         documents.connect(uri, db_name)
         documents.ensure_indexes()
         db = client[db_name]
-        server_cpu, client_cpu, started = _cpu(server), time.process_time(), time.perf_counter()
-        write(db, records)
+        machine, server_cpu, client_cpu = busy_cpu_seconds(), _cpu(server), time.process_time()
+        started = time.perf_counter()
+        chunks = []
+        for start in range(0, len(records), BATCH):
+            chunk = records[start:start + BATCH]
+            chunk_started = time.perf_counter()
+            write(db, chunk)
+            chunks.append(len(chunk) / (time.perf_counter() - chunk_started))
         seconds = time.perf_counter() - started
         client_cpu, server_cpu = time.process_time() - client_cpu, _cpu(server) - server_cpu
+        other = max(0.0, (busy_cpu_seconds() - machine - client_cpu - server_cpu) / seconds)
         counts = {name: db[name].count_documents({}) for name in sorted({r.collection for r in records})}
         client.drop_database(db_name)
-        return StoreRate(len(records), seconds, counts, client_cpu, server_cpu if server else None)
+        return StoreRate(len(records), seconds, counts, client_cpu, server_cpu if server else None, other,
+                         tuple(chunks))
     finally:
         documents.disconnect()
         client.close()
 
 
-def _bulk(db: Any, records: Sequence[StoredRecord]) -> None:
-    writer = BulkWriter(db)
-    for start in range(0, len(records), BATCH):
-        writer.write(records[start:start + BATCH])
+def _bulk(db: Any, batch: Sequence[StoredRecord]) -> None:
+    BulkWriter(db).write(batch)
 
 
-def _bulk_plain_set(db: Any, records: Sequence[StoredRecord]) -> None:
-    for start in range(0, len(records), BATCH):
-        by_collection: dict[str, list[UpdateOne]] = {}
-        for record in records[start:start + BATCH]:
-            assert isinstance(record, Record)
-            doc = record.model_dump(exclude_none=True)
-            op = "$setOnInsert" if isinstance(record, RoomSnapshot) else "$set"
-            by_collection.setdefault(record.collection, []).append(UpdateOne(record.key(), {op: doc}, upsert=True))
-        for name, ops in by_collection.items():
-            db[name].bulk_write(ops, ordered=False)
+def _bulk_plain_set(db: Any, batch: Sequence[StoredRecord]) -> None:
+    by_collection: dict[str, list[UpdateOne]] = {}
+    for record in batch:
+        assert isinstance(record, Record)
+        doc = record.model_dump(exclude_none=True)
+        op = "$setOnInsert" if isinstance(record, RoomSnapshot) else "$set"
+        by_collection.setdefault(record.collection, []).append(UpdateOne(record.key(), {op: doc}, upsert=True))
+    for name, ops in by_collection.items():
+        db[name].bulk_write(ops, ordered=False)
 
 
 def save_one(record: StoredRecord) -> None:
@@ -159,8 +172,8 @@ def save_one(record: StoredRecord) -> None:
     document.objects(**key).update_one(upsert=True, min__first_seen_at=seen, max__last_seen_at=seen, **updates)
 
 
-def _single(db: Any, records: Sequence[StoredRecord]) -> None:
-    for record in records:
+def _single(db: Any, chunk: Sequence[StoredRecord]) -> None:
+    for record in chunk:
         save_one(record)
 
 

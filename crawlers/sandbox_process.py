@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 READY = "sandbox listening on "
 #: The session sandbox's arguments: frozen time and no chaos, so ground truth is stable.
 SESSION_ARGS = ("--time-scale", "0", "--no-chaos")
