@@ -36,7 +36,7 @@ import argparse
 import importlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -47,6 +47,26 @@ from models.entities import PLATFORMS, merge_records
 from models.errors import PageError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def key_paths(obj: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every dict key path in a payload; only the first two items of each list (they are alike).
+
+    The parser robustness tests mutate a real payload at each of these paths."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            yield (*path, key)
+            yield from key_paths(value, (*path, key))
+    elif isinstance(obj, list):
+        for index, value in enumerate(obj[:2]):
+            yield from key_paths(value, (*path, index))
+
+
+def value_at(obj: Any, path: tuple[Any, ...]) -> Any:
+    """The value at a path of ``key_paths``."""
+    for key in path:
+        obj = obj[key]
+    return obj
 
 
 @dataclass(frozen=True)

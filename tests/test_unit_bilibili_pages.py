@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +26,8 @@ from models.errors import (
 from spiders.bilibili import pages
 from spiders.bilibili.detect import KINDS, detect, kind_from_url
 from tests.fixture_cases import Case, iter_cases, run
+from tests.fixture_cases import key_paths as _key_paths
+from tests.fixture_cases import value_at as _at
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 LIVE = "https://api.live.bilibili.com"
@@ -369,23 +370,6 @@ def test_room_base_info_dedupes_a_room_asked_twice() -> None:
 # Keys that carry a record's identity: without them a record cannot be built (and must not be).
 ID_KEYS = frozenset({"room_id", "roomid", "uid", "mid", "id", "onlineNum"})
 PRIMARY = {"room": Room, "streamer": Streamer, "area": pages.Area, "room_snapshot": RoomSnapshot}
-
-
-def _key_paths(obj: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """Every dict key path in ``obj``; only the first two items of each list (they are alike)."""
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            yield (*path, key)
-            yield from _key_paths(value, (*path, key))
-    elif isinstance(obj, list):
-        for index, value in enumerate(obj[:2]):
-            yield from _key_paths(value, (*path, index))
-
-
-def _at(obj: Any, path: tuple[Any, ...]) -> Any:
-    for key in path:
-        obj = obj[key]
-    return obj
 
 
 def _primary_count(records: list[Any], case: Case) -> int:

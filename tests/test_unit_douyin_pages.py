@@ -13,7 +13,6 @@ import copy
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -31,6 +30,8 @@ from models.errors import (
 from spiders.douyin import pages
 from spiders.douyin.detect import KINDS, detect, kind_from_url, unwrap
 from tests.fixture_cases import Case, iter_cases, run
+from tests.fixture_cases import key_paths as _key_paths
+from tests.fixture_cases import value_at as _at
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 LIVE = "https://live.douyin.com"
@@ -620,23 +621,6 @@ PRIMARY = {"room": Room, "streamer": Streamer, "product": Product, "room_snapsho
 JSON_CASES = [case for case in VALID if case.expected and case.kind != "room_page"]
 # Lists of people give no Streamer for a bare ID (nothing said about the person).
 IDENTITY_CASES = [case for case in JSON_CASES if case.kind != "anchor_rank"]
-
-
-def _key_paths(obj: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """Every dict key path in ``obj``; only the first two items of each list (they are alike)."""
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            yield (*path, key)
-            yield from _key_paths(value, (*path, key))
-    elif isinstance(obj, list):
-        for index, value in enumerate(obj[:2]):
-            yield from _key_paths(value, (*path, index))
-
-
-def _at(obj: Any, path: tuple[Any, ...]) -> Any:
-    for key in path:
-        obj = obj[key]
-    return obj
 
 
 def _raw(case: Case) -> tuple[Any, tuple[Any, ...]]:

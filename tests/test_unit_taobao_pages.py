@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -27,6 +26,8 @@ from models.errors import (
 from spiders.taobao import pages
 from spiders.taobao.detect import KINDS, detect, kind_from_url, request_data
 from tests.fixture_cases import Case, iter_cases, run
+from tests.fixture_cases import key_paths as _key_paths
+from tests.fixture_cases import value_at as _at
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 H5 = "https://h5api.m.taobao.com/h5"
@@ -411,23 +412,6 @@ def test_pair_merges_like_the_cli() -> None:
 ID_KEYS = frozenset({"liveId", "accountId", "itemId", "id", "ret", "api", "v", "data"})
 PRIMARY = {"room": Room, "product": Product}
 ROBUST = [case for case in SINGLE if case.expected]
-
-
-def _key_paths(obj: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """Every dict key path in ``obj``; only the first two items of each list (they are alike)."""
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            yield (*path, key)
-            yield from _key_paths(value, (*path, key))
-    elif isinstance(obj, list):
-        for index, value in enumerate(obj[:2]):
-            yield from _key_paths(value, (*path, index))
-
-
-def _at(obj: Any, path: tuple[Any, ...]) -> Any:
-    for key in path:
-        obj = obj[key]
-    return obj
 
 
 def _count(records: list[Any], case: Case) -> int:
