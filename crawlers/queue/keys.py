@@ -1,4 +1,9 @@
-"""Every Redis key livefleet writes, built in one place from the key prefix."""
+"""Every Redis key livefleet writes, built in one place from the key prefix.
+
+Per spider (one platform): the pending queue, the leases, the dead letters,
+the seed list, fleet-wide stats, and the dedup namespaces of each crawl.
+Fleet-wide: worker heartbeats and the per-platform rate buckets.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ class SpiderKeys:
 
     @property
     def requests(self) -> str:
-        """Sorted set: the shared request queue (score = priority, then arrival)."""
+        """Sorted set of pending requests (score = -priority * 2**32 + arrival sequence)."""
         return self._key("requests")
 
     @property
@@ -26,9 +31,41 @@ class SpiderKeys:
         return self._key("seq")
 
     @property
+    def leases(self) -> str:
+        """Sorted set: lease id -> deadline (Redis server time, epoch milliseconds)."""
+        return self._key("leases")
+
+    @property
+    def leased(self) -> str:
+        """Hash: lease id -> the leased request (its queue score and queue entry)."""
+        return self._key("leased")
+
+    @property
+    def lease_sequence(self) -> str:
+        """Counter making lease ids unique."""
+        return self._key("lease_seq")
+
+    @property
+    def dead(self) -> str:
+        """List of dead letters: JSON ``{"entry", "score", "error", "attempts", "worker", "at"}``."""
+        return self._key("dead")
+
+    def queued(self, crawl: str) -> str:
+        """Set of fingerprints queued or leased (not yet handled) in one crawl."""
+        return self._key(f"dedup:{crawl}:queued")
+
+    def seen(self, crawl: str) -> str:
+        """Set of fingerprints fetched and handled in one crawl."""
+        return self._key(f"dedup:{crawl}:seen")
+
+    def bloom(self, crawl: str) -> str:
+        """Bitmap of a crawl's Bloom filter of handled fingerprints (when the Bloom filter is on)."""
+        return self._key(f"dedup:{crawl}:bloom")
+
+    @property
     def dupefilter(self) -> str:
-        """Set of request fingerprints already scheduled."""
-        return self._key("dupefilter")
+        """The default crawl's seen-set (what scrapy-redis calls the dupefilter)."""
+        return self.seen("default")
 
     @property
     def seeds(self) -> str:
@@ -37,8 +74,29 @@ class SpiderKeys:
 
     @property
     def stats(self) -> str:
-        """Hash of fleet-wide counters for this spider."""
+        """Hash of fleet-wide counters for this spider (HINCRBY: atomic across workers)."""
         return self._key("stats")
 
     def all(self) -> tuple[str, ...]:
-        return (self.requests, self.sequence, self.dupefilter, self.seeds, self.stats)
+        return (self.requests, self.sequence, self.leases, self.leased, self.lease_sequence, self.dead,
+                self.seeds, self.stats)
+
+
+@dataclass(frozen=True)
+class FleetKeys:
+    """Keys shared by the whole fleet."""
+
+    prefix: str
+
+    @property
+    def workers(self) -> str:
+        """Sorted set: worker id -> time of its last heartbeat (epoch seconds)."""
+        return f"{self.prefix}:workers"
+
+    def worker(self, worker_id: str) -> str:
+        """JSON heartbeat of one worker (expires when the worker stops beating)."""
+        return f"{self.prefix}:worker:{worker_id}"
+
+    def rate(self, platform: str) -> str:
+        """The fleet-wide rate limiter state of one platform."""
+        return f"{self.prefix}:rate:{platform}"
