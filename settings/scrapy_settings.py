@@ -30,6 +30,8 @@ DEFAULT_REQUEST_HEADERS = {
 }
 
 DOWNLOADER_MIDDLEWARES = {
+    # Platform requests wait for the fleet-wide rate limit first (crawlers/ratelimit.py).
+    "crawlers.ratelimit.FleetRateLimitMiddleware": 540,
     # Rendered requests get their browser meta, then a session, then cookies.
     "crawlers.browser.RenderMiddleware": 550,
     "crawlers.sessions.SessionMiddleware": 600,
@@ -61,6 +63,13 @@ DOWNLOAD_SLOTS = {
     platform: {"concurrency": _config.concurrency, "delay": (1.0 / rate) if rate else 0.0, "jitter": 0.0}
     for platform, rate in _config.rates.items()
 }
+# ... and for the whole fleet, however many workers: requests/s per platform from a token bucket
+# in Redis (LIVEFLEET_FLEET_RATE_*, unset = the per-worker rate; 0 = none), on top of the slots.
+LIVEFLEET_FLEET_RATES = dict(_config.fleet_rates)
+# Sends the fleet may make at once after a quiet spell (1: strictly 1/rate apart).
+LIVEFLEET_FLEET_BURST = 1.0
+# The farthest ahead a worker reserves one send; a longer backlog is re-checked later.
+LIVEFLEET_FLEET_MAX_WAIT_SECONDS = 30.0
 
 # The fleet: requests are scheduled through Redis, shared by every worker.
 SCHEDULER = "crawlers.queue.scheduler.RedisScheduler"
@@ -70,9 +79,19 @@ LIVEFLEET_VAR_DIR = str(_config.var_dir)
 # Requests a worker takes from Redis per round trip.
 LIVEFLEET_PREFETCH = 8
 # The fleet's seen-set expires this long after a crawl starts, so a later crawl revisits pages.
-LIVEFLEET_SEEN_TTL_SECONDS = 12 * 3600
+LIVEFLEET_SEEN_TTL_SECONDS = _config.seen_ttl
+# A request is taken on a lease this long, renewed while its worker lives; an expired lease
+# (worker killed) returns the request to the queue.
+LIVEFLEET_LEASE_SECONDS = _config.lease_seconds
+# Failed deliveries (callback error, item not stored, lease expired) before a dead letter.
+LIVEFLEET_MAX_FAILURES = _config.max_failures
+# The crawl (dedup namespace) of requests that do not name one.
+LIVEFLEET_CRAWL = _config.crawl
+# A Bloom filter of this many fingerprints replaces each crawl's seen-set (0 = a plain set).
+LIVEFLEET_BLOOM_CAPACITY = _config.bloom_capacity
+LIVEFLEET_BLOOM_ERROR_RATE = _config.bloom_error_rate
 # Seeds pushed by `livefleet crawl` are taken by whichever worker is idle.
-EXTENSIONS = {"crawlers.queue.seeds.SeedFeeder": 500}
+EXTENSIONS = {"crawlers.queue.seeds.SeedFeeder": 500, "crawlers.health.Heartbeat": 510}
 LIVEFLEET_SEEDS_ENABLED = True
 LIVEFLEET_SEED_BATCH = 16
 # A worker with nothing in hand polls Redis this often, backing off to the max while quiet.
@@ -81,7 +100,12 @@ LIVEFLEET_POLL_MAX_SECONDS = 2.0
 # Close a worker after this many seconds with nothing to do fleet-wide (0: never).
 LIVEFLEET_IDLE_CLOSE_SECONDS = 0
 LIVEFLEET_SANDBOX_URL = _config.sandbox_url
+# Every this many seconds a worker writes its heartbeat (stale after three missed) and adds
+# its stats' growth to the fleet-wide stats in Redis (crawlers/health.py; 0: off).
+LIVEFLEET_HEARTBEAT_SECONDS = _config.heartbeat_seconds
 
+# Callback output: new requests inherit the page's crawl; only a retry of the page keeps its lease.
+SPIDER_MIDDLEWARES = {"crawlers.queue.middleware.LeaseSpiderMiddleware": 50}
 ITEM_PIPELINES = {
     "pipelines.p100_validate.ValidatePipeline": 100,
     "pipelines.p200_quarantine.QuarantinePipeline": 200,

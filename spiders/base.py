@@ -30,6 +30,7 @@ from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
+from crawlers.queue.scheduler import GAVE_UP_META
 from models.entities import QuarantineRecord, Record
 from models.errors import BlockedError, GoneError, PageError, PermanentPageError, RetryablePageError
 
@@ -154,6 +155,7 @@ class PlatformSpider(scrapy.Spider):
             return
         self.crawler.stats.inc_value(f"livefleet/spider/gave_up/{self.platform}")
         logger.error("Gave up on %s after retries: %s", response.url, exc)
+        response.request.meta[GAVE_UP_META] = f"{exc.kind}: {exc}"  # the fleet dead-letters the request
         yield self.quarantine(response.url, exc, response.body, datetime.now(UTC), prefix="GaveUp")
 
     def on_error(self, failure: Failure) -> Iterator[Any]:

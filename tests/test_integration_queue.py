@@ -1,16 +1,20 @@
-"""The shared Redis queue against a real Redis: two workers' schedulers share one crawl."""
+"""The shared, leased Redis queue against a real Redis."""
 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import scrapy
 from scrapy.utils.test import get_crawler
 
 from crawlers.queue.keys import SpiderKeys
+from crawlers.queue.queue import CRAWL_META, LEASE_META, DedupMode, LeaseQueue, dead_letters, retry_dead
 from crawlers.queue.scheduler import RedisScheduler
 from crawlers.queue.seeds import push_seeds
+
+PREFIX = "lftest"
 
 
 class _Spider(scrapy.Spider):
@@ -20,89 +24,288 @@ class _Spider(scrapy.Spider):
         pass
 
 
-def _scheduler(redis_server, prefix: str = "lftest", prefetch: int = 4) -> tuple[RedisScheduler, _Spider]:
-    crawler = get_crawler(_Spider, {"LIVEFLEET_REDIS_URL": redis_server.url, "LIVEFLEET_KEY_PREFIX": prefix,
-                                    "LIVEFLEET_PREFETCH": prefetch})
+def _spider(redis_server, **settings) -> _Spider:
+    crawler = get_crawler(_Spider, {"LIVEFLEET_REDIS_URL": redis_server.url, "LIVEFLEET_KEY_PREFIX": PREFIX,
+                                    **settings})
     spider = _Spider()
     spider.crawler = crawler
     crawler.spider = spider
-    scheduler = RedisScheduler.from_crawler(crawler)
+    return spider
+
+
+def _queue(redis_client, redis_server, worker: str = "w1", **kwargs) -> LeaseQueue:
+    return LeaseQueue(redis_client, _spider(redis_server), SpiderKeys(PREFIX, "qtest"), worker=worker, **kwargs)
+
+
+def _scheduler(redis_server, prefetch: int = 4, **settings) -> tuple[RedisScheduler, _Spider]:
+    spider = _spider(redis_server, LIVEFLEET_PREFETCH=prefetch, LIVEFLEET_QUEUE_BACKGROUND=False, **settings)
+    scheduler = RedisScheduler.from_crawler(spider.crawler)
     scheduler.open(spider)
     return scheduler, spider
 
 
-def _req(spider: _Spider, n: int, priority: int = 0) -> scrapy.Request:
-    return scrapy.Request(f"https://example.test/page/{n}", callback=spider.parse_page, priority=priority,
-                          meta={"download_slot": "bilibili", "livefleet": {"kind": "x", "n": n}})
+def _req(n: int, priority: int = 0, **kwargs) -> scrapy.Request:
+    return scrapy.Request(f"https://example.test/page/{n}", priority=priority,
+                          meta={"download_slot": "bilibili", "livefleet": {"kind": "x", "n": n}}, **kwargs)
+
+
+def _push(queue: LeaseQueue, n: int, crawl: str = "default", **kwargs) -> int:
+    return queue.push(_req(n, **kwargs), fingerprint=f"fp{n}", crawl=crawl)
 
 
 @pytest.fixture
 def keys(redis_client):
-    return SpiderKeys("lftest", "qtest")
+    return SpiderKeys(PREFIX, "qtest")
+
+
+# -- the queue ---------------------------------------------------------------------------------
 
 
 def test_two_workers_share_one_queue_and_never_get_the_same_request(redis_server, redis_client, keys):
-    a, spider_a = _scheduler(redis_server)
-    b, spider_b = _scheduler(redis_server)
+    a = _queue(redis_client, redis_server, "a")
+    b = _queue(redis_client, redis_server, "b")
     # Both workers discover the same 100 pages: each is queued once.
-    queued = [a.enqueue_request(_req(spider_a, n)) for n in range(100)]
-    queued += [b.enqueue_request(_req(spider_b, n)) for n in range(100)]
-    assert sum(queued) == 100
-    assert redis_client.zcard(keys.requests) == 100
-    seen: list[str] = []
-    while True:
-        got = [s.next_request() for s in (a, b)]
-        if not any(got):
-            break
-        seen += [r.url for r in got if r is not None]
-    assert len(seen) == 100 and len(set(seen)) == 100
-    assert a.crawler.stats.get_value("livefleet/queue/duplicate") is None
-    assert b.crawler.stats.get_value("livefleet/queue/duplicate") == 100
+    assert sum(_push(q, n) for q in (a, b) for n in range(100)) == 100
+    got: list[str] = []
+    while taken := a.take(7) + b.take(5):
+        got += [item.request.url for item in taken]
+    assert len(got) == 100 and len(set(got)) == 100
+    assert redis_client.zcard(keys.leases) == 100
 
 
-def test_priority_first_then_arrival_order(redis_server, keys):
-    scheduler, spider = _scheduler(redis_server, prefetch=1)
+def test_priority_first_then_arrival_order(redis_server, redis_client):
+    queue = _queue(redis_client, redis_server)
     for n in range(5):
-        scheduler.enqueue_request(_req(spider, n, priority=0))
+        _push(queue, n)
     for n in range(5, 8):
-        scheduler.enqueue_request(_req(spider, n, priority=10))
-    order = [scheduler.next_request().meta["livefleet"]["n"] for _ in range(8)]
-    assert order == [5, 6, 7, 0, 1, 2, 3, 4]
+        _push(queue, n, priority=10)
+    assert [item.request.meta["livefleet"]["n"] for item in queue.take(8)] == [5, 6, 7, 0, 1, 2, 3, 4]
 
 
-def test_requests_travel_as_json_under_our_prefix(redis_server, redis_client, keys):
-    scheduler, spider = _scheduler(redis_server)
-    scheduler.enqueue_request(_req(spider, 1))
-    assert set(redis_client.keys("lftest:*")) >= {keys.requests.encode(), keys.dupefilter.encode()}
-    (payload, _), = redis_client.zrange(keys.requests, 0, 0, withscores=True)
-    assert json.loads(payload)["url"] == "https://example.test/page/1"
+def test_requests_travel_as_json_under_our_prefix_and_equal_requests_never_collapse(
+        redis_server, redis_client, keys):
+    queue = _queue(redis_client, redis_server)
+    queue.push(_req(1, dont_filter=True), "fp1", "default")
+    queue.push(_req(1, dont_filter=True), "fp1", "default")  # the same request twice, on purpose
+    members = redis_client.zrange(keys.requests, 0, -1)
+    assert len(members) == 2
+    seq, failures, body = members[0].decode().split("|", 2)
+    entry = json.loads(body)
+    assert (seq, failures, entry["fp"], entry["c"], entry["r"]["url"]) == (
+        "1", "0", "fp1", "default", "https://example.test/page/1")
+    assert all(key.startswith(f"{PREFIX}:".encode()) for key in redis_client.keys("*"))
 
 
-def test_a_worker_stopping_returns_its_prefetch_and_deletes_nothing(redis_server, redis_client, keys):
+def test_a_url_counts_as_seen_only_once_handled(redis_server, redis_client, keys):
+    queue = _queue(redis_client, redis_server)
+    assert _push(queue, 1) == 1
+    assert _push(queue, 1) == 0  # queued: not again
+    (item,) = queue.take(1)
+    assert _push(queue, 1) == 0  # leased: not again
+    assert redis_client.scard(keys.seen("default")) == 0  # but not seen yet
+    assert queue.ack(item.lease, item.fingerprint, item.crawl) == 1
+    assert redis_client.sismember(keys.seen("default"), "fp1")
+    assert not redis_client.sismember(keys.queued("default"), "fp1")
+    assert _push(queue, 1) == 0  # handled in this crawl
+    assert _push(queue, 1, crawl="tomorrow") == 1  # another crawl revisits it
+    assert redis_client.zcard(keys.leases) == 0 and redis_client.hlen(keys.leased) == 0
+
+
+def test_a_request_that_failed_for_good_can_be_found_again(redis_server, redis_client, keys):
+    queue = _queue(redis_client, redis_server)
+    _push(queue, 1)
+    (item,) = queue.take(1)
+    assert queue.release(item.lease, "download failed: TimeoutError", final=True) == 2
+    assert _push(queue, 1) == 1  # a failed fetch is not "seen": the fleet may try it again
+
+
+def test_crawl_namespaces_expire(redis_server, redis_client, keys):
+    queue = _queue(redis_client, redis_server, dedup=DedupMode(ttl=3600))
+    _push(queue, 1, crawl="c1")
+    assert 3500 < redis_client.ttl(keys.queued("c1")) <= 3600
+    (item,) = queue.take(1)
+    queue.ack(item.lease, item.fingerprint, item.crawl)
+    assert 3500 < redis_client.ttl(keys.seen("c1")) <= 3600
+
+
+def test_an_expired_lease_returns_the_request_with_its_priority(redis_server, redis_client, keys):
+    dead_worker = _queue(redis_client, redis_server, "dead", lease_seconds=0.2)
+    other = _queue(redis_client, redis_server, "other", lease_seconds=30)
+    _push(dead_worker, 1, priority=5)
+    _push(dead_worker, 2)
+    (taken,) = dead_worker.take(1)  # the priority-5 request; then the worker "dies"
+    assert taken.request.meta[LEASE_META].startswith("dead#")
+    assert other.reap() == (0, 0)  # not expired yet
+    time.sleep(0.3)
+    assert other.reap() == (1, 0)
+    first = other.take(1)[0]
+    assert first.request.url == taken.request.url  # back at the head: priority kept
+    member = redis_client.hget(keys.leased, first.lease).decode()
+    assert member.split(" ", 1)[1].split("|")[1] == "1"  # one failed delivery counted
+
+
+def test_a_request_that_keeps_killing_its_worker_ends_as_a_dead_letter(redis_server, redis_client, keys):
+    queue = _queue(redis_client, redis_server, "w", lease_seconds=0.05, max_failures=3)
+    _push(queue, 1)
+    for _ in range(3):
+        assert len(queue.take(1)) == 1
+        time.sleep(0.1)
+        queue.reap()
+    assert redis_client.zcard(keys.requests) == 0
+    (letter,) = dead_letters(redis_client, keys)
+    assert letter["url"] == "https://example.test/page/1"
+    assert (letter["error"], letter["attempts"], letter["worker"]) == ("lease expired", 3, "w")
+
+
+def test_renewed_leases_do_not_expire(redis_server, redis_client, keys):
+    queue = _queue(redis_client, redis_server, lease_seconds=0.3)
+    _push(queue, 1)
+    (item,) = queue.take(1)
+    for _ in range(4):
+        time.sleep(0.15)
+        assert queue.renew([item.lease]) == 1
+    assert queue.reap() == (0, 0)
+    assert queue.ack(item.lease, item.fingerprint, item.crawl) == 1
+
+
+def test_failures_requeue_then_dead_letter_then_retry_dead(redis_server, redis_client, keys):
+    queue = _queue(redis_client, redis_server, max_failures=2)
+    _push(queue, 1)
+    (item,) = queue.take(1)
+    assert queue.release(item.lease, "callback error: KeyError: 'x'") == 1  # back in the queue
+    (item,) = queue.take(1)
+    assert queue.release(item.lease, "callback error: KeyError: 'x'") == 2  # second failure: dead
+    assert queue.release(item.lease, "again") == 0  # settling a lease twice does nothing
+    assert redis_client.zcard(keys.requests) == 0
+    (letter,) = dead_letters(redis_client, keys)
+    assert letter["error"] == "callback error: KeyError: 'x'" and letter["attempts"] == 2
+    assert retry_dead(redis_client, keys) == 1
+    assert redis_client.llen(keys.dead) == 0
+    (again,) = queue.take(1)
+    assert again.request.url == "https://example.test/page/1"
+    assert _push(queue, 1) == 0  # queued again, so deduplicated again
+
+
+def test_forget_hands_a_lease_on_without_marking_the_url_seen(redis_server, redis_client, keys):
+    queue = _queue(redis_client, redis_server)
+    _push(queue, 1)
+    (item,) = queue.take(1)
+    queue.push(item.request.replace(dont_filter=True), item.fingerprint, item.crawl)  # its retry
+    assert queue.forget(item.lease) == 1
+    assert redis_client.zcard(keys.leases) == 0
+    assert redis_client.sismember(keys.queued("default"), "fp1")
+    assert redis_client.scard(keys.seen("default")) == 0
+
+
+def test_undecodable_requests_become_dead_letters(redis_server, redis_client, keys):
+    queue = _queue(redis_client, redis_server)
+    redis_client.zadd(keys.requests, {"9|0|{not json": 1})
+    _push(queue, 1)
+    taken = queue.take(5)
+    assert [item.request.url for item in taken] == ["https://example.test/page/1"]
+    (letter,) = redis_client.lrange(keys.dead, 0, -1)
+    assert json.loads(letter)["error"].startswith("undecodable")
+
+
+# -- the scheduler -----------------------------------------------------------------------------
+
+
+def test_scheduler_settles_leases_and_never_deletes_shared_keys(redis_server, redis_client, keys):
     scheduler, spider = _scheduler(redis_server, prefetch=4)
     for n in range(6):
-        scheduler.enqueue_request(_req(spider, n))
-    first = scheduler.next_request()  # takes 4 from Redis, hands out 1
-    assert redis_client.zcard(keys.requests) == 2
-    scheduler.close("shutdown")
-    assert redis_client.zcard(keys.requests) == 5  # 3 unstarted came back; `first` is in flight
-    assert redis_client.scard(keys.dupefilter) == 6  # the seen-set is the fleet's: kept
-    other, other_spider = _scheduler(redis_server)
+        assert scheduler.enqueue_request(_req(n))
+    first = scheduler.next_request()  # leases 4, hands out 1
+    assert first.meta[LEASE_META] and redis_client.zcard(keys.leases) == 4
+    assert scheduler.leased == 4 and scheduler.prefetched == 3
+    scheduler._settle(scrapy.http.TextResponse(first.url, request=first), first)
+    assert redis_client.zcard(keys.leases) == 3
+    assert redis_client.sismember(keys.seen("default"), scheduler.crawler.request_fingerprinter
+                                  .fingerprint(first).hex())
+    second = scheduler.next_request()
+    scheduler.close("shutdown")  # hands back the 2 prefetched and the one in flight, as no failure
+    assert redis_client.zcard(keys.leases) == 0 and redis_client.zcard(keys.requests) == 5
+    assert all(m.split(b"|")[1] == b"0" for m in redis_client.zrange(keys.requests, 0, -1))
+    assert redis_client.exists(keys.seen("default"), keys.queued("default")) == 2  # the fleet's: kept
+    other, _ = _scheduler(redis_server)
     rest = []
     while (r := other.next_request()) is not None:
         rest.append(r.meta["livefleet"]["n"])
-    assert sorted(rest + [first.meta["livefleet"]["n"]]) == list(range(6))
+    assert sorted(rest) == [1, 2, 3, 4, 5] and second.meta["livefleet"]["n"] in rest
 
 
-def test_seen_set_expires_so_a_later_crawl_can_revisit(redis_server, redis_client, keys):
-    crawler = get_crawler(_Spider, {"LIVEFLEET_REDIS_URL": redis_server.url, "LIVEFLEET_KEY_PREFIX": "lftest",
-                                    "LIVEFLEET_SEEN_TTL_SECONDS": 3600})
-    spider = _Spider()
-    spider.crawler = crawler
-    scheduler = RedisScheduler.from_crawler(crawler)
+def test_scheduler_hands_a_lease_on_to_a_retry_and_dead_letters_download_failures(
+        redis_server, redis_client, keys):
+    from twisted.python.failure import Failure
+
+    scheduler, _ = _scheduler(redis_server)
+    scheduler.enqueue_request(_req(1))
+    scheduler.enqueue_request(_req(2))
+    one, two = scheduler.next_request(), scheduler.next_request()
+    retry = one.replace(dont_filter=True)  # what RetryMiddleware schedules (meta copied)
+    scheduler.enqueue_request(retry)
+    assert LEASE_META not in retry.meta
+    scheduler._settle(Failure(TimeoutError("took too long")), one)  # the original's outcome: already handed on
+    assert redis_client.llen(keys.dead) == 0
+    scheduler._settle(Failure(TimeoutError("took too long")), two)
+    (letter,) = dead_letters(redis_client, keys)
+    assert letter["url"] == "https://example.test/page/2" and "TimeoutError" in letter["error"]
+    assert redis_client.zcard(keys.leases) == 0  # both leases settled
+    assert redis_client.zcard(keys.requests) == 1  # the retry waits in the queue
+    scheduler.close("finished")
+
+
+def test_scheduler_releases_a_request_whose_callback_failed(redis_server, redis_client, keys):
+    from twisted.python.failure import Failure
+
+    scheduler, spider = _scheduler(redis_server, LIVEFLEET_MAX_FAILURES=2)
+    scheduler.enqueue_request(_req(1))
+    for attempt in (1, 2):
+        request = scheduler.next_request()
+        response = scrapy.http.TextResponse(request.url, request=request)
+        try:
+            raise KeyError("price")
+        except KeyError:
+            scheduler._spider_error(Failure(), response, spider)
+        scheduler._settle(response, request)
+    (letter,) = dead_letters(redis_client, keys)
+    assert letter["attempts"] == 2 and letter["error"] == "callback error: KeyError: 'price'"
+    scheduler.close("finished")
+
+
+def test_requests_inherit_the_crawl_of_their_seed(redis_server, redis_client, keys):
+    scheduler, _ = _scheduler(redis_server)
+    scheduler.enqueue_request(scrapy.Request("https://example.test/a", meta={CRAWL_META: "camp-1"}))
+    request = scheduler.next_request()
+    assert request.meta[CRAWL_META] == "camp-1"
+    scheduler._settle(scrapy.http.TextResponse(request.url, request=request), request)
+    assert redis_client.scard(keys.seen("camp-1")) == 1 and redis_client.scard(keys.seen("default")) == 0
+    scheduler.close("finished")
+
+
+def test_background_thread_prefetches_and_flushes(redis_server, redis_client, keys):
+    spider = _spider(redis_server, LIVEFLEET_PREFETCH=4)
+    scheduler = RedisScheduler.from_crawler(spider.crawler)
+    scheduler.crawler.engine = None  # no engine to wake in this test
+    scheduler._wake_engine = lambda: None
     scheduler.open(spider)
-    scheduler.enqueue_request(_req(spider, 1))
-    assert 3500 < redis_client.ttl(keys.dupefilter) <= 3600
+    try:
+        for n in range(10):
+            scheduler.enqueue_request(_req(n))
+        assert scheduler.has_pending_requests()
+        got = []
+        deadline = time.monotonic() + 10
+        while len(got) < 10 and time.monotonic() < deadline:
+            request = scheduler.next_request()
+            if request is None:
+                time.sleep(0.01)
+                continue
+            got.append(request.meta["livefleet"]["n"])
+            scheduler._settle(scrapy.http.TextResponse(request.url, request=request), request)
+        assert got == list(range(10))
+    finally:
+        scheduler.close("finished")
+    assert redis_client.zcard(keys.leases) == 0 and redis_client.scard(keys.seen("default")) == 10
+    assert scheduler.crawler.stats.get_value("livefleet/queue/acked") == 10
 
 
 def test_seeds_are_json_in_a_list(redis_client, keys):

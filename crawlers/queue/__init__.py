@@ -2,6 +2,8 @@
 
 ``keys`` names every key, ``connection`` holds one pool per process,
 ``serialize`` puts requests on the wire as JSON, ``queue`` is the shared
-priority queue, ``dupefilter`` the shared seen-set, ``scheduler`` plugs them
-into Scrapy, and ``seeds`` feeds spiders from a Redis list.
+leased priority queue (a scrapy-redis queue) with per-crawl dedup and dead
+letters, ``bloom`` a Bloom filter on plain bitmaps for very large crawls,
+``scheduler`` plugs them into Scrapy, and ``seeds`` feeds spiders from a
+Redis list.
 """

@@ -1,100 +1,406 @@
-"""Scrapy scheduler backed by the shared Redis queue.
+"""Scrapy scheduler on the shared, leased Redis queue.
 
-A worker takes requests from Redis in small batches (``LIVEFLEET_PREFETCH``,
-default 8) to save round trips; requests it has taken but not started are put
-back when it stops cleanly. Nothing a worker does on shutdown deletes the
-fleet's queue or seen-set.
+A worker takes requests on leases (``crawlers.queue.queue.LeaseQueue``) and
+settles each one when Scrapy is completely done with it:
+
+* its response was handled and every item it produced went through the
+  pipelines (so the store has them): **ack**, and only now is its URL *seen*;
+* the callback raised, or an item could not be stored: **release** (back to
+  the queue with one more failure; dead letter after ``LIVEFLEET_MAX_FAILURES``);
+* the download failed after Scrapy's retries, or the spider gave up on the
+  page (``meta["livefleet_gave_up"]``): **dead letter**, for ``livefleet queue retry-dead``;
+* it was rescheduled by a retry or a redirect: the lease is handed on to the
+  new request, which is queued before the old lease is dropped.
+
+"Completely done" is the moment Scrapy's scraper finishes a response (after
+the callback's output and all its items were processed), which this
+scheduler observes by wrapping the scraper slot's ``finish_response``.
+
+All Redis traffic runs on one background thread: it keeps a buffer of
+``LIVEFLEET_PREFETCH`` leased requests filled (so the engine never waits for
+Redis), sends pushes and acks in pipelined batches (one round trip for all the
+requests a response produced), renews this worker's leases, and returns
+expired leases of dead workers to the queue. Operations are sent in the order
+they were made, so a response's new requests are always queued before its own
+lease is acknowledged. When Redis is away, operations wait and are retried
+with backoff; nothing is dropped. A worker that stops cleanly hands back what
+it holds; one that dies is covered by its leases expiring.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import queue as stdqueue
+import socket
+import threading
+import time
 from collections import deque
-from typing import Self
+from dataclasses import dataclass
+from typing import Any, Self
 
-from scrapy import Request, Spider
+import redis
+from scrapy import Request, Spider, signals
 from scrapy.core.scheduler import BaseScheduler
 from scrapy.crawler import Crawler
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Response
+from twisted.python.failure import Failure
 
 from crawlers.queue.connection import get_redis, redis_url_from_settings
-from crawlers.queue.dupefilter import FleetDupeFilter
 from crawlers.queue.keys import SpiderKeys
-from crawlers.queue.queue import RequestQueue
+from crawlers.queue.queue import CRAWL_META, LEASE_META, DedupMode, Leased, LeaseQueue
 
 logger = logging.getLogger(__name__)
 
+#: Request meta a spider sets when it gives up on a page after its retries (value: the reason).
+GAVE_UP_META = "livefleet_gave_up"
+
+
+@dataclass
+class _InFlight:
+    """A leased request this worker handed to the engine and has not settled yet."""
+
+    fingerprint: str
+    crawl: str
+    error: str | None = None
+    handed_on: bool = False
+
 
 class RedisScheduler(BaseScheduler):
-    """Schedules through ``<prefix>:<spider>:requests`` with dedup in ``...:dupefilter``."""
+    """Schedules through ``<prefix>:<spider>:requests`` with leases, per-crawl dedup and dead letters."""
 
-    def __init__(
-        self, crawler: Crawler, redis_url: str, prefix: str, prefetch: int, seen_ttl: int = 0
-    ) -> None:
+    def __init__(self, crawler: Crawler, redis_url: str, prefix: str, prefetch: int, *, seen_ttl: int = 0,
+                 lease_seconds: float = 60.0, max_failures: int = 3, crawl: str = "default",
+                 bloom_capacity: int = 0, bloom_error_rate: float = 0.001, background: bool = True,
+                 poll: float = 0.05, poll_max: float = 1.0) -> None:
         self.crawler = crawler
         self.stats = crawler.stats
         self.server = get_redis(redis_url)
         self.prefix = prefix
         self.prefetch = max(1, prefetch)
-        self.seen_ttl = seen_ttl
-        self._buffer: deque[Request] = deque()
-        self.queue: RequestQueue | None = None
-        self.df: FleetDupeFilter | None = None
+        self.lease_seconds = lease_seconds
+        self.max_failures = max_failures
+        self.default_crawl = crawl or "default"
+        self.dedup = DedupMode(ttl=seen_ttl, bloom_capacity=bloom_capacity, bloom_error_rate=bloom_error_rate)
+        self.background = background
+        self.poll, self.poll_max = poll, poll_max
+        self.worker_id = ""
+        self.queue: LeaseQueue | None = None
+        self._ready: deque[Leased] = deque()
+        self._inflight: dict[str, _InFlight] = {}
+        self._ops: stdqueue.SimpleQueue[tuple[Any, ...] | None] = stdqueue.SimpleQueue()
+        self._unsent = 0  # pushes made but not yet in Redis
+        self._unsent_lock = threading.Lock()
+        self._remote_pending = 0  # queue length last seen in Redis
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._want = threading.Event()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        settings = crawler.settings
-        return cls(
+        s = crawler.settings
+        scheduler = cls(
             crawler,
-            redis_url=redis_url_from_settings(settings),
-            prefix=settings.get("LIVEFLEET_KEY_PREFIX") or "livefleet",
-            prefetch=settings.getint("LIVEFLEET_PREFETCH", 8),
-            seen_ttl=settings.getint("LIVEFLEET_SEEN_TTL_SECONDS", 12 * 3600),
+            redis_url=redis_url_from_settings(s),
+            prefix=s.get("LIVEFLEET_KEY_PREFIX") or "livefleet",
+            prefetch=s.getint("LIVEFLEET_PREFETCH", 8),
+            seen_ttl=s.getint("LIVEFLEET_SEEN_TTL_SECONDS", 12 * 3600),
+            lease_seconds=s.getfloat("LIVEFLEET_LEASE_SECONDS", 60.0),
+            max_failures=s.getint("LIVEFLEET_MAX_FAILURES", 3),
+            crawl=s.get("LIVEFLEET_CRAWL") or "default",
+            bloom_capacity=s.getint("LIVEFLEET_BLOOM_CAPACITY", 0),
+            bloom_error_rate=s.getfloat("LIVEFLEET_BLOOM_ERROR_RATE", 0.001),
+            background=s.getbool("LIVEFLEET_QUEUE_BACKGROUND", True),
         )
+        crawler.signals.connect(scheduler._spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(scheduler._spider_error, signal=signals.spider_error)
+        crawler.signals.connect(scheduler._item_error, signal=signals.item_error)
+        return scheduler
+
+    # -- lifecycle -----------------------------------------------------------------------------
 
     def open(self, spider: Spider) -> None:
         keys = SpiderKeys(self.prefix, spider.name)
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{spider.name}"
         self.server.ping()
-        self.queue = RequestQueue(self.server, spider, keys, seen_ttl=self.seen_ttl)
-        self.df = FleetDupeFilter(
-            self.server,
-            key=keys.dupefilter,
-            fingerprinter=self.crawler.request_fingerprinter,
-            debug=self.crawler.settings.getbool("DUPEFILTER_DEBUG"),
-        )
-        pending = len(self.queue)
-        if pending:
-            logger.info("Joining a crawl in progress: %d requests queued in %s", pending, keys.requests)
+        self.queue = LeaseQueue(self.server, spider, keys, worker=self.worker_id, lease_seconds=self.lease_seconds,
+                                max_failures=self.max_failures, dedup=self.dedup)
+        requeued, dead = self.queue.reap()
+        if requeued or dead:
+            logger.warning("Expired leases of stopped workers: %d requeued, %d dead-lettered", requeued, dead)
+        self._remote_pending = len(self.queue)
+        if self._remote_pending:
+            logger.info("Joining a crawl in progress: %d requests queued in %s", self._remote_pending, keys.requests)
+        if self.background:
+            self._thread = threading.Thread(target=self._run, name=f"livefleet-queue-{spider.name}", daemon=True)
+            self._thread.start()
 
     def close(self, reason: str) -> None:
-        if self.queue is not None and self._buffer:
-            returned = self.queue.push_back(self._buffer)
-            self._buffer.clear()
-            logger.info("Returned %d prefetched requests to the shared queue", returned)
+        if self._thread is not None:
+            self._stopping.set()
+            self._ops.put(None)
+            self._thread.join(timeout=60)
+            self._thread = None
+        if self.queue is None:
+            return
+        # Hand back what this worker took but will not finish: not a failure.
+        held = [item.lease for item in self._ready] + list(self._inflight)
+        self._ready.clear()
+        self._inflight.clear()
+        for attempt in range(5):
+            try:
+                with self.server.pipeline(transaction=False) as pipe:
+                    for lease in held:
+                        self.queue.release(lease, f"returned by {self.worker_id}", failed=False, client=pipe)
+                    pipe.execute()
+                break
+            except redis.RedisError as exc:
+                logger.warning("Returning %d leases failed (%s); retrying", len(held), exc)
+                time.sleep(0.5 * (attempt + 1))
+        else:
+            logger.error("Could not return %d leases: they come back when they expire", len(held))
+            return
+        if held:
+            logger.info("Returned %d leased requests to the shared queue", len(held))
+
+    def _spider_opened(self, spider: Spider) -> None:
+        """Observe the end of each response's processing (see the module docstring)."""
+        slot = self.crawler.engine.scraper.slot
+        finish = slot.finish_response
+
+        def finish_response(result: Response | Failure, request: Request) -> None:
+            finish(result, request)
+            self._settle(result, request)
+
+        slot.finish_response = finish_response  # type: ignore[method-assign]
+
+    # -- Scrapy's scheduler interface -----------------------------------------------------------
 
     def enqueue_request(self, request: Request) -> bool:
-        assert self.queue is not None and self.df is not None, "scheduler not opened"
-        fingerprint = None if request.dont_filter else self.df.request_fingerprint(request)
-        if not self.queue.push(request, fingerprint):
-            self.stats.inc_value("livefleet/queue/duplicate")
-            return False
-        self.stats.inc_value("livefleet/queue/enqueued")
+        assert self.queue is not None, "scheduler not opened"
+        fingerprint = self.crawler.request_fingerprinter.fingerprint(request).hex()
+        crawl = request.meta.get(CRAWL_META) or self.default_crawl
+        lease = request.meta.pop(LEASE_META, None)
+        with self._unsent_lock:
+            self._unsent += 1
+        self._submit(("push", request, fingerprint, crawl))
+        if lease is not None:
+            state = self._inflight.get(lease)
+            if state is not None and not state.handed_on:  # a retry or redirect of a leased request
+                state.handed_on = True
+                self._submit(("forget", lease))
         return True
 
     def next_request(self) -> Request | None:
-        if not self._buffer and self.queue is not None:
-            self._buffer.extend(self.queue.pop_many(self.prefetch))
-        if not self._buffer:
-            return None
+        if not self._ready:
+            if self.background:
+                self._want.set()
+                self._ops.put(("want",))
+                return None
+            self._take()
+            if not self._ready:
+                return None
+        item = self._ready.popleft()
+        self._inflight[item.lease] = _InFlight(item.fingerprint, item.crawl)
         self.stats.inc_value("livefleet/queue/dequeued")
-        return self._buffer.popleft()
+        if len(self._ready) <= self.prefetch // 2 and self.background:
+            self._ops.put(("want",))
+        return item.request
+
+    def has_pending_requests(self) -> bool:
+        return bool(self._ready) or self._unsent > 0 or self._remote_pending > 0
+
+    def __len__(self) -> int:
+        return len(self._ready) + self._unsent + self._remote_pending
 
     @property
     def prefetched(self) -> int:
-        """Requests this worker has taken from Redis but not started yet."""
-        return len(self._buffer)
+        """Requests this worker has leased but not started yet."""
+        return len(self._ready)
 
-    def has_pending_requests(self) -> bool:
-        return bool(self._buffer) or (self.queue is not None and len(self.queue) > 0)
+    @property
+    def leased(self) -> int:
+        """Leases this worker holds (prefetched plus in progress)."""
+        return len(self._ready) + len(self._inflight)
 
-    def __len__(self) -> int:
-        return len(self._buffer) + (len(self.queue) if self.queue is not None else 0)
+    def fleet_busy(self) -> bool:
+        """Whether any worker of the fleet holds a lease or any request is queued (one Redis call)."""
+        assert self.queue is not None
+        with self.server.pipeline(transaction=False) as pipe:
+            pipe.zcard(self.queue.keys.requests)
+            pipe.zcard(self.queue.keys.leases)
+            queued, leased = pipe.execute()
+        self._remote_pending = int(queued)
+        return bool(queued or leased)
+
+    # -- settling -------------------------------------------------------------------------------
+
+    def _request_of(self, response: Any) -> Request | None:
+        return getattr(response, "request", None)
+
+    def _spider_error(self, failure: Failure, response: Any, spider: Spider) -> None:
+        self._mark_failed(self._request_of(response), f"callback error: {failure.type.__name__}: "
+                                                       f"{failure.getErrorMessage()}")
+
+    def _item_error(self, item: Any, response: Any, spider: Spider, failure: Failure) -> None:
+        self._mark_failed(self._request_of(response), f"item not stored: {failure.type.__name__}: "
+                                                       f"{failure.getErrorMessage()}")
+
+    def _mark_failed(self, request: Request | None, error: str) -> None:
+        lease = request.meta.get(LEASE_META) if request is not None else None
+        state = self._inflight.get(lease) if lease else None
+        if state is not None and state.error is None:
+            state.error = error
+
+    def _settle(self, result: Response | Failure, request: Request) -> None:
+        lease = request.meta.get(LEASE_META)
+        state = self._inflight.pop(lease, None) if lease else None
+        if state is None or state.handed_on:
+            return
+        if isinstance(result, Failure):
+            if result.check(IgnoreRequest):
+                self._submit(("ack", lease, state.fingerprint, state.crawl))
+            else:
+                error = f"download failed: {result.type.__name__}: {result.getErrorMessage()}"
+                self._submit(("release", lease, error, True))
+        elif state.error is not None:
+            self._submit(("release", lease, state.error, False))
+        elif request.meta.get(GAVE_UP_META):
+            self._submit(("release", lease, f"gave up: {request.meta[GAVE_UP_META]}", True))
+        else:
+            self._submit(("ack", lease, state.fingerprint, state.crawl))
+
+    # -- Redis traffic --------------------------------------------------------------------------
+
+    def _submit(self, op: tuple[Any, ...]) -> None:
+        if self.background:
+            self._ops.put(op)
+        else:
+            self._send([op])
+
+    def _send(self, ops: list[tuple[Any, ...]]) -> None:
+        """Send operations in one pipeline, in order. Raises RedisError (the caller retries)."""
+        assert self.queue is not None
+        kinds = []
+        with self.server.pipeline(transaction=False) as pipe:
+            for op in ops:
+                kind = op[0]
+                if kind == "push":
+                    self.queue.push(op[1], op[2], op[3], client=pipe)
+                elif kind == "forget":
+                    self.queue.forget(op[1], client=pipe)
+                elif kind == "ack":
+                    self.queue.ack(op[1], op[2], op[3], client=pipe)
+                elif kind == "release":
+                    self.queue.release(op[1], op[2], final=op[3], client=pipe)
+                else:
+                    continue
+                kinds.append(op)
+            if not kinds:
+                return
+            pipe.zcard(self.queue.keys.requests)
+            results = pipe.execute()
+        self._remote_pending = int(results[-1])
+        pushes = 0
+        for op, result in zip(kinds, results, strict=False):
+            kind = op[0]
+            if kind == "push":
+                pushes += 1
+                self.stats.inc_value("livefleet/queue/enqueued" if result else "livefleet/queue/duplicate")
+            elif kind == "ack":
+                self.stats.inc_value("livefleet/queue/acked" if result else "livefleet/queue/acked_late")
+            elif kind == "release" and result:
+                self.stats.inc_value("livefleet/queue/dead" if result == 2 else "livefleet/queue/released")
+        if pushes:
+            with self._unsent_lock:
+                self._unsent -= pushes
+
+    def _take(self) -> int:
+        assert self.queue is not None
+        wanted = self.prefetch - len(self._ready)
+        if wanted <= 0:
+            return 0
+        taken = self.queue.take(wanted)
+        self._ready.extend(taken)
+        if not taken:
+            self._remote_pending = len(self.queue)
+        return len(taken)
+
+    def _run(self) -> None:
+        """The queue thread: batches operations, keeps the prefetch buffer full, renews and reaps leases."""
+        assert self.queue is not None
+        backlog: list[tuple[Any, ...]] = []
+        wait = self.poll
+        next_take = 0.0
+        renew_every = max(0.2, self.lease_seconds / 3)
+        next_renew = time.monotonic() + renew_every
+        next_reap = time.monotonic() + renew_every * 1.5
+        error_wait = 0.1
+        while True:
+            stopping = self._stopping.is_set()
+            try:
+                op = self._ops.get(timeout=0 if backlog else wait)
+                if op is not None:
+                    backlog.append(op)
+                while len(backlog) < 1000:
+                    op = self._ops.get_nowait()
+                    if op is not None:
+                        backlog.append(op)
+            except stdqueue.Empty:
+                pass
+            try:
+                if backlog:
+                    pushed = any(op[0] == "push" for op in backlog)
+                    self._send(backlog)
+                    backlog = []
+                    if pushed:  # our own new requests: take them without waiting for the next poll
+                        next_take, wait = 0.0, self.poll
+                if stopping:
+                    return
+                now = time.monotonic()
+                want = self._want.is_set() or len(self._ready) <= self.prefetch // 2
+                if want and now >= next_take:
+                    was_empty = not self._ready
+                    if self._take():
+                        self._want.clear()
+                        wait = 0.0 if len(self._ready) < self.prefetch else self.poll
+                        if was_empty:
+                            self._wake_engine()
+                    else:  # nothing queued anywhere: look again later, less often while it stays so
+                        next_take = now + wait
+                        wait = min(max(wait * 2, self.poll), self.poll_max)
+                else:
+                    wait = self.poll if not self._ready else min(self.poll * 4, self.poll_max)
+                if now >= next_renew:
+                    held = [item.lease for item in list(self._ready)] + list(self._inflight)
+                    self.queue.renew(held)
+                    next_renew = now + renew_every
+                if now >= next_reap:
+                    requeued, dead = self.queue.reap()
+                    if requeued or dead:
+                        logger.warning("Expired leases: %d requeued, %d dead-lettered", requeued, dead)
+                        self.stats.inc_value("livefleet/queue/expired", requeued + dead)
+                    next_reap = now + renew_every * 1.5
+                error_wait = 0.1
+            except redis.RedisError as exc:
+                if stopping and error_wait > 5:
+                    logger.error("Redis unreachable at shutdown: %d operations not sent", len(backlog))
+                    return
+                logger.warning("Redis unavailable (%s): retrying in %.1fs, %d operations kept",
+                               exc, error_wait, len(backlog))
+                time.sleep(error_wait)
+                error_wait = min(error_wait * 2, 10.0)
+            except Exception:  # a bug here must not silently stop the worker's queue
+                logger.exception("Queue thread error")
+                time.sleep(1.0)
+
+    def _wake_engine(self) -> None:
+        from twisted.internet import reactor
+
+        def wake() -> None:
+            slot = getattr(self.crawler.engine, "_slot", None)
+            if slot is not None:
+                slot.nextcall.schedule()
+
+        reactor.callFromThread(wake)  # type: ignore[attr-defined]

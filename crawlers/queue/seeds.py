@@ -24,6 +24,7 @@ from twisted.internet.base import DelayedCall
 
 from crawlers.queue.connection import get_redis, redis_url_from_settings
 from crawlers.queue.keys import SpiderKeys
+from crawlers.queue.queue import CRAWL_META
 
 logger = logging.getLogger(__name__)
 
@@ -129,12 +130,23 @@ class SeedFeeder:
             raise DontCloseSpider
         if self.idle_close <= 0:
             raise DontCloseSpider
+        if self._fleet_busy():  # other workers hold leases that may still come back (or add work)
+            self._idle_since = None
+            raise DontCloseSpider
         now = time.monotonic()
         if self._idle_since is None:
             self._idle_since = now
         if now - self._idle_since < self.idle_close:
             raise DontCloseSpider
         logger.info("Nothing to do for %.0fs fleet-wide: closing %s", now - self._idle_since, spider.name)
+
+    def _fleet_busy(self) -> bool:
+        scheduler = getattr(getattr(self.crawler.engine, "_slot", None), "scheduler", None)
+        try:
+            return bool(scheduler.fleet_busy()) if hasattr(scheduler, "fleet_busy") else False
+        except redis.RedisError as exc:  # cannot tell: stay open
+            logger.warning("Checking the fleet's queue failed: %s", exc)
+            return True
 
     def _take_seeds(self, spider: Spider) -> int:
         """Turn up to ``batch`` seeds into requests; returns how many requests were scheduled."""
@@ -151,6 +163,8 @@ class SeedFeeder:
                 self.crawler.stats.inc_value("livefleet/seeds/rejected")
                 continue
             for request in requests:
+                if seed.get("crawl"):  # the crawl (dedup namespace) the seed belongs to
+                    request.meta.setdefault(CRAWL_META, str(seed["crawl"]))
                 self.crawler.engine.crawl(request)
                 scheduled += 1
             self.crawler.stats.inc_value("livefleet/seeds/taken")
