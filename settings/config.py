@@ -25,12 +25,29 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("LIVEFLEET_RATE_DOUYIN", "5", "Requests per second per worker to Douyin (0 = unlimited)."),
     ("LIVEFLEET_RATE_KUAISHOU", "5", "Requests per second per worker to Kuaishou (0 = unlimited)."),
     ("LIVEFLEET_RATE_TAOBAO", "5", "Requests per second per worker to Taobao (0 = unlimited)."),
+    ("LIVEFLEET_FLEET_RATE_BILIBILI", "= `LIVEFLEET_RATE_BILIBILI`",
+     "Requests per second to Bilibili from the whole fleet, however many workers (0 = no fleet-wide limit)."),
+    ("LIVEFLEET_FLEET_RATE_DOUYIN", "= `LIVEFLEET_RATE_DOUYIN`",
+     "Requests per second to Douyin from the whole fleet, however many workers (0 = no fleet-wide limit)."),
+    ("LIVEFLEET_FLEET_RATE_KUAISHOU", "= `LIVEFLEET_RATE_KUAISHOU`",
+     "Requests per second to Kuaishou from the whole fleet, however many workers (0 = no fleet-wide limit)."),
+    ("LIVEFLEET_FLEET_RATE_TAOBAO", "= `LIVEFLEET_RATE_TAOBAO`",
+     "Requests per second to Taobao from the whole fleet, however many workers (0 = no fleet-wide limit)."),
     ("LIVEFLEET_CONCURRENCY", "16", "Concurrent requests per worker."),
     ("LIVEFLEET_SESSION_COOLDOWN_SECONDS", "60", "How long a platform session rests after it drew a block page."),
+    ("LIVEFLEET_LEASE_SECONDS", "60", "How long a worker holds a request before the fleet gives it to another "
+     "worker (renewed while the worker lives)."),
+    ("LIVEFLEET_MAX_FAILURES", "3", "Failed deliveries of a request (callback error, item not stored, lease "
+     "expired) before it becomes a dead letter."),
+    ("LIVEFLEET_CRAWL", "default", "Crawl name: the dedup namespace of requests whose seed names no crawl."),
+    ("LIVEFLEET_SEEN_TTL_SECONDS", "43200", "How long a crawl's seen-set lives, so a later crawl revisits pages."),
+    ("LIVEFLEET_BLOOM_CAPACITY", "0", "Fingerprints per crawl for a Bloom filter instead of a seen-set (0 = off)."),
+    ("LIVEFLEET_BLOOM_ERROR_RATE", "0.001", "False-positive rate the Bloom filter is sized for."),
     ("LIVEFLEET_STORE_BATCH", "500", "Records per bulk write to MongoDB."),
     ("LIVEFLEET_STORE_RETRIES", "4", "Attempts of one bulk write before its batch is spooled to disk."),
     ("LIVEFLEET_LOG_LEVEL", "INFO", "Log level of livefleet commands and workers."),
     ("LIVEFLEET_CHROMIUM", "/usr/bin/chromium", "The Chromium that Playwright drives for pages that need a browser."),
+    ("LIVEFLEET_HEARTBEAT_SECONDS", "5", "Seconds between a worker's heartbeats and stats flushes to Redis."),
 )
 
 #: Requests per second per worker. The live-commerce platforms block faster than Bilibili.
@@ -49,12 +66,23 @@ class Config:
     sandbox_url: str | None = None
     #: Requests per second per worker, per platform; 0 means unlimited.
     rates: Mapping[str, float] = field(default_factory=lambda: dict(PLATFORM_RATE_DEFAULTS))
+    #: Requests per second per platform for the whole fleet (a token bucket in Redis); 0 means none.
+    #: Unset, a platform's fleet rate is its per-worker rate: the fleet is as polite as one worker.
+    fleet_rates: Mapping[str, float] = field(default_factory=lambda: dict(PLATFORM_RATE_DEFAULTS))
     concurrency: int = 16
     session_cooldown: float = 60.0
+    lease_seconds: float = 60.0
+    max_failures: int = 3
+    crawl: str = "default"
+    seen_ttl: int = 12 * 3600
+    bloom_capacity: int = 0
+    bloom_error_rate: float = 0.001
     store_batch: int = 500
     store_retries: int = 4
     log_level: str = "INFO"
     chromium: str = "/usr/bin/chromium"
+    #: Seconds between a worker's heartbeats (and stats flushes); a worker is stale after three.
+    heartbeat_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -71,12 +99,23 @@ class Config:
             key_prefix=env.get("LIVEFLEET_KEY_PREFIX") or "livefleet",
             sandbox_url=(env.get("LIVEFLEET_SANDBOX_URL") or "").rstrip("/") or None,
             rates=rates,
+            fleet_rates={
+                platform: _float(env, f"LIVEFLEET_FLEET_RATE_{platform.upper()}", rate)
+                for platform, rate in rates.items()
+            },
             concurrency=_int(env, "LIVEFLEET_CONCURRENCY", 16),
             session_cooldown=_float(env, "LIVEFLEET_SESSION_COOLDOWN_SECONDS", 60.0),
+            lease_seconds=_float(env, "LIVEFLEET_LEASE_SECONDS", 60.0),
+            max_failures=max(1, _int(env, "LIVEFLEET_MAX_FAILURES", 3)),
+            crawl=env.get("LIVEFLEET_CRAWL") or "default",
+            seen_ttl=_int(env, "LIVEFLEET_SEEN_TTL_SECONDS", 12 * 3600),
+            bloom_capacity=_int(env, "LIVEFLEET_BLOOM_CAPACITY", 0),
+            bloom_error_rate=_float(env, "LIVEFLEET_BLOOM_ERROR_RATE", 0.001),
             store_batch=_int(env, "LIVEFLEET_STORE_BATCH", 500),
             store_retries=_int(env, "LIVEFLEET_STORE_RETRIES", 4),
             log_level=(env.get("LIVEFLEET_LOG_LEVEL") or "INFO").upper(),
             chromium=env.get("LIVEFLEET_CHROMIUM") or "/usr/bin/chromium",
+            heartbeat_seconds=_float(env, "LIVEFLEET_HEARTBEAT_SECONDS", 5.0),
         )
 
 
