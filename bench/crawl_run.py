@@ -51,6 +51,7 @@ def common_overrides(sandbox_url: str, concurrency: int) -> dict[str, Any]:
         "SPIDER_MODULES": ["spiders.bilibili"],
         "CONCURRENT_REQUESTS": concurrency,
         "DOWNLOAD_SLOTS": {"bilibili": {"concurrency": concurrency, "delay": 0, "jitter": 0}},
+        "LIVEFLEET_FLEET_RATES": {},  # nor a fleet-wide one
         "LOG_LEVEL": "WARNING",
         "LIVEFLEET_SANDBOX_URL": sandbox_url,
     }

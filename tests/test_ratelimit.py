@@ -1,0 +1,280 @@
+"""The fleet-wide rate limit against a real Redis: the bucket's arithmetic, shared buckets,
+expiry, the fallback when Redis is away, and the downloader middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+
+import pytest
+import redis
+import scrapy
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from scrapy.exceptions import NotConfigured
+from scrapy.settings import Settings
+from scrapy.utils.test import get_crawler
+
+from crawlers.queue.keys import FleetKeys
+from crawlers.ratelimit import UNLIMITED, FleetRateLimiter, FleetRateLimitMiddleware, Reservation
+from crawlers.services import EmbeddedRedis
+from settings.config import PLATFORM_RATE_DEFAULTS, Config
+
+# One microsecond: the bucket keeps integer microseconds, so intervals round by at most half of one.
+US = 1e-6
+
+
+def _prefix() -> str:
+    return f"rl{uuid.uuid4().hex[:8]}"
+
+
+def _redis_now(client: redis.Redis) -> float:
+    seconds, micros = client.time()
+    return seconds + micros / 1e6
+
+
+def test_reservations_are_spaced_one_interval_apart_on_the_redis_clock(redis_client):
+    limiter = FleetRateLimiter(redis_client, _prefix())
+    before = _redis_now(redis_client)
+    got = [limiter.reserve("bilibili", 40) for _ in range(10)]
+    after = _redis_now(redis_client)
+    assert all(isinstance(r, Reservation) and r.granted for r in got)
+    # The first goes now (by the server's clock), each next one 1/R after the one before.
+    assert before <= got[0].send_at <= after and got[0].wait == 0
+    for earlier, later in zip(got, got[1:], strict=False):
+        assert later.send_at - earlier.send_at == pytest.approx(1 / 40, abs=2 * US)
+    # wait is measured from the moment of each call, on the same clock.
+    assert got[-1].wait == pytest.approx(9 / 40 - (after - before), abs=after - before + 2 * US)
+
+
+def test_burst_lets_that_many_go_at_once_then_spaces_the_rest(redis_client):
+    limiter = FleetRateLimiter(redis_client, _prefix(), burst=3)
+    got = [limiter.reserve("douyin", 10) for _ in range(5)]
+    assert [r.wait for r in got[:3]] == [0, 0, 0]
+    # The fourth goes one interval after the first, the fifth one after that.
+    assert got[3].send_at - got[0].send_at == pytest.approx(0.1, abs=0.01)
+    assert got[4].send_at - got[3].send_at == pytest.approx(0.1, abs=2 * US)
+
+
+def test_platforms_and_prefixes_have_their_own_buckets(redis_client):
+    prefix = _prefix()
+    a, b = FleetRateLimiter(redis_client, prefix), FleetRateLimiter(redis_client, _prefix())
+    assert a.reserve("bilibili", 1).wait == 0
+    assert a.reserve("douyin", 1).wait == 0  # another platform
+    assert b.reserve("bilibili", 1).wait == 0  # another fleet
+    assert a.reserve("bilibili", 1).wait == pytest.approx(1, abs=0.05)
+    assert sorted(redis_client.keys(f"{prefix}:*")) == [FleetKeys(prefix).rate(p).encode() for p in ("bilibili",
+                                                                                                     "douyin")]
+
+
+def test_concurrent_workers_sharing_a_bucket_never_exceed_the_rate(redis_server):
+    """Four workers (threads, each with its own connection) reserve and sleep: the sends they
+    were given are 1/R apart, so no window holds more than R x its length (+1)."""
+    prefix, rate, each = _prefix(), 100.0, 30
+    sends: list[float] = []
+    woke: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        client = redis.Redis.from_url(redis_server.url)
+        limiter = FleetRateLimiter(client, prefix)
+        try:
+            for _ in range(each):
+                reservation = limiter.reserve("bilibili", rate)
+                assert reservation is not None and reservation.granted
+                time.sleep(reservation.wait)
+                with lock:
+                    sends.append(reservation.send_at)
+                    woke.append(time.monotonic())
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(sends) == 4 * each
+    sends.sort()
+    gaps = [b - a for a, b in zip(sends, sends[1:], strict=False)]
+    assert min(gaps) >= 1 / rate - 2 * US
+    for window in (0.05, 0.2, 0.5):
+        most = max(sum(1 for t in sends[i:] if t < start + window) for i, start in enumerate(sends))
+        assert most <= window * rate + 1
+    # And the threads did wait for their turn: together they took as long as the rate allows.
+    woke.sort()
+    assert (len(woke) - 1) / (woke[-1] - woke[0]) == pytest.approx(rate, rel=0.15)
+
+
+def test_the_key_expires_once_the_bucket_is_idle_again(redis_client):
+    prefix = _prefix()
+    key = FleetKeys(prefix).rate("kuaishou")
+    limiter = FleetRateLimiter(redis_client, prefix)
+    limiter.reserve("kuaishou", 10)
+    assert 0 < redis_client.pttl(key) <= 100
+    for _ in range(4):
+        limiter.reserve("kuaishou", 10)
+    # The key lives as long as the backlog of promised sends, not longer.
+    assert 400 < redis_client.pttl(key) <= 500
+    time.sleep(0.55)
+    assert not redis_client.exists(key)
+    assert limiter.reserve("kuaishou", 10).wait == 0  # and a fresh bucket is a full one
+
+
+def test_a_backlog_past_max_wait_is_not_reserved(redis_client):
+    prefix = _prefix()
+    limiter = FleetRateLimiter(redis_client, prefix, max_wait=0.25)
+    waits = [limiter.reserve("taobao", 10).wait for _ in range(3)]
+    assert waits == pytest.approx([0, 0.1, 0.2], abs=0.01)
+    refused = limiter.reserve("taobao", 10)
+    assert not refused.granted and refused.wait == pytest.approx(0.3, abs=0.01)
+    # A refusal reserves nothing: the next caller is told the same.
+    assert limiter.reserve("taobao", 10).wait == pytest.approx(0.3, abs=0.01)
+    time.sleep(0.1)
+    assert limiter.reserve("taobao", 10).granted
+
+
+def test_bad_arguments_are_refused(redis_client):
+    with pytest.raises(ValueError, match="burst"):
+        FleetRateLimiter(redis_client, "x", burst=0.5)
+    with pytest.raises(ValueError, match="rate"):
+        FleetRateLimiter(redis_client, "x").reserve("bilibili", 0)
+
+
+def test_redis_going_away_falls_back_logs_once_and_recovers(tmp_path, caplog):
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.start()
+    # No retries inside redis-py here, so the test does not sit through its backoff.
+    client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2)
+    limiter = FleetRateLimiter(client, _prefix(), retry_after=0.3)
+    try:
+        assert limiter.reserve("bilibili", 5).granted
+        server.stop()
+        with caplog.at_level(logging.INFO, logger="crawlers.ratelimit"):
+            assert [limiter.reserve("bilibili", 5) for _ in range(5)] == [None] * 5
+            time.sleep(0.35)
+            assert limiter.reserve("bilibili", 5) is None  # asked again, still away: not logged again
+            warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+            assert len(warnings) == 1 and "Fleet rate limit unavailable" in warnings[0].getMessage()
+            assert limiter.outages == 1
+            server.start()  # a restart comes back on the same port
+            assert limiter.reserve("bilibili", 5) is None  # still inside retry_after
+            time.sleep(0.35)
+            back = limiter.reserve("bilibili", 5)
+            assert back is not None and back.granted
+            assert any("Fleet rate limit back" in r.getMessage() for r in caplog.records)
+    finally:
+        client.close()
+        server.stop()
+
+
+class _Spider(scrapy.Spider):
+    name = "rltest"
+
+
+def _middleware(redis_server, **settings) -> FleetRateLimitMiddleware:
+    crawler = get_crawler(_Spider, {"LIVEFLEET_REDIS_URL": redis_server.url, "LIVEFLEET_KEY_PREFIX": _prefix(),
+                                    "LIVEFLEET_FLEET_RATES": {"bilibili": 20, "douyin": 0}, **settings})
+    return FleetRateLimitMiddleware.from_crawler(crawler)
+
+
+def _request(n: int, **meta) -> scrapy.Request:
+    return scrapy.Request(f"https://api.live.bilibili.com/x?n={n}", meta=meta)
+
+
+def test_middleware_holds_platform_requests_to_the_fleet_rate(redis_server):
+    middleware = _middleware(redis_server)
+
+    async def run() -> tuple[list[float], float]:
+        start = time.monotonic()
+        done: list[float] = []
+
+        async def one(request: scrapy.Request) -> None:
+            assert await middleware.process_request(request) is None
+            done.append(time.monotonic() - start)
+
+        await asyncio.gather(*(one(_request(n, download_slot="bilibili")) for n in range(6)))
+        free_start = time.monotonic()
+        await asyncio.gather(*(one(request) for request in (
+            _request(10, download_slot="bilibili", **{UNLIMITED: True}),  # exempt
+            _request(11, download_slot="douyin"),  # fleet rate 0: none
+            _request(12, download_slot="kuaishou"),  # no fleet rate
+            _request(13),  # no slot
+        )))
+        return done, time.monotonic() - free_start
+
+    done, free = asyncio.run(run())
+    # Six requests at 20/s fleet-wide: the last one goes 5 intervals after the first.
+    assert sorted(done)[-1] == pytest.approx(0.25, abs=0.1)
+    assert free < 0.05
+    stats = middleware.crawler.stats
+    assert stats.get_value("livefleet/ratelimit/reserved/bilibili") == 6
+    assert stats.get_value("livefleet/ratelimit/delayed/bilibili") == 5
+    assert stats.get_value("livefleet/ratelimit/waited_s/bilibili") == pytest.approx(0.75, abs=0.05)
+    assert stats.get_value("livefleet/ratelimit/max_wait_s/bilibili") == pytest.approx(0.25, abs=0.02)
+    assert not any("douyin" in key or "kuaishou" in key for key in stats.get_stats())
+
+
+def test_middleware_rechecks_a_long_backlog(redis_server):
+    middleware = _middleware(redis_server, LIVEFLEET_FLEET_MAX_WAIT_SECONDS=0.1)
+
+    async def run() -> float:
+        start = time.monotonic()
+        await asyncio.gather(*(middleware.process_request(_request(n, download_slot="bilibili")) for n in range(5)))
+        return time.monotonic() - start
+
+    # 5 sends at 20/s span 0.2 s, but no send is promised more than 0.1 s ahead.
+    assert asyncio.run(run()) == pytest.approx(0.2, abs=0.1)
+    stats = middleware.crawler.stats
+    assert stats.get_value("livefleet/ratelimit/reserved/bilibili") == 5
+    assert stats.get_value("livefleet/ratelimit/rechecked/bilibili") >= 2
+
+
+def test_middleware_lets_requests_through_when_redis_is_away(redis_server, tmp_path):
+    middleware = _middleware(redis_server)
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.start()
+    client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0))
+    middleware.limiter = FleetRateLimiter(client, "gone")
+    server.stop()
+    try:
+        async def run() -> float:
+            start = time.monotonic()
+            await asyncio.gather(*(middleware.process_request(_request(n, download_slot="bilibili"))
+                                   for n in range(5)))
+            return time.monotonic() - start
+
+        assert asyncio.run(run()) < 1
+    finally:
+        client.close()
+    assert middleware.crawler.stats.get_value("livefleet/ratelimit/fallback/bilibili") == 5
+    assert middleware.crawler.stats.get_value("livefleet/ratelimit/reserved/bilibili") is None
+
+
+def test_middleware_is_off_without_a_fleet_rate(redis_server):
+    with pytest.raises(NotConfigured):
+        _middleware(redis_server, LIVEFLEET_FLEET_RATES={"bilibili": 0})
+
+
+def test_fleet_rates_default_to_the_per_worker_rates():
+    assert Config.from_env({}).fleet_rates == PLATFORM_RATE_DEFAULTS  # on by default
+    config = Config.from_env({"LIVEFLEET_RATE_BILIBILI": "0", "LIVEFLEET_RATE_TAOBAO": "8",
+                              "LIVEFLEET_FLEET_RATE_DOUYIN": "12", "LIVEFLEET_FLEET_RATE_KUAISHOU": "0"})
+    assert dict(config.fleet_rates) == {"bilibili": 0, "douyin": 12, "kuaishou": 0, "taobao": 8}
+    with pytest.raises(ValueError, match="LIVEFLEET_FLEET_RATE_DOUYIN must be a number"):
+        Config.from_env({"LIVEFLEET_FLEET_RATE_DOUYIN": "fast"})
+
+
+def test_scrapy_settings_wait_for_the_fleet_before_anything_else_is_done_to_a_request():
+    settings = Settings()
+    settings.setmodule("settings.scrapy_settings")
+    assert settings.getdict("LIVEFLEET_FLEET_RATES")["bilibili"] == pytest.approx(20)
+    middlewares = settings.getdict("DOWNLOADER_MIDDLEWARES")
+    assert middlewares["crawlers.ratelimit.FleetRateLimitMiddleware"] == 540
+    # Before a request is given a browser, a session (whose warm-up is a request of its own) or a signature.
+    assert 540 < middlewares["crawlers.browser.RenderMiddleware"] < middlewares["crawlers.sessions.SessionMiddleware"]
+    assert 540 < middlewares["spiders.taobao.middleware.MtopSignMiddleware"]
+    assert settings.getfloat("LIVEFLEET_FLEET_BURST") == 1
