@@ -6,6 +6,7 @@
     livefleet sandbox [--streamers N ...]            serve the platform replicas locally
     livefleet demo                                   a short campaign on embedded services
     livefleet summary                                counts of what is in MongoDB
+    livefleet status [--json]                        workers, queues, leases, dead letters, rates
     livefleet spool replay|status                    write spooled records back to MongoDB
     livefleet services start|status|stop             the embedded Redis / MongoDB
     livefleet stop                                   stop everything livefleet left running
@@ -75,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["start", "status", "stop"])
 
     sub.add_parser("stop", help="stop every background process livefleet started")
+
+    # -- fleet status (crawlers/status.py): reads Redis, starts nothing --
+    p = sub.add_parser("status", help="workers (live or stale), queues, leases, dead letters, items/min, rates")
+    p.add_argument("--json", action="store_true", help="print the same as one JSON document")
     return parser
 
 
@@ -123,6 +128,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         return _spool(args, config)
     if command in ("services", "stop"):
         return _services("stop" if command == "stop" else args.action, config)
+    if command == "status":
+        from crawlers.status import run_status
+
+        return run_status(config, as_json=args.json)
     raise AssertionError(command)
 
 
