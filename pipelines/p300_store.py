@@ -12,6 +12,16 @@ spooled to ``<var>/spool`` and the circuit opens: for the next
 ``LIVEFLEET_STORE_COOLDOWN_SECONDS`` batches go straight to the spool. The
 first batch written after that replays the spool; so does the next start,
 and ``livefleet spool replay``.
+
+A spooled item is safe on this machine's disk but not yet in MongoDB, so its
+processing does not complete yet: it is held until the spool is written back
+(the store is probed every flush interval once the circuit closes). The
+fleet acknowledges a request only when its items completed, so no request is
+acknowledged before its items are stored; meanwhile the crawl slows down
+instead of running ahead of the store. An item held longer than
+``LIVEFLEET_STORE_HOLD_SECONDS``, or when the worker stops, fails with
+:class:`StoreUnavailableError`: its request goes back to the fleet's queue (its
+data is in the spool as well, and idempotent upserts make the repeat harmless).
 """
 
 from __future__ import annotations
@@ -82,7 +92,8 @@ class StorePipeline:
     """The last pipeline: writes records and quarantine records to MongoDB."""
 
     def __init__(self, crawler: Crawler, uri: str, db_name: str, *, batch: int, flush_seconds: float,
-                 retries: int, cooldown: float, spool_dir: Path, timeout_ms: int = 3000) -> None:
+                 retries: int, cooldown: float, spool_dir: Path, timeout_ms: int = 3000,
+                 hold_seconds: float = 300.0) -> None:
         self.crawler = crawler
         self.stats = crawler.stats
         self.uri = uri
@@ -102,6 +113,9 @@ class StorePipeline:
         self._spooled_since_replay = False
         self._indexes_ready = False
         self._timer: asyncio.Task[None] | None = None
+        self.hold_seconds = hold_seconds
+        self._held: list[tuple[float, list[asyncio.Future[None]]]] = []  # spooled, not yet in MongoDB
+        self._probing = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -117,6 +131,7 @@ class StorePipeline:
             cooldown=s.getfloat("LIVEFLEET_STORE_COOLDOWN_SECONDS", 10.0),
             spool_dir=var_dir / "spool",
             timeout_ms=s.getint("LIVEFLEET_MONGO_TIMEOUT_MS", 3000),
+            hold_seconds=s.getfloat("LIVEFLEET_STORE_HOLD_SECONDS", 300.0),
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -142,6 +157,7 @@ class StorePipeline:
         self._flush()
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
+        self._give_up_held(everything=True)
         await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
 
@@ -165,6 +181,40 @@ class StorePipeline:
         while True:
             await asyncio.sleep(self.flush_seconds)
             self._flush()
+            self._give_up_held()
+            if self._held and not self._probing and not self._inflight and time.monotonic() >= self._open_until:
+                self._probe()
+
+    def _probe(self) -> None:
+        """Try to write the spool back; on success the held items complete."""
+        self._probing = True
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self._probe_store)
+
+        def done(f: asyncio.Future[bool]) -> None:
+            self._probing = False
+            if not f.cancelled() and f.exception() is None and f.result():
+                self._release_held()
+
+        future.add_done_callback(done)
+
+    def _release_held(self) -> None:
+        for _, futures in self._held:
+            for done in futures:
+                if not done.done():
+                    done.set_result(None)
+        self._held = []
+
+    def _give_up_held(self, everything: bool = False) -> None:
+        now = time.monotonic()
+        keep = []
+        for deadline, futures in self._held:
+            if everything or now >= deadline:
+                for done in futures:
+                    if not done.done():
+                        done.set_exception(StoreUnavailableError("in the spool, not yet in MongoDB"))
+            else:
+                keep.append((deadline, futures))
+        self._held = keep
 
     def _flush(self) -> None:
         if not self._pending:
@@ -174,12 +224,17 @@ class StorePipeline:
         future = asyncio.get_running_loop().run_in_executor(self._executor, self._write, records)
         self._inflight.add(future)
 
-        def settle(f: asyncio.Future[tuple[Counter[str], bool]]) -> None:
+        def settle(f: asyncio.Future[tuple[Counter[str], bool, bool]]) -> None:
             self._inflight.discard(f)
             error = f.exception()
             if error is None:
-                written, spooled = f.result()
+                written, spooled, replayed = f.result()
                 self._count(written, spooled, len(records))
+                if replayed:  # the spool is back in MongoDB: what waited for it is stored
+                    self._release_held()
+                if spooled:
+                    self._held.append((time.monotonic() + self.hold_seconds, [done for _, done in batch]))
+                    return
             for _, done in batch:
                 if done.done():
                     continue
@@ -198,12 +253,14 @@ class StorePipeline:
 
     # -- the store thread --------------------------------------------------------------------
 
-    def _write(self, records: list[StoredRecord]) -> tuple[Counter[str], bool]:
-        """Runs on the store thread: write, or spool when the store is down."""
+    def _write(self, records: list[StoredRecord]) -> tuple[Counter[str], bool, bool]:
+        """Runs on the store thread: write, or spool when the store is down.
+
+        Returns (written per collection, spooled, the spool was written back)."""
         assert self._writer is not None
         if time.monotonic() < self._open_until:
             self.spool.spill(records)
-            return Counter(), True
+            return Counter(), True, False
         try:
             if not self._indexes_ready and not ensure_indexes():
                 raise StoreUnavailableError("cannot create indexes")
@@ -214,20 +271,34 @@ class StorePipeline:
             self._open_until = time.monotonic() + self.cooldown
             self._spooled_since_replay = True
             logger.error("Store unavailable (%s): %d records spooled to %s", exc, len(records), path)
-            return Counter(), True
+            return Counter(), True, False
+        replayed = False
         if self._spooled_since_replay:
             self._spooled_since_replay = False
-            self._replay()
-        return written, False
+            replayed = self._replay()
+        return written, False, replayed
 
-    def _replay(self) -> None:
+    def _probe_store(self) -> bool:
+        """Runs on the store thread: write the spool back if the store answers; True when it is empty."""
+        try:
+            if not self._indexes_ready and not ensure_indexes():
+                return False
+        except PyMongoError:
+            return False
+        self._indexes_ready = True
+        return self._replay()
+
+    def _replay(self) -> bool:
+        """Write the spool back; True when it was written (or was empty)."""
         assert self._writer is not None
         try:
             result = self.spool.replay(self._writer.write, batch=self.batch)
         except StoreUnavailableError as exc:
             self._spooled_since_replay = True
+            self._open_until = time.monotonic() + self.cooldown
             logger.warning("Spool replay postponed: %s", exc)
-            return
+            return False
         if result.records:
             logger.info("Replayed %d spooled records from %d files", result.records, result.files)
             self.stats.inc_value("livefleet/store/replayed", result.records)
+        return True

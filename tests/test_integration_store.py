@@ -12,6 +12,7 @@ from scrapy import Spider
 from scrapy.utils.test import get_crawler
 
 from models.entities import QuarantineRecord, Room, RoomSnapshot, Streamer
+from models.errors import StoreUnavailableError
 from pipelines.p100_validate import ValidatePipeline
 from pipelines.p300_store import StorePipeline, close_store, ensure_indexes, open_store
 from pipelines.store.spool import Spool
@@ -113,10 +114,11 @@ def _pipeline(tmp_path, uri, db_name, **settings) -> StorePipeline:
     return StorePipeline.from_crawler(crawler)
 
 
-async def _run(pipeline: StorePipeline, items) -> None:
+async def _run(pipeline: StorePipeline, items) -> list:
     await pipeline.open_spider()
-    await asyncio.gather(*(pipeline.process_item(item) for item in items))
+    results = await asyncio.gather(*(pipeline.process_item(item) for item in items), return_exceptions=True)
     await pipeline.close_spider()
+    return results
 
 
 def test_pipeline_batches_and_completes_items_only_once_stored(tmp_path, mongo_server, mongo_db):
@@ -132,10 +134,13 @@ def test_pipeline_batches_and_completes_items_only_once_stored(tmp_path, mongo_s
 def test_store_outage_spools_then_replays_with_nothing_lost(tmp_path, mongo_server, mongo_db):
     mongo_server.stop()
     try:
-        pipeline = _pipeline(tmp_path, mongo_server.url, mongo_db.name, LIVEFLEET_MONGO_TIMEOUT_MS=300)
+        pipeline = _pipeline(tmp_path, mongo_server.url, mongo_db.name, LIVEFLEET_MONGO_TIMEOUT_MS=300,
+                             LIVEFLEET_STORE_HOLD_SECONDS=1)
         items = [_snapshot("7", i, T0 + timedelta(seconds=i)) for i in range(120)]
         items.append(_room("7", 119, T0 + timedelta(seconds=119)))
-        asyncio.run(_run(pipeline, items))  # completes: every item is durable on disk
+        results = asyncio.run(_run(pipeline, items))
+        # Durable on disk, but not stored: after the hold each item fails, so its request is not acknowledged.
+        assert all(isinstance(r, StoreUnavailableError) for r in results)
         assert pipeline.crawler.stats.get_value("livefleet/store/spooled") == 121
         spool = Spool(tmp_path / "spool")
         assert spool.count_records() == 121
@@ -148,6 +153,31 @@ def test_store_outage_spools_then_replays_with_nothing_lost(tmp_path, mongo_serv
     assert mongo_db.rooms.find_one({"room_id": "7"})["peak_viewers"] == 119
     assert Spool(tmp_path / "spool").pending() == []
     assert again.crawler.stats.get_value("livefleet/store/replayed") == 121
+
+
+def test_items_spooled_in_an_outage_complete_once_written_back(tmp_path, mongo_server, mongo_db):
+    items = [_snapshot("8", i, T0 + timedelta(seconds=i)) for i in range(60)]
+
+    async def scenario() -> list:
+        pipeline = _pipeline(tmp_path, mongo_server.url, mongo_db.name, LIVEFLEET_MONGO_TIMEOUT_MS=300)
+        await pipeline.open_spider()
+        await asyncio.to_thread(mongo_server.stop)
+        tasks = [asyncio.ensure_future(pipeline.process_item(item)) for item in items]
+        await asyncio.sleep(2.0)
+        assert not any(task.done() for task in tasks), "spooled items wait for MongoDB"
+        assert pipeline.crawler.stats.get_value("livefleet/store/spooled") == 60
+        await asyncio.to_thread(mongo_server.restart)
+        results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+        await pipeline.close_spider()
+        return results
+
+    try:
+        results = asyncio.run(scenario())
+    finally:
+        if not mongo_server.running:
+            mongo_server.restart()
+    assert not [r for r in results if isinstance(r, BaseException)]
+    assert mongo_db.room_snapshots.count_documents({"room_id": "8"}) == 60
 
 
 def test_invalid_item_goes_to_quarantine_with_reason_and_payload():

@@ -50,6 +50,7 @@ from twisted.python.failure import Failure
 from crawlers.queue.connection import get_redis, redis_url_from_settings
 from crawlers.queue.keys import SpiderKeys
 from crawlers.queue.queue import CRAWL_META, LEASE_META, DedupMode, Leased, LeaseQueue
+from models.errors import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class _InFlight:
     fingerprint: str
     crawl: str
     error: str | None = None
+    counts: bool = True  # whether the error counts toward a dead letter
     handed_on: bool = False
 
 
@@ -244,14 +246,16 @@ class RedisScheduler(BaseScheduler):
                                                        f"{failure.getErrorMessage()}")
 
     def _item_error(self, item: Any, response: Any, spider: Spider, failure: Failure) -> None:
+        # The store being away is not the request's fault: it goes back without a failure counted.
         self._mark_failed(self._request_of(response), f"item not stored: {failure.type.__name__}: "
-                                                       f"{failure.getErrorMessage()}")
+                                                       f"{failure.getErrorMessage()}",
+                          counts=not failure.check(StoreUnavailableError))
 
-    def _mark_failed(self, request: Request | None, error: str) -> None:
+    def _mark_failed(self, request: Request | None, error: str, counts: bool = True) -> None:
         lease = request.meta.get(LEASE_META) if request is not None else None
         state = self._inflight.get(lease) if lease else None
         if state is not None and state.error is None:
-            state.error = error
+            state.error, state.counts = error, counts
 
     def _settle(self, result: Response | Failure, request: Request) -> None:
         lease = request.meta.get(LEASE_META)
@@ -265,7 +269,7 @@ class RedisScheduler(BaseScheduler):
                 error = f"download failed: {result.type.__name__}: {result.getErrorMessage()}"
                 self._submit(("release", lease, error, True))
         elif state.error is not None:
-            self._submit(("release", lease, state.error, False))
+            self._submit(("release", lease, state.error, False, state.counts))
         elif request.meta.get(GAVE_UP_META):
             self._submit(("release", lease, f"gave up: {request.meta[GAVE_UP_META]}", True))
         else:
@@ -293,7 +297,8 @@ class RedisScheduler(BaseScheduler):
                 elif kind == "ack":
                     self.queue.ack(op[1], op[2], op[3], client=pipe)
                 elif kind == "release":
-                    self.queue.release(op[1], op[2], final=op[3], client=pipe)
+                    self.queue.release(op[1], op[2], final=op[3], failed=op[4] if len(op) > 4 else True,
+                                       client=pipe)
                 else:
                     continue
                 kinds.append(op)
