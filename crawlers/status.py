@@ -10,7 +10,8 @@ over the queue itself):
 - **per platform**: requests queued, in total and per priority (one
   ``ZRANGEBYSCORE ... LIMIT 0 1`` and one ``ZCOUNT`` per priority present),
   requests leased and leases past their deadline, dead letters, seeds waiting
-  and rejected, items per minute (average of the last five whole minutes), and
+  and rejected, items per minute (average of the last five whole minutes, or of
+  those since the first items when they came later), and
   the fleet-wide counters the workers flushed (:mod:`crawlers.health`);
 - **fleet**: the same added up over platforms.
 
@@ -45,7 +46,7 @@ from settings.config import Config
 
 #: Scores of one priority span this much (score = -priority * 2**32 + arrival sequence).
 PRIORITY_BAND = 2**32
-#: Items per minute is the average over this many whole minutes before the current one.
+#: Items per minute is the average over (at most) this many whole minutes before the current one.
 IPM_MINUTES = 5
 #: At most this many priorities are counted one by one; the rest are reported together.
 MAX_PRIORITIES = 64
@@ -133,6 +134,9 @@ def _platform(server: redis.Redis, keys: SpiderKeys, now: float) -> dict[str, An
     stats = {_text(name): _number(value) for name, value in raw_stats.items()}
     counters = summarize(stats)
     per_minute = [int(m) if m is not None else 0 for m in minutes]
+    # Minutes before the first items are not averaged in: a crawl that began two minutes ago
+    # shows its rate, not two fifths of it.
+    first = next((i for i, n in enumerate(per_minute) if n), len(per_minute) - 1)
     return {
         "queue": queue_depth(server, keys.requests),
         "leased": int(leased),
@@ -140,7 +144,7 @@ def _platform(server: redis.Redis, keys: SpiderKeys, now: float) -> dict[str, An
         "dead_letters": int(dead),
         "seeds": int(seeds),
         "seeds_rejected": int(rejected),
-        "items_per_minute": round(sum(per_minute) / IPM_MINUTES, 1),
+        "items_per_minute": round(sum(per_minute) / (len(per_minute) - first), 1),
         "items_by_minute": per_minute,
         "counters": counters,
         **_rates(counters),
@@ -226,7 +230,7 @@ def render_status(status: dict[str, Any], *, source: str | None = None) -> str:
         lines += _table(["worker", "spider", "state", "beat", "leases", "prefetched", "items", "pages", "blocked",
                          "errors"], rows)
     else:
-        lines.append("  (no worker has beaten yet)")
+        lines.append("  (none: no worker has a heartbeat in Redis)")
     rows = []
     for name, p in status["platforms"].items():
         rows.append([name, p["queue"]["total"], _priorities(p["queue"]), p["leased"], p["leases_expired"],
@@ -238,8 +242,9 @@ def render_status(status: dict[str, Any], *, source: str | None = None) -> str:
     lines += ["", "platforms:"]
     lines += _table(["platform", "queued", "by priority", "leased", "expired", "dead", "seeds", "items",
                      "items/min", "attempts", "block rate", "error rate"], rows)
-    lines += ["", f"items/min: average of the last {IPM_MINUTES} whole minutes. Rates are per page attempt (parsed,",
-              "blocked, retryable, gone, unparsable or failed); errors = retryable + unparsable + failed."]
+    lines += ["", f"items/min: average of the last {IPM_MINUTES} whole minutes (since the first items, if later).",
+              "Rates are per page attempt (parsed, blocked, retryable, gone, unparsable or failed);",
+              "errors = retryable + unparsable + failed."]
     return "\n".join(lines)
 
 

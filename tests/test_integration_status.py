@@ -51,6 +51,8 @@ def fleet(redis_client):
     minute = int(now // 60)
     for back, items in {0: 999, 1: 50, 2: 40, 3: 30, 4: 20, 5: 10, 6: 777}.items():
         client.set(items_minute_key(bili, minute - back), items)  # now's minute and the 6th back: not counted
+    client.set(items_minute_key(douyin, minute - 2), 60)  # douyin's items began two minutes ago
+    client.set(items_minute_key(douyin, minute - 1), 30)
     workers = FleetKeys(prefix)
     live = {"worker": "a:1:bilibili", "host": "a", "pid": 1, "spider": "bilibili", "interval": 5.0, "leases": 2,
             "prefetched": 3, "counters": {"items": 200, "pages": 80, "blocked": 4, "errors": 3},
@@ -79,14 +81,15 @@ def test_collect_status_reads_queues_leases_dead_letters_rates_and_workers(redis
     assert bili["attempts"] == 90 + 5 + 2 + 1 + 2  # parsed, blocked, retryable, failed, gone
     assert bili["block_rate"] == 0.05 and bili["error_rate"] == 0.03
     assert bili["stats"]["downloader/response_bytes"] == 1234.5
-    assert douyin["block_rate"] is None and douyin["items_per_minute"] == 0.0
+    assert douyin["items_by_minute"] == [0, 0, 0, 60, 30] and douyin["items_per_minute"] == 45.0  # not 18
+    assert douyin["block_rate"] is None and kuaishou["items_per_minute"] == 0.0
     states = {w["worker"]: w["state"] for w in status["workers"]}
     assert states == {"a:1:bilibili": "live", "b:2:bilibili": "stale", "c:3:douyin": "stale"}
     assert status["workers"][0]["worker"] == "a:1:bilibili" and status["workers"][0]["leases"] == 2
     fleet_view = status["fleet"]
     assert (fleet_view["workers_live"], fleet_view["workers_stale"]) == (1, 2)
     assert (fleet_view["queued"], fleet_view["leased"], fleet_view["leases_expired"]) == (14, 3, 1)
-    assert (fleet_view["dead_letters"], fleet_view["seeds"], fleet_view["items_per_minute"]) == (2, 3, 30.0)
+    assert (fleet_view["dead_letters"], fleet_view["seeds"], fleet_view["items_per_minute"]) == (2, 3, 75.0)
     assert fleet_view["counters"]["items"] == 250 and fleet_view["block_rate"] == 0.05
     json.dumps(status)  # the --json document
 
