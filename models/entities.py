@@ -16,8 +16,9 @@ Conventions shared by every model:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -235,6 +236,47 @@ RECORD_TYPES: dict[str, type[Record]] = {
 }
 
 
+def present_fields(record: BaseModel) -> dict[str, Any]:
+    """The fields ``record`` carries (not ``None``), by name.
+
+    The same dict as ``model_dump(exclude_none=True)`` for these flat models (no
+    nested models, no custom serializers), read straight from the validated
+    instance: a few times cheaper, which counts on the store's hot path.
+    """
+    return {name: value for name, value in record.__dict__.items() if value is not None}
+
+
+def entity_key(record: BaseModel) -> tuple[Any, ...] | None:
+    """``(type, *natural key)`` of an entity record (streamer, room, product).
+
+    ``None`` for what is never merged: snapshots (each one is its own
+    observation) and records without a natural key (quarantine records).
+    """
+    if not isinstance(record, Record) or not record.key_fields or isinstance(record, (RoomSnapshot, ProductSnapshot)):
+        return None
+    return (type(record), *(getattr(record, name) for name in record.key_fields))
+
+
+_R = TypeVar("_R", bound=BaseModel)
+
+
+def group_same_entity(records: Iterable[_R]) -> list[list[_R]]:
+    """``records`` grouped by entity: one list per entity, in the order each entity first
+    appears, its records in their own order; every snapshot (or keyless record) alone."""
+    groups: list[list[_R]] = []
+    index: dict[tuple[Any, ...], int] = {}
+    for record in records:
+        key = entity_key(record)
+        if key is None:
+            groups.append([record])
+        elif key in index:
+            groups[index[key]].append(record)
+        else:
+            index[key] = len(groups)
+            groups.append([record])
+    return groups
+
+
 def merge_records(records: list[Record]) -> list[Record]:
     """Merge entity records that describe the same thing (same type and key).
 
@@ -243,20 +285,34 @@ def merge_records(records: list[Record]) -> list[Record]:
     sales). Parsed together, their records become one: later records fill the
     fields earlier ones left ``None``; a field both carry keeps the first value.
     Snapshots and records without a key are kept as they are, in order.
+    (The store merges observations fetched at different times differently:
+    the newest wins, see :func:`newest_fields`.)
     """
     merged: list[Record] = []
-    index: dict[tuple[Any, ...], int] = {}
-    for record in records:
-        if not record.key_fields or isinstance(record, (RoomSnapshot, ProductSnapshot)):
-            merged.append(record)
-            continue
-        key = (type(record), *record.key().values())
-        if key not in index:
-            index[key] = len(merged)
-            merged.append(record)
-            continue
-        first = merged[index[key]]
-        extra = {name: value for name, value in record.model_dump(exclude_none=True).items()
-                 if getattr(first, name) is None}
-        merged[index[key]] = first.model_copy(update=extra)
+    for first, *rest in group_same_entity(records):
+        extra: dict[str, Any] = {}
+        for record in rest:
+            for name, value in present_fields(record).items():
+                if getattr(first, name) is None:
+                    extra.setdefault(name, value)
+        merged.append(first.model_copy(update=extra) if extra else first)
     return merged
+
+
+def newest_fields(records: Sequence[Fetched]) -> dict[str, tuple[Any, datetime]]:
+    """Observations of one entity folded field by field: the newest value wins.
+
+    For every field at least one of ``records`` carries: the value of the most
+    recently fetched record that carries it, and that record's ``fetched_at``
+    (the store needs it per field: a stored document fetched between two
+    observations must keep its values against the older one). A field no record
+    carries is absent, so a partial record never erases anything. Of records
+    fetched at the same instant, the later in ``records`` wins, as it would if
+    they were written one after the other.
+    """
+    fields: dict[str, tuple[Any, datetime]] = {}
+    for record in sorted(records, key=lambda r: r.fetched_at):  # stable: ties keep their order
+        at = record.fetched_at
+        for name, value in present_fields(record).items():
+            fields[name] = (value, at)
+    return fields

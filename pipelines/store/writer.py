@@ -1,14 +1,17 @@
 """Batched, idempotent writes to MongoDB with retry (runs off the reactor thread).
 
 ``BulkWriter.write(records)`` groups records by collection and sends one
-unordered ``bulk_write`` per collection. Three kinds of failure are told apart:
+unordered ``bulk_write`` per collection (records of one entity merged into one
+upsert, snapshots as inserts: see ``ops``). Four kinds of failure are told apart:
 
 * the store cannot be reached (network, election, timeout): retried with
   exponential backoff, then :class:`StoreUnavailableError` — the caller spools;
 * two workers upserting the same new key at the same moment (E11000 on an
   upsert): those operations are simply sent again, they now update;
-* a document the server refuses for good (too large, invalid): its record
-  becomes a quarantine record with the server's reason, so nothing is lost.
+* E11000 on an insert (a snapshot): that observation is already stored — a
+  replayed spool file, a batch retried after its reply was lost — so it is done;
+* a document the server refuses for good (too large, invalid): its records
+  become quarantine records with the server's reason, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, 
 
 from models.entities import QuarantineRecord
 from models.errors import StoreUnavailableError
-from pipelines.store.ops import StoredRecord, operation
+from pipelines.store.ops import StoredRecord, Write, writes
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +72,12 @@ class BulkWriter:
         return written
 
     def _write_collection(self, name: str, records: list[StoredRecord]) -> list[QuarantineRecord]:
-        pending = list(records)
+        pending = writes(records)
         rejected: list[QuarantineRecord] = []
         delay = self.backoff
         for attempt in range(1, self.retries + 1):
             try:
-                self.db[name].bulk_write([operation(r) for r in pending], ordered=False)
+                self.db[name].bulk_write([w.op for w in pending], ordered=False)
                 return rejected
             except BulkWriteError as exc:
                 retry, refused = self._split(pending, exc.details.get("writeErrors", []))
@@ -88,30 +91,31 @@ class BulkWriter:
                 logger.warning("Store write to %s failed (attempt %d/%d): %s", name, attempt, self.retries, exc)
             except OperationFailure as exc:
                 if exc.code not in _TRANSIENT_CODES:
-                    return rejected + [_quarantine(r, f"StoreRejected: {exc}") for r in pending]
+                    return rejected + [_quarantine(r, f"StoreRejected: {exc}") for w in pending for r in w.records]
                 logger.warning("Store write to %s failed (attempt %d/%d): %s", name, attempt, self.retries, exc)
             except (PyMongoError, TypeError, ValueError) as exc:  # the batch itself is wrong: keep it whole
                 if name == QuarantineRecord.collection:
                     raise
-                return rejected + [_quarantine(r, f"StoreRejected: {type(exc).__name__}: {exc}") for r in pending]
+                reason = f"StoreRejected: {type(exc).__name__}: {exc}"
+                return rejected + [_quarantine(r, reason) for w in pending for r in w.records]
             if attempt < self.retries:
                 self.sleep(delay)
                 delay = min(delay * 2, self.max_backoff)
         raise StoreUnavailableError(f"{len(pending)} writes to {name} failed after {self.retries} attempts")
 
     @staticmethod
-    def _split(
-        pending: list[StoredRecord], errors: list[dict]
-    ) -> tuple[list[StoredRecord], list[tuple[StoredRecord, str]]]:
-        retry: list[StoredRecord] = []
+    def _split(pending: list[Write], errors: list[dict]) -> tuple[list[Write], list[tuple[StoredRecord, str]]]:
+        retry: list[Write] = []
         refused: list[tuple[StoredRecord, str]] = []
         for error in errors:
-            record = pending[error["index"]]
+            write = pending[error["index"]]
             code = error.get("code")
+            if code == _DUPLICATE_KEY and write.append_only:
+                continue  # already stored
             if code == _DUPLICATE_KEY or code in _TRANSIENT_CODES:
-                retry.append(record)
+                retry.append(write)
             else:
-                refused.append((record, f"StoreRejected: code {code}: {error.get('errmsg', '')}"))
+                refused.extend((r, f"StoreRejected: code {code}: {error.get('errmsg', '')}") for r in write.records)
         return retry, refused
 
 
