@@ -7,6 +7,7 @@
     livefleet demo                                   a short campaign on embedded services
     livefleet summary                                counts of what is in MongoDB
     livefleet status [--json]                        workers, queues, leases, dead letters, rates
+    livefleet queue dead|retry-dead                  dead letters: list, or put back into the queue
     livefleet spool replay|status                    write spooled records back to MongoDB
     livefleet services start|status|stop             the embedded Redis / MongoDB
     livefleet stop                                   stop everything livefleet left running
@@ -77,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("stop", help="stop every background process livefleet started")
 
+    p = sub.add_parser("queue", help="dead letters: list them, or put them back into the queue")
+    p.add_argument("action", choices=["dead", "retry-dead"])
+    p.add_argument("--spider", action="append", help="only this spider (repeatable; default: all)")
+    p.add_argument("--limit", type=int, default=1_000_000, help="at most this many per spider")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+
     # -- fleet status (crawlers/status.py): reads Redis, starts nothing --
     p = sub.add_parser("status", help="workers (live or stale), queues, leases, dead letters, items/min, rates")
     p.add_argument("--json", action="store_true", help="print the same as one JSON document")
@@ -128,6 +135,11 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         return _spool(args, config)
     if command in ("services", "stop"):
         return _services("stop" if command == "stop" else args.action, config)
+    if command == "queue":
+        from crawlers.queuecmd import run_queue
+
+        limit = args.limit if args.action == "retry-dead" else min(args.limit, 20)
+        return run_queue(config, args.action, args.spider, limit=limit, as_json=args.json)
     if command == "status":
         from crawlers.status import run_status
 
