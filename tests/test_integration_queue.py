@@ -259,7 +259,7 @@ def test_scheduler_releases_a_request_whose_callback_failed(redis_server, redis_
 
     scheduler, spider = _scheduler(redis_server, LIVEFLEET_MAX_FAILURES=2)
     scheduler.enqueue_request(_req(1))
-    for attempt in (1, 2):
+    for _ in (1, 2):
         request = scheduler.next_request()
         response = scrapy.http.TextResponse(request.url, request=request)
         try:
@@ -312,3 +312,17 @@ def test_seeds_are_json_in_a_list(redis_client, keys):
     assert push_seeds(redis_client, keys, [{"kind": "area", "parent_area_id": 2}, {"kind": "areas"}]) == 2
     assert [json.loads(x) for x in redis_client.lrange(keys.seeds, 0, -1)] == [
         {"kind": "area", "parent_area_id": 2}, {"kind": "areas"}]
+
+
+def test_bloom_filter_replaces_the_seen_set_when_configured(redis_server, redis_client, keys):
+    queue = _queue(redis_client, redis_server, dedup=DedupMode(ttl=600, bloom_capacity=10_000))
+    for n in range(50):
+        _push(queue, n)
+    for item in queue.take(50):
+        queue.ack(item.lease, item.fingerprint, item.crawl)
+    assert not redis_client.exists(keys.seen("default"))
+    assert redis_client.exists(keys.bloom("default")) and 0 < redis_client.ttl(keys.bloom("default")) <= 600
+    assert sum(_push(queue, n) for n in range(50)) == 0  # all handled: refused by the filter
+    # Never handled (50 of 10,000 capacity: a false positive is vanishingly rare).
+    assert sum(_push(queue, n) for n in range(50, 100)) == 50
+    assert _push(queue, 1, crawl="other") == 1
