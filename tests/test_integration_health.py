@@ -217,7 +217,7 @@ def test_crawling_workers_beat_and_their_stats_add_up_in_redis(tmp_path, sandbox
     prefix = None
     while thread.is_alive():
         if prefix is None:  # run_crawl picks a fresh prefix and pushes its seeds first
-            prefix = next((k.decode().split(":")[0] for k in redis_client.keys("t*:bilibili:seeds")), None)
+            prefix = next((k.decode().split(":")[0] for k in redis_client.keys("t*:bilibili:*")), None)
         if prefix is not None:
             for worker in collect_status(redis_client, prefix, spiders=[])["workers"]:
                 if worker["state"] == "live":
