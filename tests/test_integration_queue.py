@@ -9,6 +9,7 @@ import pytest
 import scrapy
 from scrapy.utils.test import get_crawler
 
+from crawlers.queue.bloom import BloomSpec
 from crawlers.queue.keys import SpiderKeys
 from crawlers.queue.queue import CRAWL_META, LEASE_META, DedupMode, LeaseQueue, dead_letters, retry_dead
 from crawlers.queue.scheduler import RedisScheduler
@@ -322,6 +323,8 @@ def test_bloom_filter_replaces_the_seen_set_when_configured(redis_server, redis_
         queue.ack(item.lease, item.fingerprint, item.crawl)
     assert not redis_client.exists(keys.seen("default"))
     assert redis_client.exists(keys.bloom("default")) and 0 < redis_client.ttl(keys.bloom("default")) <= 600
+    bits = BloomSpec(10_000, 0.001).bits
+    assert redis_client.strlen(keys.bloom("default")) == (bits + 7) // 8  # created at full size at once
     assert sum(_push(queue, n) for n in range(50)) == 0  # all handled: refused by the filter
     # Never handled (50 of 10,000 capacity: a false positive is vanishingly rare).
     assert sum(_push(queue, n) for n in range(50, 100)) == 50

@@ -43,6 +43,7 @@ from scrapy.utils.request import request_from_dict
 from scrapy_redis.queue import Base
 
 from crawlers.queue import serialize
+from crawlers.queue.bloom import BLOOM_LUA, BloomSpec
 from crawlers.queue.keys import SpiderKeys
 
 logger = logging.getLogger(__name__)
@@ -99,14 +100,14 @@ end
 
 # KEYS: requests, seq, queued, seen-set or bloom bitmap.
 # ARGV: priority, entry json, fingerprint ('' = none), filter ('1'/'0'), ttl seconds, mode ('set'|'bloom'),
-#       bloom bit positions...
+#       [bloom size in bits, bit positions...]
 _PUSH = """
 local fp = ARGV[3]
 if fp ~= '' and ARGV[4] == '1' then
   if redis.call('SISMEMBER', KEYS[3], fp) == 1 then return 0 end
   if ARGV[6] == 'bloom' then
-    local all = #ARGV > 6
-    for i = 7, #ARGV do
+    local all = #ARGV > 7
+    for i = 8, #ARGV do
       if redis.call('GETBIT', KEYS[4], ARGV[i]) == 0 then all = false; break end
     end
     if all then return 0 end
@@ -142,16 +143,19 @@ end
 return out
 """
 
-# KEYS: leases, leased, queued, seen-set or bloom.  ARGV: lease id, fingerprint, ttl, mode, bloom positions...
+# KEYS: leases, leased, queued, seen-set or bloom.  ARGV: lease id, fingerprint, ttl, mode,
+# [bloom size in bits, bit positions...].  The Bloom bitmap is created at full size at once (growing it
+# bit by bit would leave Redis up to a megabyte of slack).
 # Returns 1 if the lease was still held, 0 if it had expired (the request may run again elsewhere).
-_ACK = """
+_ACK = BLOOM_LUA + """
 local held = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 local fp = ARGV[2]
 if fp ~= '' then
   redis.call('SREM', KEYS[3], fp)
   if ARGV[4] == 'bloom' then
-    for i = 5, #ARGV do redis.call('SETBIT', KEYS[4], ARGV[i], 1) end
+    bloom_create(KEYS[4], tonumber(ARGV[5]), tonumber(ARGV[3]))
+    bloom_set(KEYS[4], ARGV, 6, #ARGV)
   else
     redis.call('SADD', KEYS[4], fp)
   end
@@ -257,10 +261,8 @@ class LeaseQueue(Base):
         self._scripts = {name: server.register_script(src) for name, src in (
             ("push", _PUSH), ("take", _TAKE), ("ack", _ACK), ("forget", _FORGET), ("release", _RELEASE),
             ("reap", _REAP), ("renew", _RENEW), ("retry_dead", _RETRY_DEAD))}
-        self._bloom: Any = None
+        self._bloom: BloomSpec | None = None
         if self.dedup.bloom:
-            from crawlers.queue.bloom import BloomSpec
-
             self._bloom = BloomSpec(self.dedup.bloom_capacity, self.dedup.bloom_error_rate)
         self._bad_logged = False
 
@@ -289,7 +291,7 @@ class LeaseQueue(Base):
     def _seen_args(self, fingerprint: str) -> list[Any]:
         if self._bloom is None or not fingerprint:
             return ["set"]
-        return ["bloom", *self._bloom.positions(fingerprint)]
+        return ["bloom", self._bloom.bits, *self._bloom.positions(fingerprint)]
 
     # -- operations (each takes an optional pipeline, to batch round trips) --------------------
 
