@@ -17,7 +17,9 @@ Both runs use the same concurrency, no rate limit, and the timing extension
 (:mod:`bench.extension`). The last stdout line is ``BENCH_RESULT {json}``.
 With ``--profile FILE`` the crawl runs under cProfile and the stats go to FILE;
 ``--set NAME=JSON`` (repeatable) overrides one more setting, for what-if runs
-when looking for a bottleneck (``make bench`` itself never uses it).
+when looking for a bottleneck (``make bench`` itself never uses it); so does
+``--gc-threshold A,B,C``, which puts the collector's thresholds in place of
+the worker's own ``gc.set_threshold`` (``700,10,10`` is Python's default).
 """
 
 from __future__ import annotations
@@ -141,6 +143,9 @@ class GcTimer:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the crawl to its end; return the figures the parent needs."""
     started = time.monotonic()
+    if args.gc_threshold:
+        gc.set_threshold(*(int(n) for n in args.gc_threshold.split(",")))
+        gc.set_threshold = lambda *_: None  # what-if: the worker's own threshold is the one replaced
     gc_timer = GcTimer()
     gc.callbacks.append(gc_timer)
     profiler = cProfile.Profile() if args.profile else None
@@ -166,6 +171,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "item_dropped": int(stats.get("item_dropped_count", 0)),
         "gc_seconds": gc_timer.seconds,
         "gc_collections": gc_timer.collections,
+        "gc_threshold": gc.get_threshold(),
         "stats": {k: v for k, v in stats.items() if isinstance(v, int | float) and not isinstance(v, bool)},
     }
 
@@ -196,6 +202,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--idle-close", type=float, default=1.0, help="full mode: LIVEFLEET_IDLE_CLOSE_SECONDS")
     p.add_argument("--profile", help="write cProfile stats of the crawl to this file")
     p.add_argument("--set", action="append", default=[], metavar="NAME=JSON", help="override one more setting")
+    p.add_argument("--gc-threshold", metavar="A,B,C", help="what-if: these GC thresholds instead of the worker's")
     args = p.parse_args(argv)
     if args.mode == "full" and not all((args.redis_url, args.mongo_uri, args.prefix, args.db)):
         p.error("--mode full needs --redis-url, --mongo-uri, --prefix and --db")

@@ -8,13 +8,16 @@ room snapshots and streamers (partial ones from lists, full ones from cards),
 with the same keys written more than once, as in a real crawl.
 
 * bulk: :meth:`pipelines.store.writer.BulkWriter.write` on batches of 500, the
-  exact operations the store pipeline sends (idempotent update pipelines).
+  exact operations the store pipeline sends: the records of one entity within
+  a batch merged into one idempotent upsert (an update pipeline), snapshots as
+  unordered inserts. Its rate counts records, as the crawl does: a merged
+  upsert stores every record it carries.
 * single: each record saved on its own through mongoengine: entities as an
   upsert by key (``update_one(upsert=True, set__...)``, plus min/max of the
   first/last seen times), snapshots as ``Document(**fields).save()``.
 * bulk with plain ``$set`` (diagnostic only): the same batches as plain
-  ``$set``/``$setOnInsert`` upserts, to tell the cost of batching from the cost
-  of the update pipelines ``BulkWriter`` uses.
+  ``$set``/``$setOnInsert`` upserts, one per record, to tell the cost of batching
+  from what merging and the update pipelines ``BulkWriter`` uses add or save.
 
 Each side writes to a fresh database with the contract's indexes, on the same
 server; the databases are dropped afterwards. Each chunk of 500 records is timed
