@@ -88,6 +88,8 @@ def report_store(bulk: StoreRate, single: StoreRate, plain_set: StoreRate | None
     if plain_set is not None:
         line("bulk_plain_set_docs_per_s", plain_set.per_s, 1)
     line("store_records", f"{bulk.docs} ({' '.join(f'{k}={v}' for k, v in bulk.counts.items())} stored)", 1)
+    if bulk.operations is not None:
+        line("bulk_operations", f"{bulk.operations} (records of one entity in a batch share one upsert)", 1)
     line("same_documents_stored", "yes" if bulk.counts == single.counts else f"NO: single {single.counts}", 1)
     for label, rate in (("bulk", bulk), ("single", single)):
         line(f"{label}_client_cpu_ms_per_doc", rate.client_cpu_s * 1000 / rate.docs, 1)

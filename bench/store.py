@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +42,7 @@ from bench.machine import busy_cpu_seconds
 from crawlers.sandbox_process import SandboxProcess
 from models import documents
 from models.entities import Record, Room, RoomSnapshot, Streamer
-from pipelines.store.ops import StoredRecord
+from pipelines.store.ops import StoredRecord, writes
 from pipelines.store.writer import BulkWriter
 from spiders.bilibili import pages
 
@@ -98,6 +98,8 @@ class StoreRate:
     other_cores: float
     #: Docs/s of each successive chunk of 500 records (a drift shows the server slowing down).
     chunks_per_s: tuple[float, ...] = ()
+    #: Bulk operations sent for the records (fewer when records of one entity are merged), if known.
+    operations: int | None = None
 
     @property
     def per_s(self) -> float:
@@ -183,7 +185,19 @@ def _single(db: Any, chunk: Sequence[StoredRecord]) -> None:
 def bulk_rate(uri: str, db_name: str, records: Sequence[StoredRecord],
               server: psutil.Process | None = None) -> StoreRate:
     """Docs/s of ``BulkWriter.write`` on batches of 500 (what the store pipeline does)."""
-    return _timed(uri, db_name, records, _bulk, server)
+    rate = _timed(uri, db_name, records, _bulk, server)
+    return replace(rate, operations=bulk_operations(records))
+
+
+def bulk_operations(records: Sequence[StoredRecord]) -> int:
+    """How many operations ``BulkWriter`` sends for ``records`` in batches of 500."""
+    count = 0
+    for start in range(0, len(records), BATCH):
+        by_collection: dict[str, list[StoredRecord]] = {}
+        for record in records[start:start + BATCH]:
+            by_collection.setdefault(record.collection, []).append(record)
+        count += sum(len(writes(group)) for group in by_collection.values())
+    return count
 
 
 def bulk_plain_set_rate(uri: str, db_name: str, records: Sequence[StoredRecord],
