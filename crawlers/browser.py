@@ -4,19 +4,25 @@ Only requests with ``meta["playwright"] = True`` use it; everything else goes
 through Scrapy's plain HTTP handler, and spiders that never render do not
 install this handler at all (see ``browser_settings``).
 
-What the tuning does, and why:
+What the tuning does, and why (``bench/README.md`` has the measurements):
 
-* images, media and fonts are never downloaded (``abort_heavy_resources``):
-  the data is in the page state, not in pixels;
-* the browser sends its own headers (``PLAYWRIGHT_PROCESS_REQUEST_HEADERS =
-  None``): routing every sub-request through Python to rewrite headers is
-  scrapy-playwright's slowest default;
+* pages are reused (``crawlers/browser_pages.py``): each browser context keeps
+  the pages it opened and renders the next request in one that is free,
+  instead of a new page (a new renderer process) per request; no request of
+  a rendered page is routed through Python (the browser sends its own
+  headers, ``PLAYWRIGHT_PROCESS_REQUEST_HEADERS = None``: the sites check that
+  they match it), and the page's own script is waited for inside the page;
+* images, media and fonts are never downloaded (the data is in the page
+  state, not in pixels): Blink loads no images at all, and media and font
+  requests are failed inside the browser;
+* Chromium keeps at most a few renderer processes (``CHROMIUM_ARGS``);
 * pages live in a few long-lived contexts (one per platform session), so
   cookies a first visit sets are reused, not fetched again per page;
 * the browser is recycled after ``LIVEFLEET_BROWSER_RECYCLE_PAGES`` pages or
   when its processes exceed ``LIVEFLEET_BROWSER_MAX_RSS_MB`` (long crawls with
-  scrapy-playwright are known to grow without bound): new pages wait, open
-  ones finish, the browser closes, and the next page starts a fresh one.
+  scrapy-playwright are known to grow without bound): new pages wait, renders
+  in progress finish, the browser closes (with the pages kept for reuse), and
+  the next page starts a fresh one.
 """
 
 from __future__ import annotations
@@ -27,15 +33,26 @@ import os
 from typing import Any
 
 from scrapy.crawler import Crawler
-from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
+from scrapy_playwright.page import PageMethod
+
+from crawlers.browser_pages import KEEP_PAGE, PageReusingHandler, abort_heavy_resources, wait_for_js
+
+__all__ = ["KEEP_PAGE", "RENDER", "RecyclingPlaywrightHandler", "RenderMiddleware", "abort_heavy_resources",
+           "browser_settings", "process_tree_rss", "wait_for_js", "warm_context"]
 
 logger = logging.getLogger(__name__)
 
-_HEAVY = frozenset({"image", "media", "font"})
-#: ``meta[KEEP_PAGE] = True``: a page its owner keeps open across many requests.
-KEEP_PAGE = "livefleet_keep_page"
 _MIB = 1024 * 1024
-#: Flags that keep Chromium quiet on a machine with no internet (see STACK.md).
+#: Flags that keep Chromium quiet on a machine with no internet (see STACK.md), and two that
+#: make rendering cheaper:
+#:
+#: * Blink loads no images at all (cheaper than aborting each request). A later
+#:   ``--blink-settings`` replaces an earlier one, so Playwright's headless pointer
+#:   settings are repeated here;
+#: * a renderer process limit: once this many renderers run, Chromium lets pages of the
+#:   same site and context share one, and stops keeping a "spare" renderer ready. With
+#:   one context per session, the spare (made for the context of the last navigation)
+#:   is thrown away and made again for nearly every page: a process started for nothing.
 CHROMIUM_ARGS = (
     "--no-sandbox",
     "--disable-gpu",
@@ -45,12 +62,10 @@ CHROMIUM_ARGS = (
     "--disable-component-update",
     "--disable-sync",
     "--disable-dev-shm-usage",
+    "--blink-settings=primaryHoverType=2,availableHoverTypes=2,primaryPointerType=4,availablePointerTypes=4,"
+    "imagesEnabled=false",
+    "--renderer-process-limit=4",
 )
-
-
-def abort_heavy_resources(request: Any) -> bool:
-    """``PLAYWRIGHT_ABORT_REQUEST``: skip images, media and fonts."""
-    return request.resource_type in _HEAVY
 
 
 def browser_settings(chromium: str, *, headless: bool = True) -> dict[str, Any]:
@@ -63,7 +78,7 @@ def browser_settings(chromium: str, *, headless: bool = True) -> dict[str, Any]:
                                       "args": list(CHROMIUM_ARGS)},
         "PLAYWRIGHT_MAX_CONTEXTS": 4,
         "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": 4,
-        "PLAYWRIGHT_ABORT_REQUEST": "crawlers.browser.abort_heavy_resources",
+        "PLAYWRIGHT_ABORT_REQUEST": "crawlers.browser_pages.abort_heavy_resources",
         "PLAYWRIGHT_PROCESS_REQUEST_HEADERS": None,
         "PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT": 30_000,
         "PLAYWRIGHT_RESTART_DISCONNECTED_BROWSER": True,
@@ -111,18 +126,23 @@ def _memory(pid: int) -> int:
         return 0
 
 
-class RecyclingPlaywrightHandler(ScrapyPlaywrightDownloadHandler):
-    """scrapy-playwright's download handler with bounded browser lifetime and memory."""
+class RecyclingPlaywrightHandler(PageReusingHandler):
+    """scrapy-playwright's download handler with reused pages, bounded browser lifetime and memory."""
 
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
         settings = crawler.settings
         self.recycle_pages = settings.getint("LIVEFLEET_BROWSER_RECYCLE_PAGES", 300)
         self.max_rss = settings.getint("LIVEFLEET_BROWSER_MAX_RSS_MB", 1200) * _MIB
-        self.rss_check_every = settings.getint("LIVEFLEET_BROWSER_RSS_CHECK_PAGES", 10)
+        # Reading the memory of a dozen Chromium processes takes ~0.1 s of CPU (the kernel walks
+        # their page tables), so it is done every so many pages, on a thread.
+        self.rss_check_every = max(1, settings.getint("LIVEFLEET_BROWSER_RSS_CHECK_PAGES", 50))
         self._pages_on_browser = 0
-        self._active = 0  # pages reserved or open on the current browser
+        self._over_memory = False
+        self._active = 0  # renders (and scrapy-playwright's own pages) in progress on the current browser
+        self._generation = 0  # browsers recycled so far: releases from an older browser do not count
         self._recycle_lock = asyncio.Lock()
+        self._memory_check: asyncio.Future[None] | None = None
 
     def browser_rss(self) -> int:
         """Bytes (PSS) of the Playwright driver and the browsers it started.
@@ -132,43 +152,46 @@ class RecyclingPlaywrightHandler(ScrapyPlaywrightDownloadHandler):
         """
         return process_tree_rss(os.getpid(), include_root=False)
 
-    async def _create_page(self, request: Any, spider: Any) -> Any:
-        # A page kept open on purpose (a signer page) does not hold a recycle back: it is
-        # closed with the browser, and its owner opens a new one when it finds it closed.
-        kept = bool(request.meta.get(KEEP_PAGE))
-        # Check-and-reserve under the lock, so a burst of concurrent pages cannot all slip past it.
+    # -- every page, reused or not, is counted here --------------------------------------------
+    async def _reserve(self, counted: bool = True) -> int:
+        """Count one more page on the browser, recycling it first when due; returns its generation.
+
+        Check-and-count under the lock, so a burst of concurrent pages cannot all slip past it.
+        """
         async with self._recycle_lock:
             if self._due():
                 await self._recycle()
             self._pages_on_browser += 1
-            self._active += 0 if kept else 1
-        try:
-            page = await super()._create_page(request, spider)
-        except BaseException:
-            self._active -= 0 if kept else 1
-            raise
-        if not kept:
-            page.on("close", self._page_closed)
-        if self._pages_on_browser % self.rss_check_every == 0:
-            rss = self.browser_rss()
-            peak = self.stats.get_value("livefleet/browser/rss_peak_mb") or 0
-            self.stats.set_value("livefleet/browser/rss_peak_mb", max(peak, rss // _MIB))
-            if rss > self.max_rss:
-                self._pages_on_browser = max(self._pages_on_browser, self.recycle_pages)
-        return page
+            self._active += 1 if counted else 0
+            if self._pages_on_browser % self.rss_check_every == 0 and self._memory_check is None:
+                self._memory_check = asyncio.ensure_future(self._check_memory())
+            return self._generation
 
-    def _page_closed(self, *_: Any) -> None:
-        self._active -= 1
+    def _release(self, generation: int) -> None:
+        if generation == self._generation:
+            self._active -= 1
+
+    async def _check_memory(self) -> None:
+        generation = self._generation
+        try:
+            rss = await asyncio.to_thread(self.browser_rss)
+        finally:
+            self._memory_check = None
+        peak = self.stats.get_value("livefleet/browser/rss_peak_mb") or 0
+        self.stats.set_value("livefleet/browser/rss_peak_mb", max(peak, rss // _MIB))
+        if rss > self.max_rss and generation == self._generation:
+            self._over_memory = True  # the next page recycles the browser
 
     def _due(self) -> bool:
-        return self.recycle_pages > 0 and self._pages_on_browser >= self.recycle_pages
+        return self._over_memory or (self.recycle_pages > 0 and self._pages_on_browser >= self.recycle_pages)
 
     async def _recycle(self) -> None:
-        """Close the browser once its pages are done (called with the lock held)."""
+        """Close the browser once its renders are done (called with the lock held)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 60
         while self._active > 0 and loop.time() < deadline:
-            await asyncio.sleep(0.05)  # let open pages finish; new ones wait on the lock
+            await asyncio.sleep(0.05)  # let renders in progress finish; new ones wait on the lock
+        self._forget_idle_pages()  # they close with the browser
         browser = getattr(self, "browser", None)
         if browser is not None:
             logger.info("Recycling the browser after %d pages (%d MiB resident)",
@@ -177,8 +200,32 @@ class RecyclingPlaywrightHandler(ScrapyPlaywrightDownloadHandler):
             if getattr(self, "browser", None) is browser:
                 del self.browser
         self._pages_on_browser = 0
+        self._over_memory = False
         self._active = 0
+        self._generation += 1
         self.stats.inc_value("livefleet/browser/recycled")
+
+    async def _close(self) -> None:
+        if self._memory_check is not None:
+            await asyncio.gather(self._memory_check, return_exceptions=True)
+        await super()._close()
+
+    # -- scrapy-playwright's own path (pages the caller keeps, POSTs, Scrapy's headers) -------
+    async def _create_page(self, request: Any, spider: Any) -> Any:
+        # A page kept open on purpose (a signer page) does not hold a recycle back: it is
+        # closed with the browser, and its owner opens a new one when it finds it closed.
+        kept = bool(request.meta.get(KEEP_PAGE))
+        generation = await self._reserve(counted=not kept)
+        try:
+            page = await super()._create_page(request, spider)
+        except BaseException:
+            if not kept:
+                self._release(generation)
+            raise
+        if not kept:
+            page.on("close", lambda *_: self._release(generation))
+        return page
+
 
 
 #: ``meta[RENDER] = {"wait_for": <JS expression>, "warm_url": <url>, "warm_cookie": <name>}``
@@ -206,12 +253,10 @@ class RenderMiddleware:
         render = request.meta.get(RENDER)
         if not render:
             return None
-        from scrapy_playwright.page import PageMethod
-
         request.meta["playwright"] = True
         if render.get("wait_for"):
             request.meta["playwright_page_methods"] = [
-                PageMethod("wait_for_function", render["wait_for"], timeout=render.get("timeout_ms", 20_000))]
+                PageMethod(wait_for_js, render["wait_for"], timeout=render.get("timeout_ms", 20_000))]
         if render.get("warm_url"):
             request.meta["playwright_page_init_callback"] = "crawlers.browser.warm_context"
         return None

@@ -125,6 +125,10 @@ LIVEFLEET_STORE_COOLDOWN_SECONDS = 10.0
 LIVEFLEET_CHROMIUM = _config.chromium
 LIVEFLEET_BROWSER_RECYCLE_PAGES = 300
 LIVEFLEET_BROWSER_MAX_RSS_MB = 1200
+# Rendered pages are reused (crawlers/browser_pages.py): a page renders this many requests
+# (0: a new page per request) and is closed after this long unused.
+LIVEFLEET_BROWSER_PAGE_USES = 50
+LIVEFLEET_BROWSER_PAGE_IDLE_SECONDS = 10.0
 
 LOG_LEVEL = _config.log_level
 LOGSTATS_INTERVAL = 30.0

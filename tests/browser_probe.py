@@ -1,7 +1,7 @@
 """A throwaway crawl that renders local pages through livefleet's browser handler.
 
 Run as a subprocess by the tests (a Twisted reactor cannot restart inside one
-test process): ``python -m tests.browser_probe URL --pages N --recycle K``.
+test process): ``python -m tests.browser_probe URL --pages N --recycle K [--set NAME=JSON ...]``.
 Prints one JSON line: what each page's script rendered, and the crawl's stats.
 """
 
@@ -15,22 +15,25 @@ import scrapy
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
-from crawlers.browser import browser_settings
+from crawlers.browser import RENDER, browser_settings
 
 
 class ProbeSpider(scrapy.Spider):
     name = "probe"
 
-    def __init__(self, url: str, pages: int, **kwargs):
+    def __init__(self, url: str, pages: int, render: bool, **kwargs):
         super().__init__(**kwargs)
-        self.url, self.pages, self.seen = url, pages, []
+        self.url, self.pages, self.render, self.seen, self.late = url, pages, render, [], []
 
     async def start(self):
         for n in range(self.pages):
-            yield scrapy.Request(f"{self.url}?n={n}", meta={"playwright": True}, callback=self.parse)
+            # --render: as livefleet's spiders ask (RenderMiddleware), waiting for the page's late script
+            meta = {RENDER: {"wait_for": "document.body.dataset.ready"}} if self.render else {"playwright": True}
+            yield scrapy.Request(f"{self.url}?n={n}", meta=meta, callback=self.parse)
 
     def parse(self, response):
         self.seen.append(response.css("#out::text").get())
+        self.late.append(response.css("#late::text").get())
 
 
 def main() -> int:
@@ -39,16 +42,23 @@ def main() -> int:
     parser.add_argument("--pages", type=int, default=5)
     parser.add_argument("--recycle", type=int, default=0)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--render", action="store_true", help="ask through RenderMiddleware, waiting for the page")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=JSON", help="one more setting")
     args = parser.parse_args()
     settings = Settings({**browser_settings(args.chromium), "LOG_LEVEL": "WARNING",
                          "REMOTE_CONTROL_ENABLED": False, "TELNETCONSOLE_ENABLED": False,
-                         "LIVEFLEET_BROWSER_RECYCLE_PAGES": args.recycle, "LIVEFLEET_BROWSER_RSS_CHECK_PAGES": 1})
+                         "LIVEFLEET_BROWSER_RECYCLE_PAGES": args.recycle, "LIVEFLEET_BROWSER_RSS_CHECK_PAGES": 1,
+                         "DOWNLOADER_MIDDLEWARES": {"crawlers.browser.RenderMiddleware": 550}})
+    for pair in args.set:
+        name, _, value = pair.partition("=")
+        settings.set(name, json.loads(value))
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(ProbeSpider)
-    process.crawl(crawler, url=args.url, pages=args.pages)
+    process.crawl(crawler, url=args.url, pages=args.pages, render=args.render)
     process.start()
     stats = {k: v for k, v in crawler.stats.get_stats().items() if isinstance(v, (int, float, str))}
-    print(json.dumps({"seen": sorted(crawler.spider.seen, key=str), "stats": stats}))
+    print(json.dumps({"seen": sorted(crawler.spider.seen, key=str), "late": sorted(crawler.spider.late, key=str),
+                      "stats": stats}))
     return 0
 
 

@@ -89,6 +89,17 @@ def test_only_room_pages_needed_the_browser(crawled):
     assert stat_sum(stats, "livefleet/douyin/signed") >= api_calls > 3 * rendered
 
 
+def test_room_pages_render_in_reused_pages_and_the_worker_still_closes_idle(crawled):
+    stats = crawled["stats"]
+    # Room pages are rendered in pages kept open between requests, at most 4 per session context...
+    opened = stat_sum(stats, "livefleet/browser/pages_opened")
+    reused = stat_sum(stats, "livefleet/browser/pages_reused")
+    assert reused > opened > 0
+    assert opened <= 4 * 3 * (1 + stat_sum(stats, "livefleet/browser/recycled"))
+    # ... and pages held open for reuse do not keep the worker busy: it went idle and closed by itself.
+    assert [s["finish_reason"] for s in stats] == ["finished"]
+
+
 def test_broken_pages_are_kept_in_quarantine(crawled):
     truth, db = crawled["truth"], crawled["db"]
     records = list(db.quarantine.find({"platform": "douyin"}))
