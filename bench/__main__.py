@@ -27,8 +27,10 @@ from crawlers.services.registry import owned_services
 
 #: Largest relative difference of the two crawls' item counts still called "the same crawl".
 ITEM_TOLERANCE = 0.01
-#: The figures :func:`run` measures (the others have modules of their own: render, dedup).
+#: The figures :func:`run` measures (the others have modules of their own: render, dedup, fleet_rate).
 STORE_AND_CRAWL = frozenset({"full_stack_vs_plain_scrapy", "bulk_vs_single_store"})
+#: ``--only`` names of the fleet rate benchmark.
+FLEET_RATE = frozenset({"fleet_rate", "fleet_rate_error"})
 #: ``--only`` names of the dedup benchmark (Bloom filter vs Redis set, bench/dedup.py).
 DEDUP = frozenset({"dedup", "dedup_bytes_per_fingerprint"})
 
@@ -178,7 +180,7 @@ def summary(ratios: dict[str, float], problems: list[str], busiest: float) -> st
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    p.add_argument("--only", action="append", choices=sorted([*TARGETS, "render", "dedup"]),
+    p.add_argument("--only", action="append", choices=sorted([*TARGETS, "render", "dedup", "fleet_rate"]),
                    help="run only this benchmark (repeatable)")
     p.add_argument("--concurrency", type=int, default=16, help="concurrent requests of both crawls (default 16)")
     p.add_argument("--streamers", type=int, help="sandbox size (default 3000, --quick 400)")
@@ -213,6 +215,14 @@ def main(argv: list[str] | None = None) -> int:
             say("render: Douyin room pages in Chromium, tuned vs scrapy-playwright's defaults; memory over 500 pages")
             for name, value in render_run(args.quick, log_dir=var_dir / "render", quiet_timeout=args.quiet_timeout):
                 line(name, value)
+        if not args.only or FLEET_RATE & set(args.only):
+            from bench.fleet_rate import run as fleet_rate_run
+
+            say("fleet_rate: Bilibili at a fleet-wide rate, 1, 2 and 4 workers, rate measured at the sandbox")
+            error, rows = fleet_rate_run(args.quick, var_dir / "fleet_rate", args.quiet_timeout, say)
+            ratios["fleet_rate_error"] = error
+            for name, value, indent in rows:
+                line(name, value, indent)
         keep = keep or bool(problems)
     except (CrawlError, RuntimeError) as exc:  # RenderBenchError is a RuntimeError
         keep = True

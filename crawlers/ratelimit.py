@@ -16,7 +16,9 @@ still agree), hands the caller a send time and moves the TAT on by ``1/R``:
 
 The caller then sleeps until its send time: a reservation is a promise, nobody
 polls. ``burst`` tokens may go at once after a quiet spell (default 1: strictly
-spaced). A reservation further ahead than ``max_wait`` seconds is not made; the
+spaced). A caller that wakes up later than its send time by more than the burst
+allows (its worker stalled, and the worker's other sends with it) takes a new send
+time rather than go at once with the others. A reservation further ahead than ``max_wait`` seconds is not made; the
 caller comes back when the backlog has shrunk, so a worker that dies does not
 leave a long queue of promised but unused sends behind. The key expires when
 its TAT has passed (a bucket whose TAT lies in the past is the same as no
@@ -49,6 +51,10 @@ logger = logging.getLogger(__name__)
 
 #: Request meta key: this request is not counted against its platform's fleet rate.
 UNLIMITED = "livefleet_unlimited"
+#: A request that wakes up later than its send time by more than the burst's worth of intervals
+#: (and at least this many seconds: timer jitter) takes a new one, at most LATE_RETRIES times.
+LATE_SECONDS = 0.02
+LATE_RETRIES = 3
 
 # KEYS[1]: the bucket. ARGV (integers, microseconds): interval between two sends (1/R),
 # how early a send may go after a quiet spell ((burst - 1) / R), the farthest ahead a
@@ -159,12 +165,16 @@ class FleetRateLimitMiddleware:
     ``LIVEFLEET_FLEET_BURST`` (tokens that may go at once after a quiet spell, default 1)
     and ``LIVEFLEET_FLEET_MAX_WAIT_SECONDS`` (the farthest ahead one send is reserved,
     default 30). A waiting request holds its place in ``CONCURRENT_REQUESTS``, so a
-    throttled worker takes no more work from the shared queue than it can send.
+    throttled worker takes no more work from the shared queue than it can send. It waits
+    once it has its session (a session's first requests wait for the session's warm-up,
+    itself a request) and before it is signed (signatures carry a time): see the order
+    in ``DOWNLOADER_MIDDLEWARES``.
 
     Stats, per platform: ``livefleet/ratelimit/reserved/<platform>`` (sends granted),
     ``waited_s/<platform>`` (seconds slept in all), ``delayed/<platform>`` (requests that
-    slept), ``max_wait_s/<platform>``, ``rechecked/<platform>`` (backlog past the horizon)
-    and ``fallback/<platform>`` (sent without the fleet limit: Redis unreachable).
+    slept), ``max_wait_s/<platform>``, ``rechecked/<platform>`` (backlog past the horizon),
+    ``late/<platform>`` (woke up too late, took a new send time) and ``fallback/<platform>``
+    (sent without the fleet limit: Redis unreachable).
     """
 
     def __init__(self, crawler: Crawler, limiter: FleetRateLimiter, rates: Mapping[str, float]) -> None:
@@ -194,28 +204,44 @@ class FleetRateLimitMiddleware:
             return None
         stats = self.crawler.stats
         assert stats is not None
-        waited = 0.0
+        slept, late_wakes = 0.0, 0
         while True:
             # Off the reactor thread: the call is short, but redis-py retries a lost connection
             # with backoff, and that must not stall every other request of the worker.
-            reservation = await asyncio.to_thread(self.limiter.reserve, platform, rate)
+            reservation, answered = await asyncio.to_thread(self._reserve, platform, rate)
             if reservation is None:
                 stats.inc_value(f"livefleet/ratelimit/fallback/{platform}")
                 break
             if reservation.granted:
                 stats.inc_value(f"livefleet/ratelimit/reserved/{platform}")
-                if reservation.wait > 0:
-                    await asyncio.sleep(reservation.wait)
-                    waited += reservation.wait
+                # Due counted from when Redis answered, so the hop back to the reactor does not
+                # make the send later than the one it was given.
+                due = answered + reservation.wait
+                if due > time.monotonic():
+                    slept += due - time.monotonic()
+                    await asyncio.sleep(due - time.monotonic())
+                late = time.monotonic() - due
+                if late > max(self.limiter.burst / rate, LATE_SECONDS) and late_wakes < LATE_RETRIES:
+                    # The worker stalled (a busy machine) past this send time and likely past its
+                    # other requests' too: sent now, they would go at once, a burst larger than the
+                    # bucket allows. Take a new send time instead.
+                    late_wakes += 1
+                    stats.inc_value(f"livefleet/ratelimit/late/{platform}")
+                    continue
                 break
             # The fleet has promised sends further ahead than max_wait: come back when the
             # backlog has moved down to the horizon.
             stats.inc_value(f"livefleet/ratelimit/rechecked/{platform}")
             pause = min(max(reservation.wait - self.limiter.max_wait, 1 / rate), self.limiter.max_wait)
             await asyncio.sleep(pause)
-            waited += pause
-        if waited > 0:
+            slept += pause
+        if slept > 0:
             stats.inc_value(f"livefleet/ratelimit/delayed/{platform}")
-            stats.inc_value(f"livefleet/ratelimit/waited_s/{platform}", waited)
-            stats.max_value(f"livefleet/ratelimit/max_wait_s/{platform}", waited)
+            stats.inc_value(f"livefleet/ratelimit/waited_s/{platform}", slept)
+            stats.max_value(f"livefleet/ratelimit/max_wait_s/{platform}", slept)
         return None
+
+    def _reserve(self, platform: str, rate: float) -> tuple[Reservation | None, float]:
+        """The limiter's answer and when it came (this process's monotonic clock)."""
+        reservation = self.limiter.reserve(platform, rate)
+        return reservation, time.monotonic()

@@ -30,11 +30,14 @@ DEFAULT_REQUEST_HEADERS = {
 }
 
 DOWNLOADER_MIDDLEWARES = {
-    # Platform requests wait for the fleet-wide rate limit first (crawlers/ratelimit.py).
-    "crawlers.ratelimit.FleetRateLimitMiddleware": 540,
     # Rendered requests get their browser meta, then a session, then cookies.
     "crawlers.browser.RenderMiddleware": 550,
     "crawlers.sessions.SessionMiddleware": 600,
+    # Platform requests wait for the fleet-wide rate limit (crawlers/ratelimit.py) once their
+    # session is warm (a session's first requests wait for its warm-up; had they taken their
+    # send times before, they would all go at once after it) and before they are signed
+    # (signatures carry a timestamp that must not grow stale while the request waits).
+    "crawlers.ratelimit.FleetRateLimitMiddleware": 620,
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
     "crawlers.middlewares.OfflineCookiesMiddleware": 700,
     # Platform request signing, at download time (only requests marked for it).

@@ -52,11 +52,11 @@ def test_reservations_are_spaced_one_interval_apart_on_the_redis_clock(redis_cli
 
 def test_burst_lets_that_many_go_at_once_then_spaces_the_rest(redis_client):
     limiter = FleetRateLimiter(redis_client, _prefix(), burst=3)
-    got = [limiter.reserve("douyin", 10) for _ in range(5)]
+    got = [limiter.reserve("douyin", 2) for _ in range(5)]
     assert [r.wait for r in got[:3]] == [0, 0, 0]
     # The fourth goes one interval after the first, the fifth one after that.
-    assert got[3].send_at - got[0].send_at == pytest.approx(0.1, abs=0.01)
-    assert got[4].send_at - got[3].send_at == pytest.approx(0.1, abs=2 * US)
+    assert got[3].send_at - got[0].send_at == pytest.approx(0.5, abs=2 * US)
+    assert got[4].send_at - got[3].send_at == pytest.approx(0.5, abs=2 * US)
 
 
 def test_platforms_and_prefixes_have_their_own_buckets(redis_client):
@@ -65,7 +65,7 @@ def test_platforms_and_prefixes_have_their_own_buckets(redis_client):
     assert a.reserve("bilibili", 1).wait == 0
     assert a.reserve("douyin", 1).wait == 0  # another platform
     assert b.reserve("bilibili", 1).wait == 0  # another fleet
-    assert a.reserve("bilibili", 1).wait == pytest.approx(1, abs=0.05)
+    assert 0.5 < a.reserve("bilibili", 1).wait <= 1
     assert sorted(redis_client.keys(f"{prefix}:*")) == [FleetKeys(prefix).rate(p).encode() for p in ("bilibili",
                                                                                                      "douyin")]
 
@@ -106,7 +106,7 @@ def test_concurrent_workers_sharing_a_bucket_never_exceed_the_rate(redis_server)
         assert most <= window * rate + 1
     # And the threads did wait for their turn: together they took as long as the rate allows.
     woke.sort()
-    assert (len(woke) - 1) / (woke[-1] - woke[0]) == pytest.approx(rate, rel=0.15)
+    assert rate / 2 < (len(woke) - 1) / (woke[-1] - woke[0]) < rate * 1.1
 
 
 def test_the_key_expires_once_the_bucket_is_idle_again(redis_client):
@@ -118,7 +118,7 @@ def test_the_key_expires_once_the_bucket_is_idle_again(redis_client):
     for _ in range(4):
         limiter.reserve("kuaishou", 10)
     # The key lives as long as the backlog of promised sends, not longer.
-    assert 400 < redis_client.pttl(key) <= 500
+    assert 300 < redis_client.pttl(key) <= 500
     time.sleep(0.55)
     assert not redis_client.exists(key)
     assert limiter.reserve("kuaishou", 10).wait == 0  # and a fresh bucket is a full one
@@ -126,15 +126,16 @@ def test_the_key_expires_once_the_bucket_is_idle_again(redis_client):
 
 def test_a_backlog_past_max_wait_is_not_reserved(redis_client):
     prefix = _prefix()
-    limiter = FleetRateLimiter(redis_client, prefix, max_wait=0.25)
-    waits = [limiter.reserve("taobao", 10).wait for _ in range(3)]
-    assert waits == pytest.approx([0, 0.1, 0.2], abs=0.01)
-    refused = limiter.reserve("taobao", 10)
-    assert not refused.granted and refused.wait == pytest.approx(0.3, abs=0.01)
-    # A refusal reserves nothing: the next caller is told the same.
-    assert limiter.reserve("taobao", 10).wait == pytest.approx(0.3, abs=0.01)
-    time.sleep(0.1)
-    assert limiter.reserve("taobao", 10).granted
+    limiter = FleetRateLimiter(redis_client, prefix, max_wait=1.25)
+    got = [limiter.reserve("taobao", 2) for _ in range(3)]
+    assert [r.send_at - got[0].send_at for r in got] == pytest.approx([0, 0.5, 1.0], abs=2 * US)
+    refused = limiter.reserve("taobao", 2)
+    assert not refused.granted and refused.send_at - got[0].send_at == pytest.approx(1.5, abs=2 * US)
+    assert 1.25 < refused.wait <= 1.5
+    # A refusal reserves nothing: the next caller is told the same send time.
+    assert limiter.reserve("taobao", 2).send_at == refused.send_at
+    time.sleep(0.5)
+    assert limiter.reserve("taobao", 2).granted
 
 
 def test_bad_arguments_are_refused(redis_client):
@@ -177,7 +178,7 @@ class _Spider(scrapy.Spider):
 
 def _middleware(redis_server, **settings) -> FleetRateLimitMiddleware:
     crawler = get_crawler(_Spider, {"LIVEFLEET_REDIS_URL": redis_server.url, "LIVEFLEET_KEY_PREFIX": _prefix(),
-                                    "LIVEFLEET_FLEET_RATES": {"bilibili": 20, "douyin": 0}, **settings})
+                                    "LIVEFLEET_FLEET_RATES": {"bilibili": 10, "douyin": 0}, **settings})
     return FleetRateLimitMiddleware.from_crawler(crawler)
 
 
@@ -207,15 +208,42 @@ def test_middleware_holds_platform_requests_to_the_fleet_rate(redis_server):
         return done, time.monotonic() - free_start
 
     done, free = asyncio.run(run())
-    # Six requests at 20/s fleet-wide: the last one goes 5 intervals after the first.
-    assert sorted(done)[-1] == pytest.approx(0.25, abs=0.1)
-    assert free < 0.05
+    # Six requests at 10/s fleet-wide: the last one goes 5 intervals after the first.
+    done.sort()
+    assert 0.5 - 0.01 < done[5] < 0.5 + 0.3 and done[5] - done[0] > 0.5 - 0.01
+    assert free < 0.1
     stats = middleware.crawler.stats
     assert stats.get_value("livefleet/ratelimit/reserved/bilibili") == 6
     assert stats.get_value("livefleet/ratelimit/delayed/bilibili") == 5
-    assert stats.get_value("livefleet/ratelimit/waited_s/bilibili") == pytest.approx(0.75, abs=0.05)
-    assert stats.get_value("livefleet/ratelimit/max_wait_s/bilibili") == pytest.approx(0.25, abs=0.02)
+    assert stats.get_value("livefleet/ratelimit/waited_s/bilibili") == pytest.approx(1.5, abs=0.15)
+    assert stats.get_value("livefleet/ratelimit/max_wait_s/bilibili") == pytest.approx(0.5, abs=0.05)
     assert not any("douyin" in key or "kuaishou" in key for key in stats.get_stats())
+
+
+def test_requests_that_a_stall_made_late_take_new_send_times_instead_of_going_at_once(redis_server):
+    middleware = _middleware(redis_server)
+
+    async def run() -> list[float]:
+        start = time.monotonic()
+        done: list[float] = []
+
+        async def one(request: scrapy.Request) -> None:
+            await middleware.process_request(request)
+            done.append(time.monotonic() - start)
+
+        async def stall() -> None:  # the worker's reactor busy for 0.4 s
+            await asyncio.sleep(0.05)
+            time.sleep(0.4)
+
+        await asyncio.gather(stall(), *(one(_request(n, download_slot="bilibili")) for n in range(5)))
+        return sorted(done)
+
+    done = asyncio.run(run())
+    # Due at 0.1 .. 0.4 s, the four woke at 0.45 s: sent then, they would have gone together. The one
+    # late by less than an interval (the burst of 1) goes; the others take new send times.
+    assert middleware.crawler.stats.get_value("livefleet/ratelimit/late/bilibili") >= 3
+    assert done[1] > 0.45
+    assert all(done[n + 2] - done[n] > 0.1 for n in range(len(done) - 2))
 
 
 def test_middleware_rechecks_a_long_backlog(redis_server):
@@ -226,8 +254,8 @@ def test_middleware_rechecks_a_long_backlog(redis_server):
         await asyncio.gather(*(middleware.process_request(_request(n, download_slot="bilibili")) for n in range(5)))
         return time.monotonic() - start
 
-    # 5 sends at 20/s span 0.2 s, but no send is promised more than 0.1 s ahead.
-    assert asyncio.run(run()) == pytest.approx(0.2, abs=0.1)
+    # 5 sends at 10/s span 0.4 s, but no send is promised more than 0.1 s ahead.
+    assert 0.4 - 0.01 < asyncio.run(run()) < 0.4 + 0.3
     stats = middleware.crawler.stats
     assert stats.get_value("livefleet/ratelimit/reserved/bilibili") == 5
     assert stats.get_value("livefleet/ratelimit/rechecked/bilibili") >= 2
@@ -268,13 +296,13 @@ def test_fleet_rates_default_to_the_per_worker_rates():
         Config.from_env({"LIVEFLEET_FLEET_RATE_DOUYIN": "fast"})
 
 
-def test_scrapy_settings_wait_for_the_fleet_before_anything_else_is_done_to_a_request():
+def test_scrapy_settings_wait_for_the_fleet_with_a_warm_session_and_before_signing():
     settings = Settings()
     settings.setmodule("settings.scrapy_settings")
     assert settings.getdict("LIVEFLEET_FLEET_RATES")["bilibili"] == pytest.approx(20)
-    middlewares = settings.getdict("DOWNLOADER_MIDDLEWARES")
-    assert middlewares["crawlers.ratelimit.FleetRateLimitMiddleware"] == 540
-    # Before a request is given a browser, a session (whose warm-up is a request of its own) or a signature.
-    assert 540 < middlewares["crawlers.browser.RenderMiddleware"] < middlewares["crawlers.sessions.SessionMiddleware"]
-    assert 540 < middlewares["spiders.taobao.middleware.MtopSignMiddleware"]
     assert settings.getfloat("LIVEFLEET_FLEET_BURST") == 1
+    order = settings.getdict("DOWNLOADER_MIDDLEWARES")
+    fleet = order["crawlers.ratelimit.FleetRateLimitMiddleware"]
+    assert order["crawlers.browser.RenderMiddleware"] < order["crawlers.sessions.SessionMiddleware"] < fleet
+    assert fleet < order["spiders.taobao.middleware.MtopSignMiddleware"]
+    assert fleet < order["spiders.douyin.middleware.PageSignMiddleware"]
