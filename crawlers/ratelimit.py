@@ -115,6 +115,7 @@ class FleetRateLimiter:
         self._script = server.register_script(RESERVE_LUA)
         self._lock = threading.Lock()
         self._down_until: float | None = None
+        self._probing = False
 
     def reserve(self, platform: str, rate: float) -> Reservation | None:
         """Reserve the next send to ``platform`` at ``rate`` requests/s fleet-wide.
@@ -124,8 +125,14 @@ class FleetRateLimiter:
         if rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")
         down_until = self._down_until
-        if down_until is not None and time.monotonic() < down_until:
-            return None
+        if down_until is not None:
+            # Redis was away. Once retry_after has passed one caller asks it again (a call to a
+            # Redis that is still away can take redis-py's whole retry backoff); the others go on
+            # without the fleet limit until that caller has its answer.
+            with self._lock:
+                if time.monotonic() < down_until or self._probing:
+                    return None
+                self._probing = True
         interval = max(1, round(1_000_000 / rate))
         args = [interval, round((self.burst - 1) * interval), round(self.max_wait * 1_000_000)]
         try:
@@ -133,6 +140,9 @@ class FleetRateLimiter:
         except redis.RedisError as exc:
             self._went_down(exc)
             return None
+        finally:
+            if down_until is not None:
+                self._probing = False
         if down_until is not None:
             self._came_back()
         return Reservation(bool(granted), int(wait) / 1_000_000, int(send_at) / 1_000_000)

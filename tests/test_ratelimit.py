@@ -20,8 +20,10 @@ from scrapy.utils.test import get_crawler
 
 from crawlers.queue.keys import FleetKeys
 from crawlers.ratelimit import UNLIMITED, FleetRateLimiter, FleetRateLimitMiddleware, Reservation
+from crawlers.sandbox_process import start_sandbox
 from crawlers.services import EmbeddedRedis
 from settings.config import PLATFORM_RATE_DEFAULTS, Config
+from tests.crawl_helpers import run_crawl, stat_sum
 
 # One microsecond: the bucket keeps integer microseconds, so intervals round by at most half of one.
 US = 1e-6
@@ -306,3 +308,23 @@ def test_scrapy_settings_wait_for_the_fleet_with_a_warm_session_and_before_signi
     assert order["crawlers.browser.RenderMiddleware"] < order["crawlers.sessions.SessionMiddleware"] < fleet
     assert fleet < order["spiders.taobao.middleware.MtopSignMiddleware"]
     assert fleet < order["spiders.douyin.middleware.PageSignMiddleware"]
+
+
+def test_two_worker_processes_crawling_the_sandbox_share_the_fleet_rate(tmp_path, redis_server, mongo_server):
+    """End to end: two ``livefleet worker`` processes, no per-worker rate, a fleet rate of 10/s: the
+    sandbox (its world on the wall clock, so its served log has real times) sees 10 requests/s."""
+    rate, rooms = 10.0, 20
+    endpoints = {"room_init", "get_info", "getInfoByRoom"}  # a room seed following rooms: 3 requests
+    with start_sandbox("--time-scale", "1", "--no-chaos", "--no-faults", "--streamers", "60") as sandbox:
+        seeds = [{"kind": "room", "room_id": str(room["room_id"]), "follow": ["rooms"]}
+                 for room in sandbox.truth("bilibili")["rooms"][:rooms]]
+        _, _, stats = run_crawl(tmp_path, sandbox, redis_server.url, mongo_server.url, spider="bilibili",
+                                seeds=seeds, workers=2, rate=0, LIVEFLEET_FLEET_RATE_BILIBILI=str(rate))
+        served = sorted(row["served_at"] for row in sandbox.served("bilibili") if row["endpoint"] in endpoints)
+    assert len(served) == 3 * rooms
+    # Never faster than the fleet rate; slower only if the machine stalls the workers.
+    assert 0.7 * rate < (len(served) - 1) / (served[-1] - served[0]) < 1.05 * rate
+    # Both workers drew from the bucket, and every page went through it (plus session warm-ups).
+    reserved = [int(s.get("livefleet/ratelimit/reserved/bilibili", 0)) for s in stats]
+    assert all(reserved) and sum(reserved) >= 3 * rooms
+    assert stat_sum(stats, "livefleet/ratelimit/fallback/bilibili") == 0
