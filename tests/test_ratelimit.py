@@ -213,12 +213,14 @@ def test_middleware_holds_platform_requests_to_the_fleet_rate(redis_server):
     # Six requests at 10/s fleet-wide: the last one goes 5 intervals after the first.
     done.sort()
     assert 0.5 - 0.01 < done[5] < 0.5 + 0.3 and done[5] - done[0] > 0.5 - 0.01
-    assert free < 0.1
+    assert free < 0.3
     stats = middleware.crawler.stats
     assert stats.get_value("livefleet/ratelimit/reserved/bilibili") == 6
     assert stats.get_value("livefleet/ratelimit/delayed/bilibili") == 5
-    assert stats.get_value("livefleet/ratelimit/waited_s/bilibili") == pytest.approx(1.5, abs=0.15)
-    assert stats.get_value("livefleet/ratelimit/max_wait_s/bilibili") == pytest.approx(0.5, abs=0.05)
+    # Waits are computed when each reservation is made: on a loaded machine the six calls spread out
+    # a little and the waits shrink by as much, but never grow and never vanish.
+    assert 1.0 < stats.get_value("livefleet/ratelimit/waited_s/bilibili") <= 1.5 + 0.05
+    assert 0.35 < stats.get_value("livefleet/ratelimit/max_wait_s/bilibili") <= 0.5 + 0.05
     assert not any("douyin" in key or "kuaishou" in key for key in stats.get_stats())
 
 
