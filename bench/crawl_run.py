@@ -64,13 +64,15 @@ def _with_timing(extensions: dict[str, Any]) -> dict[str, Any]:
 
 
 def plain_settings(sandbox_url: str, concurrency: int) -> Settings:
-    """livefleet's settings turned into plain Scrapy: in-memory scheduler, no pipelines, no Redis."""
+    """livefleet's settings turned into plain Scrapy: in-memory scheduler, no pipelines, no Redis
+    (no seed feeder, no heartbeat or fleet stats: nothing that would start an embedded server)."""
     settings = Settings()
     settings.setmodule("settings.scrapy_settings", priority="project")
     overrides = common_overrides(sandbox_url, concurrency) | {
         "SCHEDULER": "scrapy.core.scheduler.Scheduler",
         "ITEM_PIPELINES": {},
         "LIVEFLEET_SEEDS_ENABLED": False,
+        "LIVEFLEET_HEARTBEAT_SECONDS": 0,
         "EXTENSIONS": _with_timing(settings.getdict("EXTENSIONS")),
     }
     for name, value in overrides.items():
