@@ -132,6 +132,8 @@ LIVEFLEET_BROWSER_MAX_RSS_MB = 1200
 # (0: a new page per request) and is closed after this long unused.
 LIVEFLEET_BROWSER_PAGE_USES = 50
 LIVEFLEET_BROWSER_PAGE_IDLE_SECONDS = 10.0
+# Renders per browser context between two garbage collections of its renderer (0: never).
+LIVEFLEET_BROWSER_GC_PAGES = 10
 
 LOG_LEVEL = _config.log_level
 LOGSTATS_INTERVAL = 30.0

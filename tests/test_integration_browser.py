@@ -98,10 +98,12 @@ def test_the_pool_is_bounded_by_the_pages_per_context(page_server):
     assert not _heavy_hits()
 
 
-def test_a_page_is_replaced_after_its_uses_and_closed_when_idle(page_server):
-    stats = _probe(page_server, "--pages", "7", CONCURRENT_REQUESTS=1, LIVEFLEET_BROWSER_PAGE_USES=2)["stats"]
+def test_a_page_is_replaced_after_its_uses_and_closed_when_idle_and_garbage_is_collected(page_server):
+    stats = _probe(page_server, "--pages", "7", CONCURRENT_REQUESTS=1, LIVEFLEET_BROWSER_PAGE_USES=2,
+                   LIVEFLEET_BROWSER_GC_PAGES=3)["stats"]
     assert stats["livefleet/browser/pages_opened"] == 4  # 2 + 2 + 2 + 1 renders
     assert stats["livefleet/browser/pages_reused"] == 3
+    assert stats["livefleet/browser/garbage_collections"] == 2  # after renders 3 and 6 in the context
 
     # Requests further apart than the idle limit: each page is closed before the next request comes.
     stats = _probe(page_server, "--pages", "3", CONCURRENT_REQUESTS=1, DOWNLOAD_DELAY=1.5,
