@@ -33,6 +33,8 @@ STORE_AND_CRAWL = frozenset({"full_stack_vs_plain_scrapy", "bulk_vs_single_store
 FLEET_RATE = frozenset({"fleet_rate", "fleet_rate_error"})
 #: ``--only`` names of the dedup benchmark (Bloom filter vs Redis set, bench/dedup.py).
 DEDUP = frozenset({"dedup", "dedup_bytes_per_fingerprint"})
+#: ``--only`` names of the fleet scaling benchmark (two workers over one, bench/fleet_scale.py).
+FLEET_SCALE = frozenset({"fleet_scale", "two_workers_vs_one"})
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,8 @@ def summary(ratios: dict[str, float], problems: list[str], busiest: float) -> st
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    p.add_argument("--only", action="append", choices=sorted([*TARGETS, "render", "dedup", "fleet_rate"]),
+    p.add_argument("--only", action="append",
+                   choices=sorted([*TARGETS, "render", "dedup", "fleet_rate", "fleet_scale"]),
                    help="run only this benchmark (repeatable)")
     p.add_argument("--concurrency", type=int, default=16, help="concurrent requests of both crawls (default 16)")
     p.add_argument("--streamers", type=int, help="sandbox size (default 3000, --quick 400)")
@@ -221,6 +224,15 @@ def main(argv: list[str] | None = None) -> int:
             say("fleet_rate: Bilibili at a fleet-wide rate, 1, 2 and 4 workers, rate measured at the sandbox")
             error, rows = fleet_rate_run(args.quick, var_dir / "fleet_rate", args.quiet_timeout, say)
             ratios["fleet_rate_error"] = error
+            for name, value, indent in rows:
+                line(name, value, indent)
+        if not args.only or FLEET_SCALE & set(args.only):
+            from bench.fleet_scale import run as fleet_scale_run
+
+            say("fleet_scale: the same Bilibili crawl by one worker, then two; CPU-bound, then latency-bound")
+            figures, rows = fleet_scale_run(args.quick, var_dir / "fleet_scale", args.quiet_timeout,
+                                            args.concurrency, args.streamers, args.repeat, say)
+            ratios["two_workers_vs_one"] = figures["two_workers_vs_one"]
             for name, value, indent in rows:
                 line(name, value, indent)
         keep = keep or bool(problems)
