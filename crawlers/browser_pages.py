@@ -24,6 +24,9 @@ and renders the next request in one that is free (``page.goto``):
   and images, media and fonts are failed inside the browser: each page's
   DevTools session pauses only requests of those resource types (CDP
   ``Fetch.enable`` with resource-type patterns), the rest go their way;
+* every ``LIVEFLEET_BROWSER_GC_PAGES`` renders in a context, its renderer's
+  JavaScript garbage is collected (a renderer that navigates page after page
+  otherwise keeps the documents it left for a long while);
 * ``playwright_page_init_callback`` runs once per page (on a new page), not
   per request;
 * a request for one :func:`wait_for_js` waits and reads the page's HTML in

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 
+import psutil
 import scrapy
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
@@ -24,6 +25,7 @@ class ProbeSpider(scrapy.Spider):
     def __init__(self, url: str, pages: int, render: bool, **kwargs):
         super().__init__(**kwargs)
         self.url, self.pages, self.render, self.seen, self.late = url, pages, render, [], []
+        self.switches: list[str] = []
 
     async def start(self):
         for n in range(self.pages):
@@ -34,6 +36,19 @@ class ProbeSpider(scrapy.Spider):
     def parse(self, response):
         self.seen.append(response.css("#out::text").get())
         self.late.append(response.css("#late::text").get())
+        self.switches = self.switches or chromium_feature_switches()
+
+
+def chromium_feature_switches() -> list[str]:
+    """The ``--disable-features`` values the running Chromium got, in command-line order."""
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            cmdline = proc.cmdline()
+        except psutil.Error:
+            continue
+        if cmdline and "chrom" in cmdline[0] and not any(arg.startswith("--type=") for arg in cmdline):
+            return [arg.split("=", 1)[1] for arg in cmdline if arg.startswith("--disable-features=")]
+    return []
 
 
 def main() -> int:
@@ -58,7 +73,7 @@ def main() -> int:
     process.start()
     stats = {k: v for k, v in crawler.stats.get_stats().items() if isinstance(v, (int, float, str))}
     print(json.dumps({"seen": sorted(crawler.spider.seen, key=str), "late": sorted(crawler.spider.late, key=str),
-                      "stats": stats}))
+                      "disable_features": crawler.spider.switches, "stats": stats}))
     return 0
 
 

@@ -14,7 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from crawlers.browser import abort_heavy_resources, process_tree_rss
+from crawlers.browser import (
+    DISABLED_FEATURES,
+    abort_heavy_resources,
+    playwright_disabled_features,
+    process_tree_rss,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,6 +133,17 @@ def test_scrapy_playwrights_own_path_still_blocks_heavy_resources(page_server):
     assert "livefleet/browser/pages_opened" not in stats and stats["playwright/page_count"] == 3
     assert stats["playwright/request_count/aborted"] >= 3
     assert not _heavy_hits()
+
+
+def test_chromium_runs_with_playwrights_disabled_features_and_ours(page_server):
+    # Chromium keeps the last --disable-features only: ours must repeat Playwright's list.
+    theirs = playwright_disabled_features()
+    assert theirs and "PaintHolding" in theirs
+    switches = _probe(page_server, "--pages", "1")["disable_features"]
+    assert len(switches) == 2, "Playwright's switch, then ours"
+    first, last = (set(value.split(",")) for value in switches)
+    assert first == set(theirs)
+    assert last == first | set(DISABLED_FEATURES)
 
 
 def test_abort_rule_and_process_memory_helper():
