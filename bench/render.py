@@ -12,15 +12,18 @@ What is measured, and why:
   the pages livefleet must render (their data only exists once the page's own
   script has signed and called the enter API). The same room pages (the live
   rooms of ``truth("douyin")``) are rendered once with livefleet's browser
-  settings (``crawlers.browser.browser_settings``: RecyclingPlaywrightHandler,
-  heavy resources aborted, browser's own headers, pages in the sessions'
-  long-lived contexts, waiting as the spider does) and once with
-  scrapy-playwright's defaults (its own handler, only the launch options
-  Chromium needs here), same ``CONCURRENT_REQUESTS``. Each side's clock starts
+  settings (``crawlers.browser.browser_settings``: RecyclingPlaywrightHandler
+  rendering in reused pages, heavy resources blocked inside Chromium, the
+  browser's own headers and no route, pages in the sessions' long-lived
+  contexts, waiting as the spider does) and once with scrapy-playwright's
+  defaults (its own handler, only the launch options Chromium needs here),
+  same ``CONCURRENT_REQUESTS``. Each side's clock starts
   once its contexts have visited the home page (the ``ttwid`` cookie; without
   it every room page is a captcha) and stops at its last room page. Only pages
   that really rendered their state count (``roomStore`` pushed, ``data-ready``
-  ``live``).
+  ``live``). Both sides sample browser memory every 20 pages only (each
+  sample reads /proc for a dozen Chromium processes, ~0.1 s on the reactor
+  thread, which would otherwise weigh on the faster side's short window).
 
   scrapy-playwright's default header processing puts Scrapy's User-Agent on
   every request the page makes, so the page's signed API call (signed with
@@ -37,18 +40,19 @@ What is measured, and why:
   the live rooms) are rendered with the tuned settings; the browser processes'
   memory (PSS of every descendant of the crawl process:
   ``crawlers.browser.process_tree_rss``) is sampled after a 25-page warm-up, at
-  a few checkpoints (150, 275, 400 pages) and at the end, each time once every
-  page has closed (so no sample counts pages that happen to be open), and the
-  growth is end minus warm-up; the checkpoints show the shape of the curve. The
+  a few checkpoints (150, 275, 400 pages) and at the end, each time once no
+  page is rendering (so no sample counts pages in the middle of their work;
+  the pages kept for reuse stay open, as they do in a worker), and the growth
+  is end minus warm-up; the checkpoints show the shape of the curve. The
   same run with recycling off (``LIVEFLEET_BROWSER_RECYCLE_PAGES=0``, a
   MAX_RSS no browser reaches) is printed beside it, so the effect of recycling
   is visible.
 
-The whole run takes about 4 minutes (250 s) on a quiet 2-core machine, most
-of it the two 500-page memory runs (at livefleet's current ~5 pages/s each
-takes 1.5-2 minutes); before each run it waits (bounded) for other load to
-stop. ``quick=True`` is a smoke test of about a minute with far fewer pages;
-the rows keep their names and say how many pages they measured.
+The whole run takes about 2 minutes (105 s) on a quiet 2-core machine, most
+of it the two 500-page memory runs (at livefleet's ~16 pages/s, ~35 s each);
+before each run it waits (bounded) for other load to stop. ``quick=True`` is
+a smoke test of under a minute with far fewer pages; the rows keep their names
+and say how many pages they measured.
 """
 
 from __future__ import annotations
@@ -194,7 +198,7 @@ def compare(sandbox: SandboxProcess, rooms: list[str], sizes: Sizes, logs: Path,
 
     def args(mode: str, count: int) -> list[str]:
         return ["--mode", mode, "--sandbox-url", sandbox.url, "--web-rids", json.dumps(rooms[:pages]),
-                "--pages", str(count), "--concurrency", str(sizes.concurrency)]
+                "--pages", str(count), "--concurrency", str(sizes.concurrency), "--sample-every", "20"]
 
     say(f"default scrapy-playwright as it comes: {sizes.as_is_pages} room pages")
     as_is = render([*args("default", sizes.as_is_pages), "--user-agent", "scrapy"],

@@ -10,8 +10,9 @@ builds, exactly as livefleet's Douyin spider does (a ``wait_for_function``
 PageMethod on ``document.body.dataset.ready``).
 
 * ``tuned``: livefleet's browser: :func:`crawlers.browser.browser_settings`
-  (the :class:`~crawlers.browser.RecyclingPlaywrightHandler`, images, media and
-  fonts aborted, ``PLAYWRIGHT_PROCESS_REQUEST_HEADERS=None``, at most 4
+  (the :class:`~crawlers.browser.RecyclingPlaywrightHandler`, rendering in
+  reused pages, images, media and fonts blocked inside Chromium,
+  ``PLAYWRIGHT_PROCESS_REQUEST_HEADERS=None`` and no route, at most 4
   contexts of 4 pages), requests described with ``meta["livefleet_render"]``
   and turned into browser meta by :class:`~crawlers.browser.RenderMiddleware`
   (which also installs :func:`~crawlers.browser.warm_context`), pages spread
@@ -41,10 +42,11 @@ Memory: the browser processes (every descendant of this process: the
 Playwright driver and the Chromium it started) are measured with
 :func:`crawlers.browser.process_tree_rss` (PSS). With ``--settle-at 25,150``
 the room pages are issued in waves (25, then up to 150, then the rest); after
-each wave, and at the end, the crawl waits until every page has closed and
+each wave, and at the end, the crawl waits until no page is rendering and
 takes a *settled* sample (``rss_settled_mb``: ``[pages done, MiB]``). Settled
-samples are comparable (no open page in any of them), so their differences
-are growth, not pages that happened to be open. ``rss_peak_mb`` is the
+samples are comparable (no page at work in any of them; the tuned side's
+pages kept for reuse are open in all of them, as in a worker), so their
+differences are growth, not pages that happened to be busy. ``rss_peak_mb`` is the
 largest sample, also taken every ``--sample-every`` pages while pages are
 open (``rss_trace``). ``rss_settled_by_kind_mb`` splits each settled sample
 into the Playwright driver, the browser process, renderers and other helpers.
@@ -298,7 +300,7 @@ class RoomRenderSpider(scrapy.Spider):
         return rss
 
     async def settled_rss(self) -> int:
-        """Browser memory once the pages just finished have closed (renderers exit with their page)."""
+        """Browser memory a second after the wave's last page (closed, or kept idle for reuse)."""
         await asyncio.sleep(1.0)
         return self.sample()
 

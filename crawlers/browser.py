@@ -15,7 +15,8 @@ What the tuning does, and why (``bench/README.md`` has the measurements):
 * images, media and fonts are never downloaded (the data is in the page
   state, not in pixels): Blink loads no images at all, and media and font
   requests are failed inside the browser;
-* Chromium keeps at most a few renderer processes (``CHROMIUM_ARGS``);
+* Chromium keeps at most a few renderer processes (``CHROMIUM_ARGS``), and a
+  page keeps its frame from one document to the next (``DISABLED_FEATURES``);
 * pages live in a few long-lived contexts (one per platform session), so
   cookies a first visit sets are reused, not fetched again per page;
 * the browser is recycled after ``LIVEFLEET_BROWSER_RECYCLE_PAGES`` pages or
