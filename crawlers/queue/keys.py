@@ -17,8 +17,13 @@ class SpiderKeys:
     prefix: str
     spider: str
 
+    @property
+    def base(self) -> str:
+        """What every key of this spider starts with (Lua scripts build per-crawl keys from it)."""
+        return f"{self.prefix}:{self.spider}:"
+
     def _key(self, name: str) -> str:
-        return f"{self.prefix}:{self.spider}:{name}"
+        return f"{self.base}{name}"
 
     @property
     def requests(self) -> str:
@@ -51,7 +56,9 @@ class SpiderKeys:
         return self._key("dead")
 
     def queued(self, crawl: str) -> str:
-        """Set of fingerprints queued or leased (not yet handled) in one crawl."""
+        """Set of fingerprints queued or leased (not yet handled) in one crawl.
+
+        The queue's Lua scripts build this key too (``base .. 'dedup:' .. crawl .. ':queued'``)."""
         return self._key(f"dedup:{crawl}:queued")
 
     def seen(self, crawl: str) -> str:

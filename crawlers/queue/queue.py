@@ -199,7 +199,7 @@ end
 return held
 """
 
-# KEYS: dead, requests, seq, key prefix unused.  ARGV: limit, key prefix.  Returns how many went back.
+# KEYS: dead, requests, seq.  ARGV: limit, the spider's key base.  Returns how many went back.
 _RETRY_DEAD = """
 local n = 0
 for i = 1, tonumber(ARGV[1]) do
@@ -260,15 +260,11 @@ class LeaseQueue(Base):
         self.dedup = dedup or DedupMode()
         self._scripts = {name: server.register_script(src) for name, src in (
             ("push", _PUSH), ("take", _TAKE), ("ack", _ACK), ("forget", _FORGET), ("release", _RELEASE),
-            ("reap", _REAP), ("renew", _RENEW), ("retry_dead", _RETRY_DEAD))}
+            ("reap", _REAP), ("renew", _RENEW))}
         self._bloom: BloomSpec | None = None
         if self.dedup.bloom:
             self._bloom = BloomSpec(self.dedup.bloom_capacity, self.dedup.bloom_error_rate)
         self._bad_logged = False
-
-    @property
-    def _prefix(self) -> str:
-        return self.keys.requests[: -len("requests")]
 
     # -- encoding ------------------------------------------------------------------------------
 
@@ -343,7 +339,7 @@ class LeaseQueue(Base):
         failures). ``failed=False`` hands a request back untouched (a worker stopping cleanly)."""
         keys = [self.keys.leases, self.keys.leased, self.keys.requests, self.keys.dead]
         limit = 0 if final else (self.max_failures if failed else -1)
-        args = [lease, limit, error[:2000], self.worker, self._prefix]
+        args = [lease, limit, error[:2000], self.worker, self.keys.base]
         return self._scripts["release"](keys=keys, args=args, client=client)
 
     def renew(self, leases: Sequence[str], *, client: Any = None) -> Any:
@@ -354,12 +350,8 @@ class LeaseQueue(Base):
     def reap(self, limit: int = 500) -> tuple[int, int]:
         """Return expired leases to the queue; (requeued, dead-lettered)."""
         keys = [self.keys.leases, self.keys.leased, self.keys.requests, self.keys.dead]
-        requeued, dead = self._scripts["reap"](keys=keys, args=[self.max_failures, limit, self._prefix])
+        requeued, dead = self._scripts["reap"](keys=keys, args=[self.max_failures, limit, self.keys.base])
         return int(requeued), int(dead)
-
-    def retry_dead(self, limit: int = 1_000_000) -> int:
-        keys = [self.keys.dead, self.keys.requests, self.keys.sequence]
-        return int(self._scripts["retry_dead"](keys=keys, args=[limit, self._prefix]))
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -392,6 +384,5 @@ def dead_letters(server: redis.Redis, keys: SpiderKeys, limit: int = 100) -> lis
 def retry_dead(server: redis.Redis, keys: SpiderKeys, limit: int = 1_000_000) -> int:
     """Put dead letters back into the queue (``livefleet queue retry-dead``)."""
     script = server.register_script(_RETRY_DEAD)
-    prefix = keys.requests[: -len("requests")]
-    return int(script(keys=[keys.dead, keys.requests, keys.sequence], args=[limit, prefix]))
+    return int(script(keys=[keys.dead, keys.requests, keys.sequence], args=[limit, keys.base]))
 
