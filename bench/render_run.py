@@ -77,7 +77,7 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.http import Response
 from scrapy.settings import Settings
 
-from crawlers.browser import RENDER, browser_settings, process_tree_rss
+from crawlers.browser import RENDER, browser_settings, process_tree_rss, pss
 
 RESULT_PREFIX = "RENDER_RESULT "
 MIB = 1024 * 1024
@@ -108,18 +108,6 @@ def tree_cpu_seconds() -> float:
     return total
 
 
-def pss(pid: int) -> int:
-    """Proportional set size of one process in bytes (0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"Pss:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 def memory_by_kind() -> dict[str, float]:
     """MiB (PSS) of this process's descendants by kind: the Playwright ``driver`` (node), the
     Chromium ``browser`` process, its ``renderers``, and ``other`` Chromium helpers (GPU,
@@ -139,7 +127,7 @@ def memory_by_kind() -> dict[str, float]:
             kind = "other"
         else:
             kind = "browser" if "chrom" in name else "other"
-        found[kind] += pss(proc.pid) / MIB
+        found[kind] += (pss(proc.pid) or 0) / MIB
     return {kind: round(value, 1) for kind, value in found.items()}
 
 

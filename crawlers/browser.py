@@ -151,7 +151,8 @@ def process_tree_rss(root: int, *, include_root: bool = True) -> int:
     return total
 
 
-def _memory(pid: int) -> int:
+def pss(pid: int) -> int | None:
+    """Proportional set size of one process in bytes (None when /proc has no smaps_rollup for it)."""
     try:
         with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
             for line in handle:
@@ -159,6 +160,13 @@ def _memory(pid: int) -> int:
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
+    return None
+
+
+def _memory(pid: int) -> int:
+    found = pss(pid)
+    if found is not None:
+        return found
     try:
         with open(f"/proc/{pid}/statm", "rb") as handle:
             return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
