@@ -7,14 +7,13 @@ import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from scrapy import Spider
 from scrapy.utils.test import get_crawler
 
 from models.entities import QuarantineRecord, Room, RoomSnapshot, Streamer
 from models.errors import StoreUnavailableError
 from pipelines.p100_validate import ValidatePipeline
-from pipelines.p300_store import StorePipeline, close_store, ensure_indexes, open_store
+from pipelines.p300_store import StorePipeline, open_store
 from pipelines.store.spool import Spool
 from pipelines.store.writer import BulkWriter
 
@@ -32,14 +31,6 @@ def _snapshot(room_id: str, viewers: int, at: datetime) -> RoomSnapshot:
 
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-@pytest.fixture
-def writer(mongo_server, mongo_db):
-    client, db = open_store(mongo_server.url, mongo_db.name)
-    assert ensure_indexes()
-    yield BulkWriter(db, retries=2, backoff=0.01)
-    close_store(client)
 
 
 def test_upserts_are_idempotent_and_keep_peaks_and_first_last_seen(writer, mongo_db):

@@ -24,10 +24,8 @@ from models.entities import (
     newest_fields,
     present_fields,
 )
-from pipelines.p300_store import close_store, ensure_indexes, open_store
 from pipelines.store.ops import writes
 from pipelines.store.spool import Spool
-from pipelines.store.writer import BulkWriter
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 KEY = {"platform": "bilibili", "room_id": "42"}
@@ -42,14 +40,6 @@ def _stored(db: Any, collection: str = "rooms", **key: Any) -> dict[str, Any]:
     assert doc is not None
     doc.pop("_id")
     return {name: value.astimezone(UTC) if isinstance(value, datetime) else value for name, value in doc.items()}
-
-
-@pytest.fixture
-def writer(mongo_server, mongo_db):
-    client, db = open_store(mongo_server.url, mongo_db.name)
-    assert ensure_indexes()
-    yield BulkWriter(db, retries=2, backoff=0.01)
-    close_store(client)
 
 
 # --- merging observations of one entity -----------------------------------------------------------------
