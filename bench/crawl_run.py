@@ -108,7 +108,7 @@ def run_plain(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_full(args: argparse.Namespace) -> dict[str, Any]:
     """``crawlers.worker.run_worker`` in this process; returns the spider's stats from its stats file."""
-    from crawlers.worker import run_worker
+    from crawlers.worker import read_worker_stats, run_worker
     from settings.config import Config
 
     var_dir = Path(args.var_dir)
@@ -117,7 +117,7 @@ def run_full(args: argparse.Namespace) -> dict[str, Any]:
     stats_file = var_dir / f"worker-stats-{args.prefix}.json"
     run_worker(config, ["bilibili"], idle_close=args.idle_close, stats_file=stats_file,
                overrides=full_overrides(args) | extra_settings(args.set))
-    stats: dict[str, Any] = json.loads(stats_file.read_text(encoding="utf-8"))["spiders"]["bilibili"]
+    stats: dict[str, Any] = read_worker_stats(stats_file)["bilibili"]
     return stats
 
 

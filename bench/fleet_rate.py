@@ -29,10 +29,8 @@ the rate comes out below R, never above.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -50,6 +48,7 @@ from crawlers.queue.keys import SpiderKeys
 from crawlers.queue.seeds import push_seeds
 from crawlers.sandbox_process import SandboxProcess, start_sandbox
 from crawlers.services.registry import owned_services
+from crawlers.worker import read_worker_stats, worker_command
 from settings.config import child_environment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,8 +172,7 @@ def run_fleet(sandbox: SandboxProcess, redis_url: str, mongo_uri: str, var_dir: 
         procs = []
         for n in range(workers):
             log = stack.enter_context((run_dir / f"worker-{n}.log").open("wb"))
-            cmd = [sys.executable, "-m", "crawlers", "worker", "--spider", SPIDER, "--idle-close", "2",
-                   "--stats-file", str(run_dir / f"stats-{n}.json")]
+            cmd = worker_command([SPIDER], idle_close=2, stats_file=run_dir / f"stats-{n}.json")
             proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
             stack.callback(_reap, proc)
             procs.append(proc)
@@ -190,7 +188,7 @@ def run_fleet(sandbox: SandboxProcess, redis_url: str, mongo_uri: str, var_dir: 
                 raise FleetRateError(f"{workers} workers: worker {n} exited {proc.returncode}:\n{tail}")
     elapsed = time.monotonic() - started
     other_cores = max(0.0, (busy_cpu_seconds() - all_before) - (own.seconds() - own_before)) / elapsed
-    stats = [json.loads((run_dir / f"stats-{n}.json").read_text())["spiders"][SPIDER] for n in range(workers)]
+    stats = [read_worker_stats(run_dir / f"stats-{n}.json")[SPIDER] for n in range(workers)]
     starts = [datetime.fromisoformat(s["start_time"]).timestamp() + offset for s in stats]
     served = [row["served_at"] for row in sandbox.served(SPIDER) if row["endpoint"] in ENDPOINTS]
     if len(served) != requests:

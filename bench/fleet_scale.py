@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -61,6 +60,7 @@ from crawlers.queue.keys import SpiderKeys
 from crawlers.queue.seeds import push_seeds
 from crawlers.sandbox_process import SandboxProcess, start_sandbox
 from crawlers.services.registry import owned_services
+from crawlers.worker import read_worker_stats, worker_command
 from settings.config import child_environment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,8 +193,7 @@ def run_workers(sandbox: SandboxProcess, services: dict[str, psutil.Process], re
             popens = []
             for n in range(workers):
                 log = stack.enter_context((run_dir / f"worker-{n}.log").open("wb"))
-                cmd = [sys.executable, "-m", "crawlers", "worker", "--spider", SPIDER, "--idle-close",
-                       str(IDLE_CLOSE_S), "--stats-file", str(run_dir / f"stats-{n}.json")]
+                cmd = worker_command([SPIDER], idle_close=IDLE_CLOSE_S, stats_file=run_dir / f"stats-{n}.json")
                 proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
                 stack.callback(_reap, proc)
                 popens.append(proc)
@@ -210,7 +209,7 @@ def run_workers(sandbox: SandboxProcess, services: dict[str, psutil.Process], re
                 if proc.returncode != 0:
                     tail = (run_dir / f"worker-{n}.log").read_text(errors="replace")[-3000:]
                     raise FleetScaleError(f"{workers} worker(s): worker {n} exited {proc.returncode}:\n{tail}")
-        stats = [json.loads((run_dir / f"stats-{n}.json").read_text())["spiders"][SPIDER] for n in range(workers)]
+        stats = [read_worker_stats(run_dir / f"stats-{n}.json")[SPIDER] for n in range(workers)]
         (run_dir / "timeline.json").write_text(json.dumps({"pages": watch.pages, "items": watch.items}))
         docs = collection_counts(mongo_uri, db)
     finally:

@@ -25,6 +25,7 @@ from crawlers.queue.seeds import push_seeds
 from crawlers.sandbox_process import start_sandbox
 from crawlers.services.registry import owned_services
 from crawlers.summary import collection_counts, platform_counts
+from crawlers.worker import read_worker_stats, worker_command
 from settings.config import Config, child_environment
 
 #: What the demo crawls, per platform: seeds as ``livefleet crawl`` would push them.
@@ -85,10 +86,7 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
         procs = []
         for index in range(workers):
             log = stack.enter_context((logs / f"worker-{index + 1}.log").open("wb"))
-            cmd = [sys.executable, "-m", "crawlers", "worker", "--idle-close", "6",
-                   "--stats-file", str(var_dir / f"worker-{index + 1}-stats.json")]
-            for spider in spiders:
-                cmd += ["--spider", spider]
+            cmd = worker_command(spiders, idle_close=6, stats_file=var_dir / f"worker-{index + 1}-stats.json")
             procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
             stack.callback(_stop, procs[-1])
         say(out, f"workers {workers} started (logs in {logs})")
@@ -141,7 +139,7 @@ def _worker_stats(var_dir: Path) -> dict[str, int]:
     """Totals of the workers' counters, summed over workers and platforms."""
     totals: dict[str, int] = {}
     for path in var_dir.glob("worker-*-stats.json"):
-        for stats in json.loads(path.read_text(encoding="utf-8"))["spiders"].values():
+        for stats in read_worker_stats(path).values():
             for key, value in stats.items():
                 if not isinstance(value, int):
                     continue

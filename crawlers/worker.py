@@ -11,6 +11,7 @@ import gc
 import json
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,21 @@ def run_worker(
         stats_file.write_text(json.dumps({"pid": os.getpid(), "spiders": report}, indent=1), encoding="utf-8")
     reasons = {stats.get("finish_reason") for stats in report.values()}
     return 0 if reasons <= {"finished", "shutdown"} else 1
+
+
+def worker_command(spiders: Sequence[str], *, idle_close: float = 0, stats_file: Path | None = None) -> list[str]:
+    """The command line of a ``livefleet worker`` child process (demo, tests, benchmarks)."""
+    cmd = [sys.executable, "-m", "crawlers", "worker", "--idle-close", str(idle_close)]
+    for spider in spiders:
+        cmd += ["--spider", spider]
+    if stats_file is not None:
+        cmd += ["--stats-file", str(stats_file)]
+    return cmd
+
+
+def read_worker_stats(stats_file: Path) -> dict[str, dict[str, Any]]:
+    """The final stats per spider that a worker wrote to its ``--stats-file``."""
+    return json.loads(stats_file.read_text(encoding="utf-8"))["spiders"]
 
 
 def _jsonable(stats: dict[str, Any]) -> dict[str, Any]:

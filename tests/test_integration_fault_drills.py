@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 import redis as redis_lib
@@ -64,10 +65,18 @@ def _assert_queue_drained(client: redis_lib.Redis, fleet: Fleet) -> None:
     assert client.llen(keys.dead) == 0, dead_letters(client, keys)
 
 
-def _seed(client: redis_lib.Redis, fleet: Fleet) -> None:
-    from crawlers.queue.seeds import push_seeds
-
-    push_seeds(client, fleet.keys, SEEDS)
+@contextmanager
+def _drill(tmp_path, sandbox: SandboxProcess, redis_url: str, mongo_uri: str, **env: str
+           ) -> Iterator[tuple[Fleet, redis_lib.Redis]]:
+    """A seeded Bilibili crawl (workers not started yet) and a Redis client to watch it; both cleaned up."""
+    fleet = Fleet(tmp_path, sandbox, redis_url, mongo_uri, spider="bilibili", **{**DRILL_ENV, **env})
+    fleet.push_seeds(SEEDS)
+    client = redis_lib.Redis.from_url(redis_url)
+    try:
+        yield fleet, client
+    finally:
+        fleet.stop()
+        client.close()
 
 
 def _handled(client: redis_lib.Redis, fleet: Fleet) -> int:
@@ -76,11 +85,7 @@ def _handled(client: redis_lib.Redis, fleet: Fleet) -> int:
 
 def test_kill_9_a_worker_mid_crawl_and_the_crawl_still_completes(tmp_path, drill_sandbox, redis_server,
                                                                   mongo_server):
-    fleet = Fleet(tmp_path, drill_sandbox, redis_server.url, mongo_server.url, spider="bilibili", rate=25,
-                  **DRILL_ENV)
-    client = redis_lib.Redis.from_url(redis_server.url)
-    try:
-        _seed(client, fleet)
+    with _drill(tmp_path, drill_sandbox, redis_server.url, mongo_server.url, rate=25) as (fleet, client):
         fleet.start(2)
         _wait_until(lambda: _handled(client, fleet) >= 40, 120, "the crawl to get going")
         victim = fleet.procs[0]
@@ -93,31 +98,21 @@ def test_kill_9_a_worker_mid_crawl_and_the_crawl_still_completes(tmp_path, drill
         survivor = stats[1]
         assert survivor is not None and survivor.get("livefleet/queue/expired", 0) >= 1
         _assert_queue_drained(client, fleet)
-    finally:
-        fleet.stop()
-        client.close()
     _assert_equals_truth(mongo_server.url, fleet.db_name, drill_sandbox)
 
 
 def test_redis_restarts_mid_crawl_and_nothing_is_lost(tmp_path, drill_sandbox, mongo_server):
-    with EmbeddedRedis(tmp_path / "redis", persistent=True) as server:
-        fleet = Fleet(tmp_path, drill_sandbox, server.url, mongo_server.url, spider="bilibili", rate=25,
-                      **DRILL_ENV)
-        client = redis_lib.Redis.from_url(server.url)
-        try:
-            _seed(client, fleet)
-            fleet.start(1)
-            _wait_until(lambda: _handled(client, fleet) >= 40, 120, "the crawl to get going")
-            before = _handled(client, fleet)
-            time.sleep(1.2)  # the append-only file is synced every second
-            server.restart()
-            assert _handled(client, fleet) >= before, "the queue and seen-set survived the restart"
-            (stats,) = fleet.wait()
-            assert stats["finish_reason"] == "finished"
-            _assert_queue_drained(client, fleet)
-        finally:
-            fleet.stop()
-            client.close()
+    with (EmbeddedRedis(tmp_path / "redis", persistent=True) as server,
+          _drill(tmp_path, drill_sandbox, server.url, mongo_server.url, rate=25) as (fleet, client)):
+        fleet.start(1)
+        _wait_until(lambda: _handled(client, fleet) >= 40, 120, "the crawl to get going")
+        before = _handled(client, fleet)
+        time.sleep(1.2)  # the append-only file is synced every second
+        server.restart()
+        assert _handled(client, fleet) >= before, "the queue and seen-set survived the restart"
+        (stats,) = fleet.wait()
+        assert stats["finish_reason"] == "finished"
+        _assert_queue_drained(client, fleet)
     _assert_equals_truth(mongo_server.url, fleet.db_name, drill_sandbox)
 
 
@@ -136,42 +131,33 @@ def _handled_rooms(client: redis_lib.Redis, fleet: Fleet, pages: set[bytes]) -> 
 
 
 def test_mongodb_outage_spools_and_acknowledges_nothing_until_stored(tmp_path, drill_sandbox, redis_server):
-    with EmbeddedMongo(tmp_path / "mongo") as mongo:
-        fleet = Fleet(tmp_path, drill_sandbox, redis_server.url, mongo.url, spider="bilibili", rate=25,
-                      **DRILL_ENV)
-        client = redis_lib.Redis.from_url(redis_server.url)
-        try:
-            _seed(client, fleet)
-            fleet.start(1)
-            _wait_until(lambda: _handled(client, fleet) >= 30, 120, "the crawl to get going")
-            pages = _room_page_fingerprints(drill_sandbox)
-            mongo.stop()
-            time.sleep(1)  # a batch already written when it went away may still be acknowledged
-            during = _handled_rooms(client, fleet, pages)
-            assert during < len(pages)
-            # The store retries its write, then spools the batch; meanwhile the crawl goes on.
-            _wait_until(lambda: list((tmp_path / "spool").glob("*.jsonl*")), 90, "items to be spooled")
-            time.sleep(3)
-            # Pages without items (an empty list page) may still be handled; a room page may not.
-            assert _handled_rooms(client, fleet, pages) == during, "no room page acknowledged while MongoDB is away"
-            assert client.zcard(fleet.keys.leases) > 0, "the worker holds its requests meanwhile"
-            mongo.restart()
-            (stats,) = fleet.wait()
-            assert stats.get("livefleet/store/spooled", 0) > 0 and stats.get("livefleet/store/replayed", 0) > 0
-            _assert_queue_drained(client, fleet)
-            assert _handled_rooms(client, fleet, pages) == len(pages)
-            _assert_equals_truth(mongo.url, fleet.db_name, drill_sandbox)
-        finally:
-            fleet.stop()
-            client.close()
+    with (EmbeddedMongo(tmp_path / "mongo") as mongo,
+          _drill(tmp_path, drill_sandbox, redis_server.url, mongo.url, rate=25) as (fleet, client)):
+        fleet.start(1)
+        _wait_until(lambda: _handled(client, fleet) >= 30, 120, "the crawl to get going")
+        pages = _room_page_fingerprints(drill_sandbox)
+        mongo.stop()
+        time.sleep(1)  # a batch already written when it went away may still be acknowledged
+        during = _handled_rooms(client, fleet, pages)
+        assert during < len(pages)
+        # The store retries its write, then spools the batch; meanwhile the crawl goes on.
+        _wait_until(lambda: list((tmp_path / "spool").glob("*.jsonl*")), 90, "items to be spooled")
+        time.sleep(3)
+        # Pages without items (an empty list page) may still be handled; a room page may not.
+        assert _handled_rooms(client, fleet, pages) == during, "no room page acknowledged while MongoDB is away"
+        assert client.zcard(fleet.keys.leases) > 0, "the worker holds its requests meanwhile"
+        mongo.restart()
+        (stats,) = fleet.wait()
+        assert stats.get("livefleet/store/spooled", 0) > 0 and stats.get("livefleet/store/replayed", 0) > 0
+        _assert_queue_drained(client, fleet)
+        assert _handled_rooms(client, fleet, pages) == len(pages)
+        _assert_equals_truth(mongo.url, fleet.db_name, drill_sandbox)
 
 
 def test_a_poison_request_ends_as_a_dead_letter_and_the_fleet_goes_on(tmp_path, drill_sandbox, redis_server,
                                                                        mongo_server):
-    fleet = Fleet(tmp_path, drill_sandbox, redis_server.url, mongo_server.url, spider="bilibili", rate=0,
-                  LIVEFLEET_MAX_FAILURES="2", **DRILL_ENV)
-    client = redis_lib.Redis.from_url(redis_server.url)
-    try:
+    with _drill(tmp_path, drill_sandbox, redis_server.url, mongo_server.url, rate=0,
+                LIVEFLEET_MAX_FAILURES="2") as (fleet, client):
         spider = BilibiliSpider()
         # A request whose callback raises every time (it is called with an argument it does not take).
         poison = scrapy.Request(f"{drill_sandbox.url}/api.live.bilibili.com/room/v1/Room/get_info?room_id=1",
@@ -179,14 +165,10 @@ def test_a_poison_request_ends_as_a_dead_letter_and_the_fleet_goes_on(tmp_path, 
                                 meta={"download_slot": "bilibili", "livefleet": {"kind": "room_info"}},
                                 dont_filter=True)
         LeaseQueue(client, spider, fleet.keys, worker="test").push(poison, "poison", "default")
-        _seed(client, fleet)
         fleet.start(1)
         (stats,) = fleet.wait()
         (letter,) = dead_letters(client, fleet.keys)
         assert letter["url"] == poison.url and letter["attempts"] == 2
         assert letter["error"].startswith("callback error: TypeError") and "poison" in letter["error"]
         assert stat_sum([stats], "livefleet/queue/dead") == 1
-    finally:
-        fleet.stop()
-        client.close()
     _assert_equals_truth(mongo_server.url, fleet.db_name, drill_sandbox)
