@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, field_validator
 
 Platform = Literal["douyin", "kuaishou", "taobao", "bilibili"]
 PLATFORMS: tuple[str, ...] = ("douyin", "kuaishou", "taobao", "bilibili")
@@ -52,6 +52,8 @@ class Record(BaseModel):
     key_fields: ClassVar[tuple[str, ...]] = ()
 
     platform: Platform
+    #: Which crawl / monitor asked for the page (``crawlers.origin``); never stored.
+    _origin: dict[str, str] | None = PrivateAttr(default=None)
 
     @field_validator("*", mode="after")
     @classmethod

@@ -35,3 +35,19 @@ def test_a_retry_of_the_same_page_keeps_the_lease_to_hand_it_on():
     retry = page.request.replace(dont_filter=True)
     (out,) = _run(page, [retry])
     assert out.meta[LEASE_META] == "w#1"
+
+
+def test_records_carry_the_pages_crawl_and_monitor_and_children_inherit_the_monitor():
+    from datetime import UTC, datetime
+
+    from crawlers.origin import MONITOR_META, origin_of
+    from models.entities import RoomSnapshot
+
+    page = _page()
+    page.meta[MONITOR_META] = "m-7"
+    snapshot = RoomSnapshot(platform="douyin", room_id="1", captured_at=datetime.now(UTC))
+    shelf = scrapy.Request("https://example.test/shelf/1")
+    out = _run(page, [snapshot, shelf])
+    assert origin_of(out[0]) == {"crawl": "camp", "monitor": "m-7"}
+    assert out[1].meta[MONITOR_META] == "m-7"
+    assert origin_of(RoomSnapshot(platform="douyin", room_id="1", captured_at=datetime.now(UTC))) == {}

@@ -107,3 +107,15 @@ class FleetKeys:
     def rate(self, platform: str) -> str:
         """The fleet-wide rate limiter state of one platform."""
         return f"{self.prefix}:rate:{platform}"
+
+    def crawl_items(self, crawl: str) -> str:
+        """Hash: collection -> records stored for one crawl (campaign run), HINCRBY by the store."""
+        return f"{self.prefix}:crawl:{crawl}:items"
+
+    def crawl_stopped(self, crawl: str) -> str:
+        """Set while a crawl is stopped (its cap reached): workers drop its requests."""
+        return f"{self.prefix}:crawl:{crawl}:stopped"
+
+    def feed(self, collection: str) -> str:
+        """Redis Stream of every stored change of one collection (``crawlers.feeds``)."""
+        return f"{self.prefix}:feed:{collection}"

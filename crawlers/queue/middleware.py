@@ -1,6 +1,8 @@
 """Spider middleware: what a leased request's callback output inherits, and what it must not.
 
 * A new request inherits the crawl (dedup namespace) of the page it came from.
+* A new request inherits the monitor its page was fetched for, and every
+  record the callback yields carries the page's origin (``crawlers.origin``).
 * Only a retry of the same page (same URL) carries the page's lease, so the
   scheduler hands the lease on to it; any other request that copied the
   page's meta wholesale has the lease removed (it gets its own when taken).
@@ -8,10 +10,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from scrapy import Request
 from scrapy.http import Response
 from scrapy.spidermiddlewares.base import BaseSpiderMiddleware
 
+from crawlers.origin import MONITOR_META, origin_from_meta, set_origin
 from crawlers.queue.queue import CRAWL_META, LEASE_META
 
 
@@ -22,10 +27,16 @@ class LeaseSpiderMiddleware(BaseSpiderMiddleware):
         if response is None:
             return request
         parent = response.meta
-        crawl = parent.get(CRAWL_META)
-        if crawl and CRAWL_META not in request.meta:
-            request.meta[CRAWL_META] = crawl
+        for key in (CRAWL_META, MONITOR_META):
+            value = parent.get(key)
+            if value and key not in request.meta:
+                request.meta[key] = value
         lease = request.meta.get(LEASE_META)
         if lease is not None and (lease != parent.get(LEASE_META) or request.url != response.request.url):
             del request.meta[LEASE_META]
         return request
+
+    def get_processed_item(self, item: Any, response: Response | None) -> Any:
+        if response is not None:
+            set_origin(item, origin_from_meta(response.meta))
+        return item
