@@ -3,6 +3,8 @@
 * A new request inherits the crawl (dedup namespace) of the page it came from.
 * A new request inherits the monitor its page was fetched for, and every
   record the callback yields carries the page's origin (``crawlers.origin``).
+* A new request inherits its page's priority offset (a campaign's priority,
+  ``livefleet_priority``), added once to its own priority.
 * Only a retry of the same page (same URL) carries the page's lease, so the
   scheduler hands the lease on to it; any other request that copied the
   page's meta wholesale has the lease removed (it gets its own when taken).
@@ -17,7 +19,7 @@ from scrapy.http import Response
 from scrapy.spidermiddlewares.base import BaseSpiderMiddleware
 
 from crawlers.origin import MONITOR_META, origin_from_meta, set_origin
-from crawlers.queue.queue import CRAWL_META, LEASE_META
+from crawlers.queue.queue import CRAWL_META, LEASE_META, PRIORITY_META
 
 
 class LeaseSpiderMiddleware(BaseSpiderMiddleware):
@@ -31,6 +33,10 @@ class LeaseSpiderMiddleware(BaseSpiderMiddleware):
             value = parent.get(key)
             if value and key not in request.meta:
                 request.meta[key] = value
+        offset = parent.get(PRIORITY_META)
+        if offset and PRIORITY_META not in request.meta:  # the seed's priority offset holds for the whole crawl
+            request.meta[PRIORITY_META] = offset
+            request.priority += int(offset)
         lease = request.meta.get(LEASE_META)
         if lease is not None and (lease != parent.get(LEASE_META) or request.url != response.request.url):
             del request.meta[LEASE_META]

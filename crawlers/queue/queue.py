@@ -53,6 +53,8 @@ WORKER_LOCAL_META = frozenset({"playwright_page_methods", "playwright_page", "do
                                "livefleet_lease"})
 #: Request meta naming the crawl (dedup namespace) a request belongs to.
 CRAWL_META = "livefleet_crawl"
+#: Request meta: a priority offset (a campaign's priority) added to the request and to all its children.
+PRIORITY_META = "livefleet_priority"
 #: Request meta holding the lease id of a leased request (worker-local).
 LEASE_META = "livefleet_lease"
 

@@ -25,6 +25,11 @@ they were made, so a response's new requests are always queued before its own
 lease is acknowledged. When Redis is away, operations wait and are retried
 with backoff; nothing is dropped. A worker that stops cleanly hands back what
 it holds; one that dies is covered by its leases expiring.
+
+A crawl stopped fleet-wide (``crawlers.queue.crawls.stop_crawl``: a campaign
+reached its cap) is looked up by the queue thread every
+``STOPPED_CHECK_SECONDS``; its requests are then dropped instead of queued,
+and its leased ones are acknowledged unprocessed.
 """
 
 from __future__ import annotations
@@ -48,11 +53,15 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from crawlers.queue.connection import get_redis, redis_url_from_settings
+from crawlers.queue.crawls import stopped_crawls
 from crawlers.queue.keys import SpiderKeys
 from crawlers.queue.queue import CRAWL_META, LEASE_META, DedupMode, Leased, LeaseQueue
 from models.errors import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
+
+#: How often the queue thread looks up which of this worker's crawls were stopped.
+STOPPED_CHECK_SECONDS = 2.0
 
 #: Request meta a spider sets when it gives up on a page after its retries (value: the reason).
 GAVE_UP_META = "livefleet_gave_up"
@@ -98,6 +107,9 @@ class RedisScheduler(BaseScheduler):
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._want = threading.Event()
+        self._crawls: set[str] = set()  # crawls (other than the default) this worker has seen
+        self._stopped: frozenset[str] = frozenset()  # ... and those stopped fleet-wide
+        self._next_stopped_check = 0.0
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -184,6 +196,11 @@ class RedisScheduler(BaseScheduler):
         fingerprint = self.crawler.request_fingerprinter.fingerprint(request).hex()
         crawl = request.meta.get(CRAWL_META) or self.default_crawl
         lease = request.meta.pop(LEASE_META, None)
+        if crawl != self.default_crawl:
+            self._crawls.add(crawl)
+            if crawl in self._stopped:
+                self.stats.inc_value("livefleet/queue/dropped_stopped")
+                return False
         with self._unsent_lock:
             self._unsent += 1
         self._submit(("push", request, fingerprint, crawl))
@@ -204,6 +221,12 @@ class RedisScheduler(BaseScheduler):
             if not self._ready:
                 return None
         item = self._ready.popleft()
+        while item.crawl in self._stopped:  # its crawl was stopped: settled without being fetched
+            self.stats.inc_value("livefleet/queue/dropped_stopped")
+            self._submit(("ack", item.lease, item.fingerprint, item.crawl))
+            if not self._ready:
+                return None
+            item = self._ready.popleft()
         self._inflight[item.lease] = _InFlight(item.fingerprint, item.crawl)
         self.stats.inc_value("livefleet/queue/dequeued")
         if len(self._ready) <= self.prefetch // 2 and self.background:
@@ -323,14 +346,23 @@ class RedisScheduler(BaseScheduler):
 
     def _take(self) -> int:
         assert self.queue is not None
+        self._refresh_stopped()
         wanted = self.prefetch - len(self._ready)
         if wanted <= 0:
             return 0
         taken = self.queue.take(wanted)
         self._ready.extend(taken)
+        self._crawls.update(item.crawl for item in taken if item.crawl != self.default_crawl)
         if not taken:
             self._remote_pending = len(self.queue)
         return len(taken)
+
+    def _refresh_stopped(self) -> None:
+        """Look up which of this worker's crawls are stopped fleet-wide (every ``STOPPED_CHECK_SECONDS``)."""
+        now = time.monotonic()
+        if self._crawls and now >= self._next_stopped_check:
+            self._stopped = frozenset(stopped_crawls(self.server, self.prefix, list(self._crawls)))
+            self._next_stopped_check = now + STOPPED_CHECK_SECONDS
 
     def _run(self) -> None:
         """The queue thread: batches operations, keeps the prefetch buffer full, renews and reaps leases."""

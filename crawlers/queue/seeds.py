@@ -24,7 +24,7 @@ from twisted.internet.base import DelayedCall
 
 from crawlers.queue.connection import get_redis, redis_url_from_settings
 from crawlers.queue.keys import SpiderKeys
-from crawlers.queue.queue import CRAWL_META
+from crawlers.queue.queue import CRAWL_META, PRIORITY_META
 
 logger = logging.getLogger(__name__)
 
@@ -162,9 +162,13 @@ class SeedFeeder:
                 logger.error("Seed rejected (%s): %r", exc, item)
                 self.crawler.stats.inc_value("livefleet/seeds/rejected")
                 continue
+            offset = int(seed.get("priority") or 0)
             for request in requests:
                 if seed.get("crawl"):  # the crawl (dedup namespace) the seed belongs to
                     request.meta.setdefault(CRAWL_META, str(seed["crawl"]))
+                if offset and PRIORITY_META not in request.meta:  # the crawl's priority, for it and its children
+                    request.meta[PRIORITY_META] = offset
+                    request.priority += offset
                 self.crawler.engine.crawl(request)
                 scheduled += 1
             self.crawler.stats.inc_value("livefleet/seeds/taken")
