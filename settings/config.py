@@ -48,6 +48,8 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("LIVEFLEET_LOG_LEVEL", "INFO", "Log level of livefleet commands and workers."),
     ("LIVEFLEET_CHROMIUM", "/usr/bin/chromium", "The Chromium that Playwright drives for pages that need a browser."),
     ("LIVEFLEET_HEARTBEAT_SECONDS", "5", "Seconds between a worker's heartbeats and stats flushes to Redis."),
+    ("LIVEFLEET_API_TOKEN", "(unset)", "Bearer token every `livefleet api` call must send; the API refuses to "
+     "start without one."),
 )
 
 #: Requests per second per worker. The live-commerce platforms block faster than Bilibili.
@@ -83,6 +85,8 @@ class Config:
     chromium: str = "/usr/bin/chromium"
     #: Seconds between a worker's heartbeats (and stats flushes); a worker is stale after three.
     heartbeat_seconds: float = 5.0
+    #: The token of the HTTP API (``livefleet api``); None: the API does not start.
+    api_token: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -116,6 +120,7 @@ class Config:
             log_level=(env.get("LIVEFLEET_LOG_LEVEL") or "INFO").upper(),
             chromium=env.get("LIVEFLEET_CHROMIUM") or "/usr/bin/chromium",
             heartbeat_seconds=_float(env, "LIVEFLEET_HEARTBEAT_SECONDS", 5.0),
+            api_token=env.get("LIVEFLEET_API_TOKEN") or None,
         )
 
 
