@@ -95,3 +95,26 @@ def _monitor_routes(router: Any, context: ApiContext) -> None:
 
 def _campaign_routes(router: Any, context: ApiContext) -> None:
     """Campaigns (wired to crawlers.campaigns)."""
+
+
+def run_api(config: Any, *, host: str, port: int, campaigns_dir: Path) -> int:
+    """``livefleet api``: serve the API until stopped (embedded Redis/MongoDB when none is configured)."""
+    import uvicorn
+
+    from crawlers.services.registry import ensure_services
+    from pipelines.p300_store import close_store, open_store
+
+    if not config.api_token:
+        raise ValueError("set LIVEFLEET_API_TOKEN: every API call must carry that token")
+    services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
+    client, db = open_store(services.mongo_uri, config.mongo_db)
+    server = redis.Redis.from_url(services.redis_url)
+    try:
+        app = create_app(ApiContext(token=config.api_token, redis=server, db=db, prefix=config.key_prefix,
+                                    campaigns_dir=campaigns_dir, heartbeat_seconds=config.heartbeat_seconds))
+        logger.info("livefleet API on http://%s:%d (OpenAPI at /openapi.json)", host, port)
+        uvicorn.run(app, host=host, port=port, log_level=config.log_level.lower())
+    finally:
+        server.close()
+        close_store(client)
+    return 0
