@@ -11,6 +11,8 @@
     livefleet spool replay|status                    write spooled records back to MongoDB
     livefleet services start|status|stop             the embedded Redis / MongoDB
     livefleet stop                                   stop everything livefleet left running
+    livefleet rank rooms --platform P --by peak_viewers --since 24h   a reference ranking (crawlers/ranking.py)
+    livefleet export rooms --platform P --since 24h --format csv --out F   a collection to JSONL or CSV
 """
 
 from __future__ import annotations
@@ -87,6 +89,26 @@ def _parser() -> argparse.ArgumentParser:
     # -- fleet status (crawlers/status.py): reads Redis, starts nothing --
     p = sub.add_parser("status", help="workers (live or stale), queues, leases, dead letters, items/min, rates")
     p.add_argument("--json", action="store_true", help="print the same as one JSON document")
+
+    # -- ranking jobs and export (crawlers/ranking.py, crawlers/export.py): read MongoDB --
+    p = sub.add_parser("rank", help="rank streamers, rooms or products by MongoDB aggregation")
+    p.add_argument("entity", choices=["streamers", "rooms", "products"])
+    p.add_argument("--platform", required=True)
+    p.add_argument("--by", required=True,
+                   choices=["followers", "peak_viewers", "viewers_total", "sales", "sales_growth"])
+    p.add_argument("--since", default="24h", help="window start: 30m, 24h, 7d or an ISO time (default 24h)")
+    p.add_argument("--limit", type=int, default=20, help="rows (default 20)")
+    p.add_argument("--json", action="store_true", help="one JSON document")
+
+    p = sub.add_parser("export", help="write a collection to JSONL or CSV, filtered by platform and time")
+    p.add_argument("collection", choices=["streamers", "rooms", "room_snapshots", "products", "product_snapshots",
+                                          "quarantine"])
+    p.add_argument("--platform", help="only this platform (default: all)")
+    p.add_argument("--since", help="from: 30m, 24h, 7d back or an ISO time (default: the beginning)")
+    p.add_argument("--until", help="before: same forms as --since (default: now)")
+    p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    p.add_argument("--out", required=True, help="file to write, - for stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary line")
     return parser
 
 
@@ -144,6 +166,8 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         from crawlers.status import run_status
 
         return run_status(config, as_json=args.json)
+    if command in ("rank", "export"):
+        return _rank_export(args, config)
     raise AssertionError(command)
 
 
@@ -205,6 +229,24 @@ def _summary(args: argparse.Namespace, config: Config) -> int:
             print(f"{platform:9s} " + " ".join(f"{k}={v}" for k, v in per.items()))
     print(json.dumps(counts))
     return 0
+
+
+def _rank_export(args: argparse.Namespace, config: Config) -> int:
+    from crawlers.ranking import parse_since, pipeline_for
+    from crawlers.services.registry import ensure_services
+
+    if args.command == "rank":  # a question that makes no sense is refused before any server starts
+        pipeline_for(args.entity, args.by, args.platform, parse_since(args.since), args.limit)
+    services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
+    if args.command == "rank":
+        from crawlers.ranking import run_rank
+
+        return run_rank(services.mongo_uri, config.mongo_db, args.entity, args.by, platform=args.platform,
+                        since=args.since, limit=args.limit, as_json=args.json)
+    from crawlers.export import run_export
+
+    return run_export(services.mongo_uri, config.mongo_db, args.collection, platform=args.platform,
+                      since=args.since, until=args.until, fmt=args.format, out=args.out, quiet=args.quiet)
 
 
 def _spool(args: argparse.Namespace, config: Config) -> int:
