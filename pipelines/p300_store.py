@@ -22,6 +22,12 @@ instead of running ahead of the store. An item held longer than
 ``LIVEFLEET_STORE_HOLD_SECONDS``, or when the worker stops, fails with
 :class:`StoreUnavailableError`: its request goes back to the fleet's queue (its
 data is in the spool as well, and idempotent upserts make the repeat harmless).
+
+Every batch written (a new one, or one written back from the spool) is then
+published, on the same thread, to the feeds and the per-crawl counters in Redis
+(:class:`crawlers.feeds.publish.FeedPublisher`, ``LIVEFLEET_FEEDS_ENABLED``):
+a change is published only once it is in MongoDB, and a Redis outage holds the
+messages (in memory, then under ``<var>/feed-spool``) instead of the store.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 from scrapy.crawler import Crawler
 
+from crawlers.feeds.publish import FeedPublisher, publisher_client
 from models import documents
 from models.entities import QuarantineRecord, Record
 from models.errors import StoreUnavailableError
@@ -93,7 +100,7 @@ class StorePipeline:
 
     def __init__(self, crawler: Crawler, uri: str, db_name: str, *, batch: int, flush_seconds: float,
                  retries: int, cooldown: float, spool_dir: Path, timeout_ms: int = 3000,
-                 hold_seconds: float = 300.0) -> None:
+                 hold_seconds: float = 300.0, publisher: FeedPublisher | None = None) -> None:
         self.crawler = crawler
         self.stats = crawler.stats
         self.uri = uri
@@ -116,6 +123,8 @@ class StorePipeline:
         self.hold_seconds = hold_seconds
         self._held: list[tuple[float, list[asyncio.Future[None]]]] = []  # spooled, not yet in MongoDB
         self._probing = False
+        #: Publishes what was stored to the feeds and per-crawl counters (None: no Redis configured).
+        self.publisher = publisher
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -132,6 +141,7 @@ class StorePipeline:
             spool_dir=var_dir / "spool",
             timeout_ms=s.getint("LIVEFLEET_MONGO_TIMEOUT_MS", 3000),
             hold_seconds=s.getfloat("LIVEFLEET_STORE_HOLD_SECONDS", 300.0),
+            publisher=feed_publisher(crawler, var_dir),
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -162,6 +172,8 @@ class StorePipeline:
         self._executor.shutdown(wait=True)
 
     def _close(self) -> None:
+        if self.publisher is not None:
+            self.publisher.close()
         if self._client is not None:
             close_store(self._client)
 
@@ -182,6 +194,8 @@ class StorePipeline:
             await asyncio.sleep(self.flush_seconds)
             self._flush()
             self._give_up_held()
+            if self.publisher is not None and self.publisher.retry_due() and not self._inflight:
+                asyncio.get_running_loop().run_in_executor(self._executor, self.publisher.retry_backlog)
             if self._held and not self._probing and not self._inflight and time.monotonic() >= self._open_until:
                 self._probe()
 
@@ -272,6 +286,7 @@ class StorePipeline:
             self._spooled_since_replay = True
             logger.error("Store unavailable (%s): %d records spooled to %s", exc, len(records), path)
             return Counter(), True, False
+        self._publish(records)
         replayed = False
         if self._spooled_since_replay:
             self._spooled_since_replay = False
@@ -292,7 +307,7 @@ class StorePipeline:
         """Write the spool back; True when it was written (or was empty)."""
         assert self._writer is not None
         try:
-            result = self.spool.replay(self._writer.write, batch=self.batch)
+            result = self.spool.replay(self._write_and_publish, batch=self.batch)
         except StoreUnavailableError as exc:
             self._spooled_since_replay = True
             self._open_until = time.monotonic() + self.cooldown
@@ -302,3 +317,35 @@ class StorePipeline:
             logger.info("Replayed %d spooled records from %d files", result.records, result.files)
             self.stats.inc_value("livefleet/store/replayed", result.records)
         return True
+
+    def _write_and_publish(self, records: list[StoredRecord]) -> Counter[str]:
+        written = self._writer.write(records)  # type: ignore[union-attr]
+        self._publish(records)
+        return written
+
+    def _publish(self, records: list[StoredRecord]) -> None:
+        """Runs on the store thread, once ``records`` are in MongoDB."""
+        if self.publisher is not None:
+            self.publisher.publish(records)
+
+
+def feed_publisher(crawler: Crawler, var_dir: Path) -> FeedPublisher | None:
+    """The store's publisher to the feeds and per-crawl counters, when the worker has a Redis.
+
+    A fleet worker always has one (``LIVEFLEET_REDIS_URL``). Without it (a bare
+    Scrapy crawler, a store test) nothing is published."""
+    s = crawler.settings
+    url = s.get("LIVEFLEET_REDIS_URL")
+    if not url:
+        return None
+    return FeedPublisher(
+        publisher_client(str(url)),
+        s.get("LIVEFLEET_KEY_PREFIX") or "livefleet",
+        streams=s.getbool("LIVEFLEET_FEEDS_ENABLED", True),
+        maxlen=s.getint("LIVEFLEET_FEED_MAXLEN", 1_000_000),
+        buffer_limit=s.getint("LIVEFLEET_FEED_BUFFER", 10_000),
+        spill_dir=var_dir / "feed-spool",
+        cooldown=s.getfloat("LIVEFLEET_FEED_COOLDOWN_SECONDS", 5.0),
+        name=crawler.spider.name if crawler.spider else "store",
+        stats=crawler.stats,
+    )

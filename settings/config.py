@@ -48,6 +48,8 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("LIVEFLEET_LOG_LEVEL", "INFO", "Log level of livefleet commands and workers."),
     ("LIVEFLEET_CHROMIUM", "/usr/bin/chromium", "The Chromium that Playwright drives for pages that need a browser."),
     ("LIVEFLEET_HEARTBEAT_SECONDS", "5", "Seconds between a worker's heartbeats and stats flushes to Redis."),
+    ("LIVEFLEET_FEEDS", "1", "Publish every stored change to a Redis Stream per collection (0 = off)."),
+    ("LIVEFLEET_FEED_MAXLEN", "1000000", "Messages each feed stream keeps, about (older ones are trimmed)."),
     ("LIVEFLEET_API_TOKEN", "(unset)", "Bearer token every `livefleet api` call must send; the API refuses to "
      "start without one."),
 )
@@ -85,6 +87,9 @@ class Config:
     chromium: str = "/usr/bin/chromium"
     #: Seconds between a worker's heartbeats (and stats flushes); a worker is stale after three.
     heartbeat_seconds: float = 5.0
+    #: Publish stored changes to the feeds (Redis Streams), each kept near ``feed_maxlen`` messages.
+    feeds: bool = True
+    feed_maxlen: int = 1_000_000
     #: The token of the HTTP API (``livefleet api``); None: the API does not start.
     api_token: str | None = None
 
@@ -120,6 +125,8 @@ class Config:
             log_level=(env.get("LIVEFLEET_LOG_LEVEL") or "INFO").upper(),
             chromium=env.get("LIVEFLEET_CHROMIUM") or "/usr/bin/chromium",
             heartbeat_seconds=_float(env, "LIVEFLEET_HEARTBEAT_SECONDS", 5.0),
+            feeds=(env.get("LIVEFLEET_FEEDS") or "1").strip().lower() not in ("0", "false", "no", "off"),
+            feed_maxlen=_int(env, "LIVEFLEET_FEED_MAXLEN", 1_000_000),
             api_token=env.get("LIVEFLEET_API_TOKEN") or None,
         )
 

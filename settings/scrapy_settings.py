@@ -123,6 +123,15 @@ LIVEFLEET_STORE_FLUSH_SECONDS = 1.0
 LIVEFLEET_MONGO_TIMEOUT_MS = 3000
 # After the store failed a batch, spool without trying for this long.
 LIVEFLEET_STORE_COOLDOWN_SECONDS = 10.0
+# Feeds (crawlers/feeds): every stored record is published to a Redis Stream per collection
+# (LIVEFLEET_FEEDS=0: off; the per-crawl item counters are kept either way), each stream
+# trimmed to about LIVEFLEET_FEED_MAXLEN messages.
+LIVEFLEET_FEEDS_ENABLED = _config.feeds
+LIVEFLEET_FEED_MAXLEN = _config.feed_maxlen
+# While Redis is away, messages wait in memory up to this many, then in <var>/feed-spool;
+# after a failed attempt the publisher leaves Redis alone for this long.
+LIVEFLEET_FEED_BUFFER = 10_000
+LIVEFLEET_FEED_COOLDOWN_SECONDS = 5.0
 
 # The browser (only for spiders that render: see crawlers/browser.py).
 LIVEFLEET_CHROMIUM = _config.chromium
