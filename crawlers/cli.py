@@ -7,6 +7,7 @@
     livefleet demo                                   a short campaign on embedded services
     livefleet summary                                counts of what is in MongoDB
     livefleet status [--json]                        workers, queues, leases, dead letters, rates
+    livefleet monitor add douyin URL|ID --every 30s --for 6h   watch a room; monitor list|stop
     livefleet queue dead|retry-dead                  dead letters: list, or put back into the queue
     livefleet spool replay|status                    write spooled records back to MongoDB
     livefleet services start|status|stop             the embedded Redis / MongoDB
@@ -86,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=1_000_000, help="at most this many per spider")
     p.add_argument("--json", action="store_true", help="one JSON object")
 
+    # -- monitors (crawlers/monitor): add, list, stop --
+    from crawlers.monitor.command import add_parser as add_monitor_parser
+
+    add_monitor_parser(sub)
+
     # -- fleet status (crawlers/status.py): reads Redis, starts nothing --
     p = sub.add_parser("status", help="workers (live or stale), queues, leases, dead letters, items/min, rates")
     p.add_argument("--json", action="store_true", help="print the same as one JSON document")
@@ -162,6 +168,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
         limit = args.limit if args.action == "retry-dead" else min(args.limit, 20)
         return run_queue(config, args.action, args.spider, limit=limit, as_json=args.json)
+    if command == "monitor":
+        from crawlers.monitor.command import run_monitor
+
+        return run_monitor(args, config)
     if command == "status":
         from crawlers.status import run_status
 

@@ -143,6 +143,11 @@ class Room(Fetched):
     #: Bilibili 人气 (popularity), a different number from viewers; kept apart on purpose.
     popularity: Count | None = None
     description: str | None = None
+    #: The first monitored capture that saw this room live after a capture (or none) that did not
+    #: (``crawlers.monitor``); the platform's own ``started_at`` is left as it says.
+    stream_started_seen_at: AwareDatetime | None = None
+    #: The first monitored capture that saw this room no longer live after one that saw it live.
+    stream_ended_seen_at: AwareDatetime | None = None
 
 
 class RoomSnapshot(Record):

@@ -94,7 +94,15 @@ LIVEFLEET_CRAWL = _config.crawl
 LIVEFLEET_BLOOM_CAPACITY = _config.bloom_capacity
 LIVEFLEET_BLOOM_ERROR_RATE = _config.bloom_error_rate
 # Seeds pushed by `livefleet crawl` are taken by whichever worker is idle.
-EXTENSIONS = {"crawlers.queue.seeds.SeedFeeder": 500, "crawlers.health.Heartbeat": 510}
+EXTENSIONS = {"crawlers.queue.seeds.SeedFeeder": 500, "crawlers.health.Heartbeat": 510,
+              "crawlers.monitor.extension.MonitorServer": 520}
+# Monitors (crawlers/monitor): every worker serves the due ticks of its spider's platform.
+LIVEFLEET_MONITORS_ENABLED = True
+LIVEFLEET_MONITOR_POLL_SECONDS = 0.25
+# A tick claimed later than this share of its interval (or due while the last is unanswered) is late.
+LIVEFLEET_MONITOR_LATE_FRACTION = 0.25
+LIVEFLEET_MONITOR_PRIORITY = 1000
+LIVEFLEET_MONITOR_CLAIM_BATCH = 200
 LIVEFLEET_SEEDS_ENABLED = True
 LIVEFLEET_SEED_BATCH = 16
 # A worker with nothing in hand polls Redis this often, backing off to the max while quiet.
@@ -108,7 +116,9 @@ LIVEFLEET_SANDBOX_URL = _config.sandbox_url
 LIVEFLEET_HEARTBEAT_SECONDS = _config.heartbeat_seconds
 
 # Callback output: new requests inherit the page's crawl; only a retry of the page keeps its lease.
-SPIDER_MIDDLEWARES = {"crawlers.queue.middleware.LeaseSpiderMiddleware": 50}
+# Monitored pages: stream start/end on their rooms, the shelf re-fetched each tick, nothing beyond it.
+SPIDER_MIDDLEWARES = {"crawlers.queue.middleware.LeaseSpiderMiddleware": 50,
+                      "crawlers.monitor.middleware.MonitorSpiderMiddleware": 60}
 ITEM_PIPELINES = {
     "pipelines.p100_validate.ValidatePipeline": 100,
     "pipelines.p200_quarantine.QuarantinePipeline": 200,

@@ -119,3 +119,20 @@ class FleetKeys:
     def feed(self, collection: str) -> str:
         """Redis Stream of every stored change of one collection (``crawlers.feeds``)."""
         return f"{self.prefix}:feed:{collection}"
+
+    @property
+    def monitors(self) -> str:
+        """Hash: monitor id -> JSON definition (``crawlers.monitor.registry``)."""
+        return f"{self.prefix}:monitors"
+
+    def monitor_due(self, platform: str) -> str:
+        """Sorted set: monitor id -> its next tick (Redis time, epoch ms), one per platform's spider."""
+        return f"{self.prefix}:monitors:due:{platform}"
+
+    def monitor_state(self, monitor: str) -> str:
+        """Hash of one monitor's state (ticks, late, pending tick, last room status, state)."""
+        return f"{self.prefix}:monitor:{monitor}:state"
+
+    def monitor_events(self, monitor: str) -> str:
+        """List of one monitor's recent events (JSON, newest first): stream started/ended, late ticks."""
+        return f"{self.prefix}:monitor:{monitor}:events"

@@ -1,0 +1,134 @@
+"""Spider middleware: what a monitored page's output becomes.
+
+For a page fetched for a monitor (``meta["livefleet_monitor"]``):
+
+* the tick is *answered* once its root page (the room page the extension
+  scheduled) has been handled, so the next tick is not counted late;
+* every Room record's status is compared with the last status the monitor saw
+  (kept in Redis, so any worker compares with what any other worker saw; a
+  capture older than one already recorded is ignored). Not live -> live sets
+  ``stream_started_seen_at``, live -> not live sets ``stream_ended_seen_at``,
+  both to the capture's ``fetched_at``, and the event is recorded on the
+  monitor; the platform's own ``started_at``/``ended_at`` are left as they are;
+* new requests keep the monitor's id and tick and bypass dedup
+  (``dont_filter``), so the shelf is fetched again each tick; requests of a
+  kind beyond the room and its shelf (product details, streamer profiles) are
+  dropped and counted (``livefleet/monitor/dropped``): a monitor watches one
+  room, it does not crawl around it.
+
+Pages no monitor asked for pass through untouched, without a Redis call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Self, TypeVar
+
+import redis
+from scrapy import Request
+from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
+from scrapy.http import Response
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet import threads
+
+from crawlers.monitor.registry import Registry
+from crawlers.origin import MONITOR_META
+from crawlers.queue.connection import get_redis, redis_url_from_settings
+from models.entities import Room
+
+logger = logging.getLogger(__name__)
+
+#: Request meta: the monitor's tick a request belongs to.
+TICK_META = "livefleet_monitor_tick"
+#: Request meta: set on the requests the extension scheduled for a tick (not on their children).
+ROOT_META = "livefleet_monitor_root"
+#: Page kinds a monitor follows, per platform: the room and its shelf (None: no limit).
+MONITOR_KINDS: dict[str, frozenset[str]] = {
+    "douyin": frozenset({"room_page", "shelf", "user_profile"}),
+    "taobao": frozenset({"live_detail", "live_stats", "item_list"}),
+    "bilibili": frozenset({"room_init", "room_info", "info_by_room", "room_info_old", "user_card", "master_info"}),
+    "kuaishou": frozenset({"live_page", "live_detail", "profile"}),
+}
+#: Statuses that say nothing about whether the room is live.
+_NO_STATUS = frozenset({"unknown"})
+
+T = TypeVar("T")
+
+
+class MonitorSpiderMiddleware:
+    """Stream start/end on monitored rooms, shelf re-fetched each tick, nothing followed beyond it."""
+
+    def __init__(self, crawler: Crawler, registry: Registry) -> None:
+        self.crawler = crawler
+        self.registry = registry
+        self._failing = False
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        settings = crawler.settings
+        if not settings.getbool("LIVEFLEET_MONITORS_ENABLED", True):
+            raise NotConfigured("LIVEFLEET_MONITORS_ENABLED is off")
+        return cls(crawler, Registry(get_redis(redis_url_from_settings(settings)),
+                                     settings.get("LIVEFLEET_KEY_PREFIX") or "livefleet"))
+
+    async def process_spider_output(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        monitor = response.meta.get(MONITOR_META)
+        if not monitor:
+            async for item in result:
+                yield item
+            return
+        tick = response.meta.get(TICK_META)
+        platform = getattr(self.crawler.spider, "platform", "")
+        allowed = MONITOR_KINDS.get(platform)
+        stats = self.crawler.stats
+        async for item in result:
+            if isinstance(item, Request):
+                if item.url != response.request.url:  # a retry of this page keeps what it has
+                    kind = (item.meta.get("livefleet") or {}).get("kind")
+                    if allowed is not None and kind not in allowed:
+                        stats.inc_value(f"livefleet/monitor/dropped/{kind}")
+                        continue
+                    item.dont_filter = True
+                    item.priority = max(item.priority, response.request.priority)
+                    item.meta.setdefault(MONITOR_META, monitor)
+                    if tick is not None:
+                        item.meta.setdefault(TICK_META, tick)
+                yield item
+            elif isinstance(item, Room) and item.status is not None and item.status not in _NO_STATUS:
+                await self._observe(monitor, item)
+                yield item
+            else:
+                yield item
+        if tick is not None and response.meta.get(ROOT_META):
+            await self._redis(self.registry.answer, monitor, int(tick))
+        stats.inc_value("livefleet/monitor/pages")
+
+    async def _observe(self, monitor: str, room: Room) -> None:
+        previous = await self._redis(self.registry.observe_status, monitor, str(room.status), room.fetched_at)
+        if previous is None or previous == room.status:
+            return
+        if room.status == "live":
+            room.stream_started_seen_at = room.fetched_at
+            self.crawler.stats.inc_value("livefleet/monitor/stream_started")
+            logger.info("Monitor %s: room %s %s is live (was %s)", monitor, room.platform, room.room_id,
+                        previous or "not seen")
+        elif previous == "live":
+            room.stream_ended_seen_at = room.fetched_at
+            self.crawler.stats.inc_value("livefleet/monitor/stream_ended")
+            logger.info("Monitor %s: room %s %s is no longer live (%s)", monitor, room.platform, room.room_id,
+                        room.status)
+
+    async def _redis(self, call: Callable[..., T], *args: Any) -> T | None:
+        """Run a registry call off the reactor; a Redis outage is logged once and counted, the page goes on."""
+        try:
+            value: T = await maybe_deferred_to_future(threads.deferToThread(call, *args))
+        except redis.RedisError as exc:
+            if not self._failing:
+                logger.warning("Monitor state unreachable in Redis: %s", exc)
+            self._failing = True
+            self.crawler.stats.inc_value("livefleet/monitor/redis_failed")
+            return None
+        self._failing = False
+        return value
