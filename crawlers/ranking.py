@@ -28,6 +28,11 @@ What the contract gives a ranking job, and what each pipeline relies on:
 
 ``--since`` bounds every pipeline: snapshots by ``captured_at``, streamers by
 ``last_seen_at`` (seen in the window). Ties are broken by ID so a ranking is stable.
+
+Portability: the pipelines run on MongoDB 5.0+ and on SecantusDB (tested there). The
+``$lookup`` stages use ``localField``/``foreignField`` with a ``pipeline`` (5.0+) to match
+the platform too, and the looked-up document is ``$unwind``-ed rather than read as
+``{"$first": "$room.title"}``: SecantusDB does not follow a field path through an array.
 """
 
 from __future__ import annotations
