@@ -11,6 +11,8 @@
     livefleet queue dead|retry-dead                  dead letters: list, or put back into the queue
     livefleet spool replay|status                    write spooled records back to MongoDB
     livefleet services start|status|stop             the embedded Redis / MongoDB
+    livefleet feed read COLLECTION --group G [--follow]   stored changes as JSON lines; feed info
+    livefleet webhooks [add|list|remove|failures|replay]  deliver changes to webhooks (default: run)
     livefleet stop                                   stop everything livefleet left running
     livefleet rank rooms --platform P --by peak_viewers --since 24h   a reference ranking (crawlers/ranking.py)
     livefleet export rooms --platform P --since 24h --format csv --out F   a collection to JSONL or CSV
@@ -92,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
 
     add_monitor_parser(sub)
 
+    # -- feeds and webhooks (crawlers/feeds): feed read|info, webhooks [run|add|list|remove|failures|replay] --
+    from crawlers.feeds.commands import add_parsers as add_feed_parsers
+
+    add_feed_parsers(sub)
+
     # -- fleet status (crawlers/status.py): reads Redis, starts nothing --
     p = sub.add_parser("status", help="workers (live or stale), queues, leases, dead letters, items/min, rates")
     p.add_argument("--json", action="store_true", help="print the same as one JSON document")
@@ -172,6 +179,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         from crawlers.monitor.command import run_monitor
 
         return run_monitor(args, config)
+    if command in ("feed", "webhooks"):
+        from crawlers.feeds.commands import run_feed, run_webhooks
+
+        return (run_feed if command == "feed" else run_webhooks)(args, config)
     if command == "status":
         from crawlers.status import run_status
 

@@ -121,6 +121,16 @@ class FleetKeys:
         return f"{self.prefix}:feed:{collection}"
 
     @property
+    def webhooks(self) -> str:
+        """Hash: webhook subscription id -> JSON subscription (``crawlers.feeds.webhooks``)."""
+        return f"{self.prefix}:webhooks"
+
+    @property
+    def webhook_failures(self) -> str:
+        """List of JSON webhook deliveries that failed every attempt, kept for ``livefleet webhooks replay``."""
+        return f"{self.prefix}:webhooks:failed"
+
+    @property
     def monitors(self) -> str:
         """Hash: monitor id -> JSON definition (``crawlers.monitor.registry``)."""
         return f"{self.prefix}:monitors"
