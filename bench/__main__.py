@@ -35,6 +35,8 @@ FLEET_RATE = frozenset({"fleet_rate", "fleet_rate_error"})
 DEDUP = frozenset({"dedup", "dedup_bytes_per_fingerprint"})
 #: ``--only`` names of the fleet scaling benchmark (two workers over one, bench/fleet_scale.py).
 FLEET_SCALE = frozenset({"fleet_scale", "two_workers_vs_one"})
+#: ``--only`` names of the monitor benchmark (bench/monitor.py).
+MONITOR = frozenset({"monitor", "monitor_first_snapshot_s", "monitor_interval_jitter"})
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     p.add_argument("--only", action="append",
-                   choices=sorted([*TARGETS, "render", "dedup", "fleet_rate", "fleet_scale"]),
+                   choices=sorted([*TARGETS, "render", "dedup", "fleet_rate", "fleet_scale", "monitor"]),
                    help="run only this benchmark (repeatable)")
     p.add_argument("--concurrency", type=int, default=16, help="concurrent requests of both crawls (default 16)")
     p.add_argument("--streamers", type=int, help="sandbox size (default 3000, --quick 400)")
@@ -233,6 +235,14 @@ def main(argv: list[str] | None = None) -> int:
             figures, rows = fleet_scale_run(args.quick, var_dir / "fleet_scale", args.quiet_timeout,
                                             args.concurrency, args.streamers, args.repeat, say)
             ratios["two_workers_vs_one"] = figures["two_workers_vs_one"]
+            for name, value, indent in rows:
+                line(name, value, indent)
+        if not args.only or MONITOR & set(args.only):
+            from bench.monitor import run as monitor_run
+
+            say("monitor: first snapshot after monitor add, then 50 monitors' interval jitter (Taobao, one worker)")
+            figures, rows = monitor_run(args.quick, var_dir / "monitor", args.quiet_timeout, say)
+            ratios.update(figures)
             for name, value, indent in rows:
                 line(name, value, indent)
         keep = keep or bool(problems)
