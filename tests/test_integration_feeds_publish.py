@@ -167,3 +167,21 @@ def test_redis_away_during_publish_loses_nothing(tmp_path, mongo_server, mongo_d
                     b"rooms": b"10", b"room_snapshots": b"10"}
         finally:
             client.close()
+
+
+def test_a_redis_out_of_memory_holds_the_batch_until_it_has_room(redis_server, redis_client):
+    prefix = f"t{uuid.uuid4().hex[:6]}"
+    publisher = FeedPublisher(publisher_client(redis_server.url), prefix, cooldown=0, backoff=0.01)
+    policy = redis_client.config_get("maxmemory-policy")["maxmemory-policy"]
+    redis_client.config_set("maxmemory-policy", "noeviction")
+    redis_client.config_set("maxmemory", 1)
+    try:
+        assert not publisher.publish(_records(3))  # OOM: refused for now, held
+        assert publisher.backlog_size() == 6
+    finally:
+        redis_client.config_set("maxmemory", 0)
+        redis_client.config_set("maxmemory-policy", policy)
+    assert publisher.publish(_records(1))  # the held batch first, then this one
+    publisher.close()
+    assert len(_stream(redis_client, prefix, "rooms")) == 4
+    assert redis_client.hgetall(FleetKeys(prefix).crawl_items("camp:1")) == {b"rooms": b"4", b"room_snapshots": b"4"}

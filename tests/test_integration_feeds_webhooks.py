@@ -202,3 +202,23 @@ def test_a_refusing_receiver_is_not_retried(redis_server, redis_client, prefix):
         assert (failure["status"], failure["attempts"], failure["error"]) == (410, 1, "HTTP 410")
     finally:
         receiver.close()
+
+
+def test_the_long_running_dispatcher_delivers_as_changes_arrive(redis_server, redis_client, prefix, receiver):
+    register_webhook(redis_client, prefix, monitor="live", url=receiver.url, secret=SECRET)
+    dispatcher = WebhookDispatcher(redis_client, prefix, consumer="d1")
+    stop = threading.Event()
+    thread = threading.Thread(target=dispatcher.run, args=(stop,), kwargs={"poll": 0.05})
+    thread.start()
+    try:
+        for n in range(3):
+            _publish(redis_server.url, prefix, [{"monitor": "live"}])
+            deadline = time.monotonic() + 10
+            while len(_events(receiver)) < 2 * (n + 1) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert len(_events(receiver)) == 2 * (n + 1)
+    finally:
+        stop.set()
+        thread.join(10)
+        dispatcher.close()
+    assert not thread.is_alive() and dispatcher.failed == 0

@@ -39,7 +39,7 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import BusyLoadingError, OutOfMemoryError, ReadOnlyError, RedisError, TryAgainError
 from redis.retry import Retry
 
 from crawlers.feeds.message import message_fields
@@ -53,6 +53,8 @@ _SUFFIX = ".jsonl"
 _CLAIM = ".publishing-"
 #: Messages per round trip when the backlog is published.
 _CHUNK = 2000
+#: Redis refusals that pass with time: the commands are sent again later.
+_TRANSIENT_ERRORS = (OutOfMemoryError, ReadOnlyError, BusyLoadingError, TryAgainError)
 
 
 @dataclass
@@ -209,6 +211,9 @@ class FeedPublisher:
                         for key, collection, n in batch.counts:
                             pipe.hincrby(key, collection, n)
                     results = pipe.execute(raise_on_error=False)
+                transient = next((r for r in results if isinstance(r, RedisError) and _transient(r)), None)
+                if transient is not None:
+                    raise transient  # out of memory, read-only replica: later (what landed is sent twice)
             except RedisError as exc:  # connection refused, timeout, Redis loading or read-only
                 if self._outage_started is None:
                     logger.warning("Feeds: Redis does not answer (%s); stored changes are held until it does", exc)
@@ -269,6 +274,11 @@ class FeedPublisher:
     def _inc(self, name: str, count: int) -> None:
         if self.stats is not None and count:
             self.stats.inc_value(f"livefleet/feeds/{name}", count)
+
+
+def _transient(error: RedisError) -> bool:
+    """A refusal that passes: Redis out of memory, unable to persist, read-only (failover), loading."""
+    return isinstance(error, _TRANSIENT_ERRORS) or str(error).split(" ", 1)[0] in ("MISCONF", "MASTERDOWN")
 
 
 def _load(path: Path) -> list[_Batch]:
