@@ -135,6 +135,10 @@ def test_monitor_follows_a_room_live_shelf_end_across_a_restart(tmp_path, world,
         assert events.count("stream_started") == 1 and events.count("stream_ended") == 1
         assert registry.get(monitor.id).last_status in ("ended", "offline")
 
+        # Only the room, its counts and its shelf were fetched: no product detail pages.
+        endpoints = " ".join(sandbox.stats()["endpoints"])
+        assert "itemlist" in endpoints and "getdetail" not in endpoints, endpoints
+
         # Stopped: no more ticks.
         registry.stop(monitor.id)
         time.sleep(1.5)
