@@ -18,15 +18,21 @@ about the fleet.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
-from dataclasses import dataclass
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import redis
-from fastapi import Depends, FastAPI, HTTPException, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
 from pymongo.database import Database
 
 from crawlers.status import collect_status
@@ -46,6 +52,14 @@ class ApiContext:
     prefix: str
     campaigns_dir: Path
     heartbeat_seconds: float = 5.0
+    #: Set when the API shuts down: run followers let go (a scheduler takes the runs over).
+    stopping: threading.Event = field(default_factory=threading.Event)
+    followers: list[threading.Thread] = field(default_factory=list)
+
+    def shut_down(self) -> None:
+        self.stopping.set()
+        for thread in self.followers:
+            thread.join(timeout=10)
 
 
 def create_app(context: ApiContext) -> FastAPI:
@@ -60,7 +74,13 @@ def create_app(context: ApiContext) -> FastAPI:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid bearer token is required",
                                 headers={"WWW-Authenticate": "Bearer"})
 
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await asyncio.to_thread(context.shut_down)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="livefleet",
         version="1",
         description="Monitors, campaigns and status of a livefleet crawler fleet. "
@@ -71,8 +91,6 @@ def create_app(context: ApiContext) -> FastAPI:
     @app.get("/healthz", tags=["health"], summary="The API process answers (no token, no fleet data)")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
-
-    from fastapi import APIRouter
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorized)])
 
@@ -89,12 +107,106 @@ def create_app(context: ApiContext) -> FastAPI:
     return app
 
 
-def _monitor_routes(router: Any, context: ApiContext) -> None:
-    """Monitors (wired to crawlers.monitor)."""
+class MonitorIn(BaseModel):
+    """A monitor to add (as ``livefleet monitor add``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    platform: Literal["douyin", "kuaishou", "taobao", "bilibili"]
+    target: str = Field(min_length=1, max_length=2048, description="room URL, profile URL or ID on the platform")
+    every: str | float = Field("30s", description="interval: seconds, or 30s / 5m / 1h")
+    for_: str | float = Field("6h", alias="for", description="how long to watch: seconds, or 30m / 6h / 2d")
+    webhook: str | None = Field(None, max_length=2048, description="http(s) URL told about every stored change")
 
 
-def _campaign_routes(router: Any, context: ApiContext) -> None:
-    """Campaigns (wired to crawlers.campaigns)."""
+def _refused(exc: Exception) -> HTTPException:
+    """A body that passed the schema but not livefleet's own checks: 422, with the reason."""
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
+
+
+def _monitor_routes(router: APIRouter, context: ApiContext) -> None:
+    from crawlers.monitor.registry import Registry
+
+    registry = Registry(context.redis, context.prefix)
+
+    @router.get("/monitors", tags=["monitors"], summary="Every monitor, active, stopped or expired")
+    def list_monitors() -> list[dict[str, Any]]:
+        return [m.as_dict() for m in registry.list()]
+
+    @router.post("/monitors", tags=["monitors"], status_code=status.HTTP_201_CREATED,
+                 summary="Watch a room or account (targets on other hosts, addresses or files are refused)")
+    def add_monitor(body: MonitorIn) -> dict[str, Any]:
+        try:
+            monitor = registry.add(body.platform, body.target, body.every, body.for_, webhook=body.webhook)
+        except ValueError as exc:  # TargetError included: never fetched
+            raise _refused(exc) from exc
+        return monitor.as_dict()
+
+    @router.get("/monitors/{monitor_id}", tags=["monitors"], summary="One monitor, with its recent events")
+    def get_monitor(monitor_id: str) -> dict[str, Any]:
+        monitor = registry.get(monitor_id)
+        if monitor is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no monitor {monitor_id!r}")
+        return monitor.as_dict()
+
+    @router.delete("/monitors/{monitor_id}", tags=["monitors"], summary="Stop a monitor (its history is kept)")
+    def stop_monitor(monitor_id: str) -> dict[str, Any]:
+        monitor = registry.stop(monitor_id)
+        if monitor is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no monitor {monitor_id!r}")
+        return monitor.as_dict()
+
+
+def _campaign_routes(router: APIRouter, context: ApiContext) -> None:
+    from crawlers.campaigns.loader import load_folder
+    from crawlers.campaigns.runs import FiringTaken, claim_follow, follow_run, recent_runs, start_run
+
+    def campaigns() -> tuple[dict[str, Any], list[Any]]:
+        found, problems = load_folder(context.campaigns_dir)
+        return {c.name: (path, c) for path, c in found.items()}, problems
+
+    @router.get("/campaigns", tags=["campaigns"], summary="The campaign files, and the problems of invalid ones")
+    def list_campaigns() -> dict[str, Any]:
+        found, problems = campaigns()
+        listed = [{"name": name, "file": path.name, "priority": c.priority,
+                   "schedule": c.schedule.model_dump(mode="json") if c.schedule else None}
+                  for name, (path, c) in sorted(found.items())]
+        return {"campaigns": listed, "problems": [str(p) for p in problems]}
+
+    @router.post("/campaigns/{name}/runs", tags=["campaigns"], status_code=status.HTTP_202_ACCEPTED,
+                 summary="Run a campaign now: its seeds are queued for the fleet; the run is followed to its end")
+    def run_campaign(name: str) -> dict[str, Any]:
+        found, _problems = campaigns()
+        if name not in found:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no valid campaign named {name!r} in the campaign folder")
+        try:
+            run_id = start_run(context.redis, context.db, context.prefix, found[name][1], None)
+        except FiringTaken as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        except redis.RedisError as exc:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"Redis does not answer: {exc}") from exc
+        if claim_follow(context.redis, context.prefix, run_id):  # this process records the run's end
+            thread = threading.Thread(target=follow_run, args=(context.redis, context.db, context.prefix, run_id),
+                                      kwargs={"stop": context.stopping}, name=f"follow-{run_id}", daemon=True)
+            context.followers.append(thread)
+            thread.start()
+        return {"run_id": run_id, "campaign": name, "status": "running"}
+
+    @router.get("/campaigns/runs", tags=["campaigns"], summary="Recent runs, newest first")
+    def list_runs(campaign: str | None = None, limit: int = Query(20, ge=1, le=500)) -> list[dict[str, Any]]:
+        return [_json_ready(run) for run in recent_runs(context.db, campaign=campaign, limit=limit)]
+
+    @router.get("/campaigns/runs/{run_id}", tags=["campaigns"], summary="One run: start, end, counts, errors")
+    def get_run(run_id: str) -> dict[str, Any]:
+        run = context.db["campaign_runs"].find_one({"_id": run_id}, {"seeds": 0})
+        if run is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run {run_id!r}")
+        return _json_ready(run)
+
+
+def _json_ready(document: dict[str, Any]) -> dict[str, Any]:
+    out = {("run_id" if k == "_id" else k): v for k, v in document.items()}
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in out.items()}
 
 
 def run_api(config: Any, *, host: str, port: int, campaigns_dir: Path) -> int:
