@@ -75,19 +75,19 @@ def test_durations():
 
 def test_claims_are_atomic_late_ticks_reported_and_expired_monitors_stop(redis_client):
     registry = Registry(redis_client, "claimtest")
-    monitor = registry.add("taobao", "523417747786", every=1, for_=5)
+    monitor = registry.add("taobao", "523417747786", every=2, for_=10)  # margins of 1s+
     first = registry.claim("taobao")
     assert [(c["id"], c["tick"], c["send"], c["reason"]) for c in first] == [(monitor.id, 1, True, False)]
     assert first[0]["seed"] == {"kind": "room", "live_id": "523417747786", "follow": ["products"]}
     assert registry.claim("taobao") == [] and registry.claim("douyin") == []  # claimed once, by its platform
 
     # The next slot comes while tick 1 is unanswered: late, reported, skipped (not piled on).
-    time.sleep(1.05)
+    time.sleep(2.1)
     second = registry.claim("taobao")
     assert second[0]["send"] is False and second[0]["reason"] == "previous tick unanswered"
     registry.answer(monitor.id, 1)
     # Claimed over an interval late after an answer: late, one slot skipped, sent.
-    time.sleep(2.2)
+    time.sleep(4.4)
     third = registry.claim("taobao")
     assert third[0]["send"] is True and third[0]["skipped"] == 1 and "late" in third[0]["reason"]
     state = registry.get(monitor.id)
@@ -95,7 +95,7 @@ def test_claims_are_atomic_late_ticks_reported_and_expired_monitors_stop(redis_c
     assert [e["event"] for e in state.events] == ["late", "late"]
     assert "LATE 2 of 2 ticks" in _table(registry)
 
-    time.sleep(5.05 - 3.25)
+    time.sleep(10.1 - 6.5)
     assert registry.claim("taobao") == [{"id": monitor.id, "expired": True}]
     assert registry.get(monitor.id).state == "expired"
     assert redis_client.zcard("claimtest:monitors:due:taobao") == 0
