@@ -8,6 +8,8 @@
     livefleet summary                                counts of what is in MongoDB
     livefleet status [--json]                        workers, queues, leases, dead letters, rates
     livefleet monitor add douyin URL|ID --every 30s --for 6h   watch a room; monitor list|stop
+    livefleet campaign validate|run|runs             campaign files: check, run one now, list runs
+    livefleet scheduler [--dir DIR] [--once]         every campaign of a folder on its schedule
     livefleet queue dead|retry-dead                  dead letters: list, or put back into the queue
     livefleet spool replay|status                    write spooled records back to MongoDB
     livefleet services start|status|stop             the embedded Redis / MongoDB
@@ -94,6 +96,11 @@ def _parser() -> argparse.ArgumentParser:
 
     add_monitor_parser(sub)
 
+    # -- campaigns (crawlers/campaigns): campaign validate|run|runs, scheduler --
+    from crawlers.campaigns.commands import add_parsers as add_campaign_parsers
+
+    add_campaign_parsers(sub)
+
     # -- feeds and webhooks (crawlers/feeds): feed read|info, webhooks [run|add|list|remove|failures|replay] --
     from crawlers.feeds.commands import add_parsers as add_feed_parsers
 
@@ -179,6 +186,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         from crawlers.monitor.command import run_monitor
 
         return run_monitor(args, config)
+    if command in ("campaign", "scheduler"):
+        from crawlers.campaigns.commands import run_command
+
+        return run_command(args, config)
     if command in ("feed", "webhooks"):
         from crawlers.feeds.commands import run_feed, run_webhooks
 

@@ -146,3 +146,19 @@ class FleetKeys:
     def monitor_events(self, monitor: str) -> str:
         """List of one monitor's recent events (JSON, newest first): stream started/ended, late ticks."""
         return f"{self.prefix}:monitor:{monitor}:events"
+
+    def campaign_firing(self, campaign: str, firing: int) -> str:
+        """Set (NX) by the scheduler that claims one firing (epoch seconds) of a campaign: it runs once fleet-wide."""
+        return f"{self.prefix}:campaign:{campaign}:firing:{firing}"
+
+    def campaign_last_firing(self, campaign: str) -> str:
+        """The latest claimed firing of a campaign (epoch seconds): an older firing never runs."""
+        return f"{self.prefix}:campaign:{campaign}:last_firing"
+
+    def campaign_since(self, campaign: str) -> str:
+        """When a scheduler first saw a campaign (epoch seconds): firings before it are not missed, just earlier."""
+        return f"{self.prefix}:campaign:{campaign}:since"
+
+    def campaign_run_follower(self, run_id: str) -> str:
+        """Held (with a short TTL, renewed) by the process following a campaign run to its end."""
+        return f"{self.prefix}:campaign_run:{run_id}:follower"
