@@ -28,8 +28,9 @@ from settings.config import Config, child_environment
 logger = logging.getLogger(__name__)
 
 
-def validate(target: Path, out: TextIO = sys.stdout) -> int:
+def validate(target: Path, out: TextIO | None = None) -> int:
     """Check a campaign file, or every file of a folder; print what each valid one would push."""
+    out = out or sys.stdout
     if target.is_dir():
         campaigns, problems = load_folder(target)
     else:
@@ -64,8 +65,9 @@ def _stores(config: Config) -> Iterator[tuple[Any, Database[dict[str, Any]], str
 
 
 def run_campaign(config: Config, path: Path, *, workers: int = 0, wait: bool = True, poll: float = 2.0,
-                 out: TextIO = sys.stdout) -> int:
+                 out: TextIO | None = None) -> int:
     """``livefleet campaign run``: one run of the campaign now; with ``workers``, local workers serve it."""
+    out = out or sys.stdout
     campaign = load_campaign(path)  # CampaignError (a ValueError): nothing is pushed
     with ExitStack() as stack:
         server, db, redis_url, mongo_uri = stack.enter_context(_stores(config))
@@ -137,7 +139,8 @@ def _warn_without_workers(server: Any, config: Config, campaign: Campaign) -> No
 
 
 def list_runs(config: Config, *, as_json: bool, campaign: str | None = None, limit: int = 20,
-              out: TextIO = sys.stdout) -> int:
+              out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     with _stores(config) as (_server, db, _redis_url, _mongo_uri):
         runs = recent_runs(db, campaign=campaign, limit=limit)
     if as_json:
