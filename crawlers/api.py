@@ -52,6 +52,8 @@ class ApiContext:
     prefix: str
     campaigns_dir: Path
     heartbeat_seconds: float = 5.0
+    #: Signs the webhooks of monitors added through the API (``LIVEFLEET_WEBHOOK_SECRET``).
+    webhook_secret: str | None = None
     #: Set when the API shuts down: run followers let go (a scheduler takes the runs over).
     stopping: threading.Event = field(default_factory=threading.Event)
     followers: list[threading.Thread] = field(default_factory=list)
@@ -137,7 +139,8 @@ def _monitor_routes(router: APIRouter, context: ApiContext) -> None:
                  summary="Watch a room or account (targets on other hosts, addresses or files are refused)")
     def add_monitor(body: MonitorIn) -> dict[str, Any]:
         try:
-            monitor = registry.add(body.platform, body.target, body.every, body.for_, webhook=body.webhook)
+            monitor = registry.add(body.platform, body.target, body.every, body.for_, webhook=body.webhook,
+                                   webhook_secret=context.webhook_secret)
         except ValueError as exc:  # TargetError included: never fetched
             raise _refused(exc) from exc
         return monitor.as_dict()
@@ -223,7 +226,8 @@ def run_api(config: Any, *, host: str, port: int, campaigns_dir: Path) -> int:
     server = redis.Redis.from_url(services.redis_url)
     try:
         app = create_app(ApiContext(token=config.api_token, redis=server, db=db, prefix=config.key_prefix,
-                                    campaigns_dir=campaigns_dir, heartbeat_seconds=config.heartbeat_seconds))
+                                    campaigns_dir=campaigns_dir, heartbeat_seconds=config.heartbeat_seconds,
+                                    webhook_secret=config.webhook_secret))
         logger.info("livefleet API on http://%s:%d (OpenAPI at /openapi.json)", host, port)
         uvicorn.run(app, host=host, port=port, log_level=config.log_level.lower())
     finally:

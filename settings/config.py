@@ -50,6 +50,8 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("LIVEFLEET_HEARTBEAT_SECONDS", "5", "Seconds between a worker's heartbeats and stats flushes to Redis."),
     ("LIVEFLEET_FEEDS", "1", "Publish every stored change to a Redis Stream per collection (0 = off)."),
     ("LIVEFLEET_FEED_MAXLEN", "1000000", "Messages each feed stream keeps, about (older ones are trimmed)."),
+    ("LIVEFLEET_WEBHOOK_SECRET", "(unset)", "Secret that signs the webhooks of monitors (campaign files name "
+     "their own secret's variable); required to add a monitor with a webhook."),
     ("LIVEFLEET_API_TOKEN", "(unset)", "Bearer token every `livefleet api` call must send; the API refuses to "
      "start without one."),
 )
@@ -92,6 +94,8 @@ class Config:
     feed_maxlen: int = 1_000_000
     #: The token of the HTTP API (``livefleet api``); None: the API does not start.
     api_token: str | None = None
+    #: The HMAC secret of monitors' webhooks.
+    webhook_secret: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -128,6 +132,7 @@ class Config:
             feeds=(env.get("LIVEFLEET_FEEDS") or "1").strip().lower() not in ("0", "false", "no", "off"),
             feed_maxlen=_int(env, "LIVEFLEET_FEED_MAXLEN", 1_000_000),
             api_token=env.get("LIVEFLEET_API_TOKEN") or None,
+            webhook_secret=env.get("LIVEFLEET_WEBHOOK_SECRET") or None,
         )
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
 
 from crawlers.cli import main
+from crawlers.feeds.webhooks import list_webhooks
 from crawlers.monitor.registry import Registry, parse_duration
 
 
@@ -29,9 +31,18 @@ def test_add_list_stop(env, capsys):
     assert added["every_s"] == 30 and added["state"] == "active" and added["webhook"] is None
     assert env.zscore("clitest:monitors:due:douyin", added["id"]) is not None  # due at once
 
-    assert main(["monitor", "add", "bilibili", "5440", "--every", "1m", "--for", "1d",
-                 "--webhook", "https://hooks.example.com/x"]) == 0
+    hook = ["monitor", "add", "bilibili", "5440", "--every", "1m", "--for", "1d", "--webhook", "https://hooks.example.com/x"]
+    assert main(hook) == 2  # a webhook needs the secret its deliveries are signed with
+    assert "LIVEFLEET_WEBHOOK_SECRET" in capsys.readouterr().err
+    os.environ["LIVEFLEET_WEBHOOK_SECRET"] = "shh"
+    try:
+        assert main(hook) == 0
+    finally:
+        del os.environ["LIVEFLEET_WEBHOOK_SECRET"]
     assert "every 60s" in capsys.readouterr().out
+    (subscription,) = list_webhooks(env, "clitest")  # the webhook follows that monitor, signed with the secret
+    assert subscription.url == "https://hooks.example.com/x" and subscription.secret == "shh"
+    assert subscription.monitor == Registry(env, "clitest").list()[-1].id
     assert main(["monitor", "list"]) == 0
     table = capsys.readouterr().out
     assert added["id"] in table and "room:604946797621" in table and "room:5440" in table

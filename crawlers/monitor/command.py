@@ -48,7 +48,8 @@ def run_monitor(args: argparse.Namespace, config: Config) -> int:
     services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
     registry = Registry(get_redis(services.redis_url), config.key_prefix)
     if args.action == "add":
-        monitor = registry.add(args.platform, target, args.every, args.for_, webhook=args.webhook)
+        monitor = registry.add(args.platform, target, args.every, args.for_, webhook=args.webhook,
+                               webhook_secret=config.webhook_secret)
         if args.json:
             print(json.dumps(monitor.as_dict(), ensure_ascii=False))
         else:

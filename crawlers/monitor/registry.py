@@ -180,8 +180,11 @@ class Registry:
 
     # -- operators -----------------------------------------------------------------------------
     def add(self, platform: str, target: str | Target, every: float | str, for_: float | str,
-            webhook: str | None = None) -> Monitor:
-        """Register a monitor; its first tick is due at once. Raises ValueError for bad input."""
+            webhook: str | None = None, webhook_secret: str | None = None) -> Monitor:
+        """Register a monitor; its first tick is due at once. Raises ValueError for bad input.
+
+        A ``webhook`` is subscribed to the monitor's stored changes (``crawlers.feeds.webhooks``),
+        its deliveries signed with ``webhook_secret`` (``LIVEFLEET_WEBHOOK_SECRET``)."""
         parsed = target if isinstance(target, Target) else parse_target(platform, target)
         every_s = parse_duration(every) if isinstance(every, str) else float(every)
         for_s = parse_duration(for_) if isinstance(for_, str) else float(for_)
@@ -193,6 +196,8 @@ class Registry:
             parts = urlsplit(webhook)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError(f"--webhook must be an http(s) URL, got {webhook!r}")
+            if not webhook_secret:
+                raise ValueError("a monitor's webhook is signed with LIVEFLEET_WEBHOOK_SECRET: set it first")
         now_ms = self._now_ms()
         created = _iso(now_ms)
         monitor_id = "m" + secrets.token_hex(5)
@@ -206,6 +211,10 @@ class Registry:
         pipe.hset(self.keys.monitor_state(monitor_id), mapping={"state": "active", "ticks": 0, "late": 0})
         pipe.zadd(self.keys.monitor_due(parsed.platform), {monitor_id: now_ms})
         pipe.execute()
+        if webhook is not None and webhook_secret:
+            from crawlers.feeds.webhooks import register_webhook
+
+            register_webhook(self.server, self.keys.prefix, monitor=monitor_id, url=webhook, secret=webhook_secret)
         monitor = self.get(monitor_id)
         assert monitor is not None
         return monitor
