@@ -107,3 +107,23 @@ def test_run_with_a_local_worker_is_recorded_done_with_its_counts(env, capsys):
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["run", "status", "started", "ended", "pages", "items", "dead", "errors"]
     assert table[1].startswith(run_id) and " done " in table[1]
+
+
+def test_scheduler_once_runs_what_is_due_and_records_its_end(env, caplog):
+    folder = env["tmp"] / "campaigns"
+    folder.mkdir()
+    (folder / "minutely.yaml").write_text(TINY.replace("depth: rooms", "depth: rooms\n"
+                                                       "schedule: {cron: '* * * * *', timezone: UTC}\n"
+                                                       "caps: {duration: 1s}"))
+    (folder / "broken.yaml").write_text("name: broken\nplatforms: {}\n")
+    with caplog.at_level("INFO"):
+        assert main(["scheduler", "--dir", str(folder), "--once"]) == 0
+    assert "broken.yaml:2: platforms: no platform" in caplog.text
+    # First sight of the campaign: this minute's firing came before the fleet knew it.
+    assert env["db"]["campaign_runs"].count_documents({}) == 0
+    env["redis"].set(f"{env['prefix']}:campaign:tiny:since", 0)  # as if known since long ago
+    with caplog.at_level("INFO"):
+        assert main(["scheduler", "--dir", str(folder), "--once"]) == 0
+    (document,) = env["db"]["campaign_runs"].find({})
+    assert document["trigger"] == "schedule" and document["firing"].second == 0
+    assert document["status"] == "capped_duration" and document["ended_at"] is not None  # no worker: the cap
