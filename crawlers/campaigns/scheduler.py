@@ -34,6 +34,7 @@ from typing import Any
 import redis
 from croniter import croniter
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
 from crawlers.campaigns.loader import Problem, load_folder
 from crawlers.campaigns.runs import COLLECTION, FiringTaken, claim_follow, follow_run, followed, start_run
@@ -47,9 +48,18 @@ FIRING_TTL_SECONDS = 30 * 24 * 3600
 
 _CLAIM = """
 local last = tonumber(redis.call('GET', KEYS[2]) or '-1')
-if tonumber(ARGV[1]) <= last then return 0 end
-if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3]) then return 0 end
+if tonumber(ARGV[1]) <= last then return false end
+if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3]) then return false end
 redis.call('SET', KEYS[2], ARGV[1])
+return tostring(last)
+"""
+
+#: Give a claimed firing back (its run could not be recorded): only if no later firing was claimed since.
+_RELEASE = """
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  if ARGV[2] == '-1' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], ARGV[2]) end
+end
+redis.call('DEL', KEYS[1])
 return 1
 """
 
@@ -72,6 +82,7 @@ class Scheduler:
         self.stop_event = threading.Event()
         self.threads: dict[str, threading.Thread] = {}
         self._claim = server.register_script(_CLAIM)
+        self._release = server.register_script(_RELEASE)
         self._reported: dict[str, list[Problem]] = {}
 
     # -- one pass ---------------------------------------------------------------------------
@@ -87,7 +98,7 @@ class Scheduler:
                 continue
             try:
                 run_id = self._maybe_run(campaign, campaign.schedule, now)
-            except (redis.RedisError, OSError) as exc:
+            except (redis.RedisError, PyMongoError, OSError) as exc:
                 logger.error("Campaign %s: could not start its run: %s", campaign.name, exc)
                 continue
             if run_id:
@@ -104,15 +115,18 @@ class Scheduler:
         since = int(self.server.get(since_key) or 0)
         if epoch < since:
             return None
-        claimed = self._claim(keys=[self.keys.campaign_firing(campaign.name, epoch),
-                                    self.keys.campaign_last_firing(campaign.name)],
-                              args=[epoch, self.name, FIRING_TTL_SECONDS])
-        if not claimed:
+        keys = [self.keys.campaign_firing(campaign.name, epoch), self.keys.campaign_last_firing(campaign.name)]
+        previous = self._claim(keys=keys, args=[epoch, self.name, FIRING_TTL_SECONDS])
+        if previous is None:
             return None
         try:
             run_id = start_run(self.server, self.db, self.prefix, campaign, firing, now=now)
         except FiringTaken:
             logger.info("Campaign %s: firing %s already ran", campaign.name, firing)
+            return None
+        except PyMongoError as exc:  # not recorded, so not run: the next pass tries the firing again
+            self._release(keys=keys, args=[epoch, previous])
+            logger.error("Campaign %s: could not record the run of %s (%s); will retry", campaign.name, firing, exc)
             return None
         logger.info("Campaign %s: firing %s -> run %s", campaign.name, firing.isoformat(), run_id)
         if self.follow:
@@ -162,7 +176,7 @@ class Scheduler:
         while not self.stop_event.is_set():
             try:
                 self.tick()
-            except (redis.RedisError, OSError) as exc:  # the servers away for a moment: try again
+            except (redis.RedisError, PyMongoError, OSError) as exc:  # the servers away for a moment: try again
                 logger.error("Scheduler pass failed: %s", exc)
             self.running()
             self.stop_event.wait(interval)
