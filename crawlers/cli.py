@@ -15,6 +15,7 @@
     livefleet services start|status|stop             the embedded Redis / MongoDB
     livefleet feed read COLLECTION --group G [--follow]   stored changes as JSON lines; feed info
     livefleet webhooks [add|list|remove|failures|replay]  deliver changes to webhooks (default: run)
+    livefleet api [--host H] [--port P]              the same operations over HTTP (LIVEFLEET_API_TOKEN)
     livefleet stop                                   stop everything livefleet left running
     livefleet rank rooms --platform P --by peak_viewers --since 24h   a reference ranking (crawlers/ranking.py)
     livefleet export rooms --platform P --since 24h --format csv --out F   a collection to JSONL or CSV
@@ -110,6 +111,13 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="workers (live or stale), queues, leases, dead letters, items/min, rates")
     p.add_argument("--json", action="store_true", help="print the same as one JSON document")
 
+    # -- the HTTP API (crawlers/api.py): token from LIVEFLEET_API_TOKEN --
+    p = sub.add_parser("api", help="serve monitors, campaign runs and status over HTTP (FastAPI, token required)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8800, help="port (default 8800)")
+    p.add_argument("--campaigns-dir", type=Path, default=Path("settings/campaigns"),
+                   help="the campaign files it can run (default: settings/campaigns)")
+
     # -- ranking jobs and export (crawlers/ranking.py, crawlers/export.py): read MongoDB --
     p = sub.add_parser("rank", help="rank streamers, rooms or products by MongoDB aggregation")
     p.add_argument("entity", choices=["streamers", "rooms", "products"])
@@ -200,6 +208,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         return run_status(config, as_json=args.json)
     if command in ("rank", "export"):
         return _rank_export(args, config)
+    if command == "api":
+        from crawlers.api import run_api
+
+        return run_api(config, host=args.host, port=args.port, campaigns_dir=args.campaigns_dir)
     raise AssertionError(command)
 
 
