@@ -194,3 +194,38 @@ platforms:
         client.drop_database(fleet.db_name)
         client.close()
         server.close()
+
+
+WITH_WEBHOOK = EVERY_HOUR + """\
+webhook: {{url: "https://hooks.example.com/camp", secret_env: CAMP_HOOK_SECRET}}
+"""
+
+
+@pytest.mark.parametrize("firing", [None, datetime(2026, 11, 24, 9, 0, tzinfo=UTC)])
+def test_a_campaigns_webhook_is_subscribed_to_its_runs_before_any_seed_is_pushed(
+        redis_client, mongo_db, prefix, monkeypatch, firing):
+    from crawlers.feeds.message import FeedMessage
+    from crawlers.feeds.webhooks import list_webhooks
+
+    campaign = parse_campaign(WITH_WEBHOOK.format(name="hooked"))
+    monkeypatch.delenv("CAMP_HOOK_SECRET", raising=False)
+    unsigned = start_run(redis_client, mongo_db, prefix, campaign, firing)
+    assert list_webhooks(redis_client, prefix) == []  # no secret: not subscribed, and the run says why
+    (error,) = mongo_db[COLLECTION].find_one({"_id": unsigned})["errors"]
+    assert "CAMP_HOOK_SECRET is not set" in error
+    mongo_db[COLLECTION].delete_many({})
+
+    monkeypatch.setenv("CAMP_HOOK_SECRET", "s3")
+    run_id = start_run(redis_client, mongo_db, prefix, campaign, firing)
+    (subscription,) = list_webhooks(redis_client, prefix)
+    assert (subscription.campaign, subscription.url, subscription.secret) == ("hooked", "https://hooks.example.com/camp",
+                                                                              "s3")
+    assert mongo_db[COLLECTION].find_one({"_id": run_id})["errors"] == []
+
+    def message(crawl: str) -> FeedMessage:
+        return FeedMessage(id="1-0", collection="rooms", op="upsert", at="", doc={}, crawl=crawl)
+
+    # Whatever the run's name (by hand or scheduled), its changes reach the campaign's webhook; another
+    # campaign's whose name starts the same do not.
+    assert subscription.matches(message(run_id))
+    assert not subscription.matches(message(run_id.replace("hooked", "hooked-two", 1)))

@@ -25,10 +25,11 @@ renewed every poll), so a run left without a follower (``campaign run
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -107,6 +108,11 @@ def start_run(server: redis.Redis, db: Database[dict[str, Any]], prefix: str, sp
         db[COLLECTION].insert_one(document)
     except DuplicateKeyError:
         raise FiringTaken(f"{spec.name}: the firing {firing} already has a run") from None
+    if spec.webhook is not None:  # subscribed before any seed is pushed, so no change of the run is missed
+        problem = subscribe_webhook(server, prefix, spec)
+        if problem:
+            logger.error("Campaign %s: %s", spec.name, problem)
+            db[COLLECTION].update_one({"_id": run_id}, {"$push": {"errors": problem}})
     try:
         for spider, batch in seeds.items():
             push_seeds(server, SpiderKeys(prefix, spider), batch)
@@ -116,6 +122,24 @@ def start_run(server: redis.Redis, db: Database[dict[str, Any]], prefix: str, sp
     logger.info("Campaign %s: run %s started (%s)", spec.name, run_id,
                 ", ".join(f"{len(b)} {s} seeds" for s, b in seeds.items()))
     return run_id
+
+
+def subscribe_webhook(server: redis.Redis, prefix: str, spec: Campaign,
+                      environ: Mapping[str, str] | None = None) -> str | None:
+    """Subscribe the campaign's webhook to its runs' changes; returns a problem, or None.
+
+    The secret is read from the variable the file names (``secret_env``), else
+    ``LIVEFLEET_WEBHOOK_SECRET``; without one the run goes on, unsubscribed, and says so."""
+    from crawlers.feeds.webhooks import register_webhook
+
+    assert spec.webhook is not None
+    env = os.environ if environ is None else environ
+    name = spec.webhook.secret_env or "LIVEFLEET_WEBHOOK_SECRET"
+    secret = env.get(name)
+    if not secret:
+        return f"webhook {spec.webhook.url} not subscribed: {name} is not set (its deliveries are signed with it)"
+    register_webhook(server, prefix, campaign=spec.name, url=spec.webhook.url, secret=secret)
+    return None
 
 
 def finish_run(db: Database[dict[str, Any]], run_id: str, status: str, *, progress: dict[str, Any] | None = None,
