@@ -13,8 +13,8 @@ from scrapy.utils.test import get_crawler
 from crawlers.campaigns.loader import CampaignError, load_campaign, load_folder, parse_campaign
 from crawlers.campaigns.scheduler import latest_firing
 from crawlers.campaigns.spec import Schedule
-from crawlers.campaigns.targets import TargetError, parse_target
 from crawlers.platforms import PLATFORMS
+from crawlers.targets import TargetError, parse_target
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGNS = ROOT / "settings" / "campaigns"
@@ -119,8 +119,9 @@ platforms:
         "c.yaml:7: caps.duration: not a duration: '20 minutes' (write it like 20m, 1h30m, 45s)",
         "c.yaml:10: platforms.douyin.keywords: douyin has no keyword search in livefleet (its spider crawls no "
         "search results); list categories, rooms or streamers instead",
-        "c.yaml:13: platforms.douyin.rooms[1]: 'https://evil.example.com/604946797621' is not a douyin room URL "
-        "(accepted: https://live.douyin.com/<web_rid>)",
+        "c.yaml:13: platforms.douyin.rooms[1]: refused douyin URL 'https://evil.example.com/604946797621': "
+        "evil.example.com is not a douyin host (accepted: https://live.douyin.com/<web_rid>; room: web_rid, "
+        "6-16 digits)",
     ]
 
 
@@ -161,38 +162,45 @@ def test_each_kind_of_problem(text, expected):
     ("douyin", "room", "http://live.douyin.com/604946797621/?from=share", "604946797621"),
     ("douyin", "streamer", "https://www.douyin.com/user/MS4wLjABAAAAv7iSuuXDJGDvJkmH_vz1qkDZYo1apxgzaxdBSeIuPiM",
      "MS4wLjABAAAAv7iSuuXDJGDvJkmH_vz1qkDZYo1apxgzaxdBSeIuPiM"),
-    ("douyin", "streamer", "https://www.iesdouyin.com/share/user/MS4wLjABAAAAv7iSuuXDJGDvJkmH_vz1",
-     "MS4wLjABAAAAv7iSuuXDJGDvJkmH_vz1"),
+    ("douyin", "streamer", "https://www.iesdouyin.com/share/user/MS4wLjABAAAAv7iSuuXDJGDvJkmH_vz1qkDZYo1apxgzaxdBSeIuPiM",
+     "MS4wLjABAAAAv7iSuuXDJGDvJkmH_vz1qkDZYo1apxgzaxdBSeIuPiM"),
     ("kuaishou", "room", "https://live.kuaishou.com/u/3x59tkbj2kecvgi", "3x59tkbj2kecvgi"),
-    ("kuaishou", "streamer", "https://live.kuaishou.com/profile/3x59tkbj2kecvgi", "3x59tkbj2kecvgi"),
+    ("kuaishou", "room", "https://live.kuaishou.com/profile/3x59tkbj2kecvgi", "3x59tkbj2kecvgi"),
+    ("kuaishou", "room", "qiuyu-620", "qiuyu-620"),  # a real kwaiId, with its hyphen
     ("bilibili", "room", "https://live.bilibili.com/blanc/5440", "5440"),
     ("bilibili", "room", "21", "21"),
+    ("bilibili", "streamer", "9617619", "9617619"),  # a bare uid, since the campaign says it is a streamer
     ("bilibili", "streamer", "https://space.bilibili.com/9617619", "9617619"),
     ("taobao", "room", "https://tbzb.taobao.com/live?liveId=523417747786&spm=a", "523417747786"),
 ])
 def test_targets_accepted(platform, kind, value, expected):
-    assert parse_target(platform, kind, value) == expected
+    assert parse_target(platform, value, kind=kind).id == expected
 
 
 @pytest.mark.parametrize(("platform", "kind", "value", "reason"), [
-    ("douyin", "room", "https://live.douyin.com.evil.cn/604946797621", "not a douyin room URL"),
+    ("douyin", "room", "https://live.douyin.com.evil.cn/604946797621",
+     "live.douyin.com.evil.cn is not a douyin host (accepted: https://live.douyin.com/<web_rid>; room: web_rid"),
     ("douyin", "room", "file:///etc/passwd", "only http(s) page URLs"),
-    ("douyin", "room", "https://127.0.0.1/604946797621", "not a douyin room URL"),
-    ("douyin", "room", "https://user:pw@live.douyin.com/604946797621", "no user, password or port"),
-    ("douyin", "room", "https://live.douyin.com:8443/604946797621", "no user, password or port"),
+    ("douyin", "room", "https://127.0.0.1/604946797621", "127.0.0.1 is a local or IP address"),
+    ("douyin", "room", "https://user:pw@live.douyin.com/604946797621", "user info before the host"),
+    ("douyin", "room", "https://live.douyin.com:8443/604946797621", "port 8443 is not a douyin web port"),
     ("douyin", "room", "https://v.douyin.com/iRNBho6u/", "short link"),
-    ("douyin", "room", "https://live.douyin.com/some_douyin_id", "not a douyin room URL"),
+    ("douyin", "room", "https://live.douyin.com/some_douyin_id", "'some_douyin_id' is not a douyin room ID"),
+    ("douyin", "room", "7312345678901234567", "not of the shape douyin uses (room: web_rid, 6-16 digits)"),
     ("douyin", "streamer", "https://live.douyin.com/604946797621", "is a douyin room URL; list it under rooms"),
-    ("douyin", "streamer", "x;rm -rf", "is not a sec_uid"),
-    ("bilibili", "room", "https://live.bilibili.com/abc", "not a bilibili room URL"),
-    ("bilibili", "streamer", "https://space.bilibili.com.example.org/1", "not a bilibili streamer URL"),
-    ("taobao", "room", "https://tbzb.taobao.com/live?id=1234567", "not a taobao room URL"),
+    ("douyin", "streamer", "x;rm", "not of the shape douyin uses (streamer: sec_uid"),
+    ("douyin", "streamer", "x;rm -rf", "contains spaces"),
+    ("douyin", "streamer", "MS4wLjABAAAAv7iSuuXDJGDvJkmH_vz1", "not of the shape douyin uses (streamer: sec_uid"),
+    ("bilibili", "room", "https://live.bilibili.com/abc", "'abc' is not a bilibili room ID"),
+    ("bilibili", "streamer", "https://space.bilibili.com.example.org/1", "not a bilibili host"),
+    ("taobao", "room", "https://tbzb.taobao.com/live?id=1234567", "'' is not a taobao room ID"),
     ("taobao", "room", "https://m.tb.cn/h.5QnTgQu", "short link"),
-    ("kuaishou", "room", "https://live.kuaishou.com/u/a/../../admin", "not a kuaishou room URL"),
+    ("taobao", "streamer", "1234567", "taobao takes no streamer IDs"),
+    ("kuaishou", "room", "https://live.kuaishou.com/u/a/../../admin", "not a kuaishou room page"),
 ])
 def test_targets_refused(platform, kind, value, reason):
     with pytest.raises(TargetError, match=re.escape(reason)):
-        parse_target(platform, kind, value)
+        parse_target(platform, value, kind=kind)
 
 
 def test_a_folder_reports_every_bad_file_and_keeps_the_good_ones(tmp_path):

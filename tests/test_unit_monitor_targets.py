@@ -20,6 +20,7 @@ ACCEPTED = [
     ("kuaishou", "https://live.kuaishou.com/u/3x59tkbj2kecvgi", "room", "3x59tkbj2kecvgi"),
     ("kuaishou", "https://www.kuaishou.com/profile/3x59tkbj2kecvgi", "room", "3x59tkbj2kecvgi"),
     ("kuaishou", "ks9874203960", "room", "ks9874203960"),
+    ("kuaishou", "https://live.kuaishou.com/u/Chen-0222C", "room", "Chen-0222C"),  # real kwaiIds carry hyphens
     ("taobao", "https://tbzb.taobao.com/live?liveId=523417747786", "room", "523417747786"),
     ("taobao", "https://huodong.m.taobao.com/act/talent/live.html?id=523417747786", "room", "523417747786"),
     ("taobao", "523417747786", "room", "523417747786"),

@@ -30,8 +30,8 @@ from pydantic import (
     model_validator,
 )
 
-from crawlers.campaigns.targets import parse_target
 from crawlers.platforms import PLATFORMS
+from crawlers.targets import parse_target
 
 Depth = Literal["lists", "rooms", "streamers", "shelves", "products"]
 DEPTHS: tuple[str, ...] = ("lists", "rooms", "streamers", "shelves", "products")
@@ -151,10 +151,11 @@ class PlatformSeeds(Strict):
 
 
 def _target(platform: str, kind: str) -> Any:
-    """The type of one room / streamer of ``platform``: an ID or page URL in, the spider's ID out."""
+    """The type of one room / streamer of ``platform``: an ID or page URL in, the spider's ID out
+    (:func:`crawlers.targets.parse_target`, the parser monitors use too)."""
 
     def check(value: str) -> str:
-        return parse_target(platform, kind, value)
+        return parse_target(platform, value, kind=kind).id
 
     return Annotated[str, BeforeValidator(_number_text), AfterValidator(check)]
 
@@ -215,7 +216,8 @@ class KuaishouSeeds(PlatformSeeds):
     categories: list[str] = []
     rankings: list[str] = []
     rooms: list[_target("kuaishou", "room")] = []  # type: ignore[valid-type]
-    streamers: list[_target("kuaishou", "streamer")] = []  # type: ignore[valid-type]
+    #: A streamer's principalId is its room's: the same IDs and URLs (``/u/``, ``/profile/``) as a room.
+    streamers: list[_target("kuaishou", "room")] = []  # type: ignore[valid-type]
 
     @field_validator("category_types")
     @classmethod
