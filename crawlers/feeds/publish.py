@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -46,10 +45,11 @@ from crawlers.feeds.message import message_fields
 from crawlers.origin import origin_of
 from crawlers.queue.keys import FleetKeys
 from models.entities import QuarantineRecord, Record
+from pipelines.store.spool import SpoolFiles
 
 logger = logging.getLogger(__name__)
 
-_SUFFIX = ".jsonl"
+#: Marks a spill file a publisher is sending (the store's spool uses another, so the two never mix).
 _CLAIM = ".publishing-"
 #: Messages per round trip when the backlog is published.
 _CHUNK = 2000
@@ -92,6 +92,7 @@ class FeedPublisher:
         self.maxlen = maxlen
         self.buffer_limit = max(1, buffer_limit)
         self.spill_dir = Path(spill_dir) if spill_dir else None
+        self._spool = SpoolFiles(self.spill_dir, name, _CLAIM) if self.spill_dir else None
         self.attempts = max(1, attempts)
         self.backoff = backoff
         self.cooldown = cooldown
@@ -103,7 +104,7 @@ class FeedPublisher:
         self._retry_at = 0.0  # after a failure: no new attempt before this (monotonic) time
         self._outage_started: float | None = None
         # Spill files wait (ours, or left by a worker that stopped): looked for once, then known.
-        self._files_waiting = bool(self._spill_files())
+        self._files_waiting = bool(self._spool and self._spool.pending())
 
     # -- what the store calls ---------------------------------------------------------------------------------
 
@@ -127,18 +128,11 @@ class FeedPublisher:
         if not self.waiting():
             return True
         published = 0
-        for path in self._spill_files():
-            claim = path.with_name(path.name.split(_CLAIM)[0] + f"{_CLAIM}{os.getpid()}")
-            try:
-                path.rename(claim)
-            except FileNotFoundError:
-                continue  # another publisher took it
-            batches = _load(claim)
-            if not self._send_chunked(batches):
-                claim.rename(claim.with_name(claim.name.split(_CLAIM)[0]))  # give it back
+        if self._spool is not None:
+            from_files = self._publish_files(self._spool)
+            if from_files is None:
                 return False
-            claim.unlink()
-            published += sum(len(b.adds) for b in batches)
+            published += from_files
         self._files_waiting = False
         if self._backlog:
             if not self._send_chunked(self._backlog):
@@ -234,6 +228,21 @@ class FeedPublisher:
 
     # -- the backlog ------------------------------------------------------------------------------------------
 
+    def _publish_files(self, spool: SpoolFiles) -> int | None:
+        """Publish the spill files, oldest first: the messages sent, or None once Redis refuses (file given back)."""
+        published = 0
+        for path in spool.pending():
+            claim = spool.claim(path)
+            if claim is None:
+                continue  # another publisher took it
+            batches = _load(claim)
+            if not self._send_chunked(batches):
+                spool.give_back(claim)
+                return None
+            claim.unlink()
+            published += sum(len(b.adds) for b in batches)
+        return published
+
     def _keep(self, batch: _Batch) -> None:
         self._backlog.append(batch)
         self._backlog_messages += len(batch.adds)
@@ -243,33 +252,14 @@ class FeedPublisher:
 
     def _spill(self) -> None:
         """Move the in-memory backlog to a spill file (kept in memory when there is no spill directory)."""
-        if not self._backlog or self.spill_dir is None:
+        if not self._backlog or self._spool is None:
             return
-        self.spill_dir.mkdir(parents=True, exist_ok=True)
-        stem = f"{self.name}-{os.getpid()}-{time.time_ns()}"
-        tmp = self.spill_dir / f".{stem}.tmp"
-        with tmp.open("w", encoding="utf-8") as handle:
-            for batch in self._backlog:
-                handle.write(batch.to_json())
-                handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.rename(self.spill_dir / f"{stem}{_SUFFIX}")
+        self._spool.write(batch.to_json() for batch in self._backlog)
         self._files_waiting = True
         self._inc("spilled", self._backlog_messages)
         logger.warning("Feeds: %d held messages written to %s until Redis is back", self._backlog_messages,
                        self.spill_dir)
         self._backlog, self._backlog_messages = [], 0
-
-    def _spill_files(self) -> list[Path]:
-        if self.spill_dir is None or not self.spill_dir.is_dir():
-            return []
-        files = sorted(self.spill_dir.glob(f"*{_SUFFIX}"))
-        for claim in self.spill_dir.glob(f"*{_CLAIM}*"):
-            pid = claim.name.rsplit(_CLAIM, 1)[1]
-            if pid.isdigit() and not _alive(int(pid)):
-                files.append(claim)
-        return files
 
     def _inc(self, name: str, count: int) -> None:
         if self.stats is not None and count:
@@ -293,12 +283,3 @@ def _load(path: Path) -> list[_Batch]:
                 logger.error("Feeds: an unreadable line of %s is skipped: %.200s", path, line)
     return batches
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

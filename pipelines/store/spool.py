@@ -6,6 +6,9 @@ never sees half a file. Replaying claims a file by renaming it to
 ``*.replaying-<pid>`` — rename is atomic, so two workers replaying at once
 never write the same file twice — and deletes it only after its records are
 stored. A claim left by a process that died is taken over.
+
+:class:`SpoolFiles` is that mechanism alone (write whole, list, claim, give
+back), shared with the feed publisher's spill files (``crawlers.feeds.publish``).
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from crawlers.services.base import pid_alive
 from pipelines.store.ops import StoredRecord, record_from_json
 
 logger = logging.getLogger(__name__)
@@ -33,21 +37,27 @@ class ReplayResult:
     bad_lines: int
 
 
-class Spool:
-    """A directory of spilled record batches."""
+class SpoolFiles:
+    """A directory of JSON-lines files, each written whole and claimed by one process at a time.
 
-    def __init__(self, directory: Path, name: str = "store") -> None:
+    ``claim_tag`` marks a file being worked on (``<stem>.jsonl`` becomes ``<stem><tag><pid>``),
+    so users of one directory never take each other's files, and a claim whose process is dead
+    is offered again.
+    """
+
+    def __init__(self, directory: Path, name: str, claim_tag: str = ".replaying-") -> None:
         self.directory = Path(directory)
         self.name = name
+        self.claim_tag = claim_tag
 
-    def spill(self, records: Sequence[StoredRecord]) -> Path:
-        """Write ``records`` to a new spool file and return its path."""
+    def write(self, lines: Iterable[str]) -> Path:
+        """Write ``lines`` (one JSON document each) to a new file, renamed into place once synced."""
         self.directory.mkdir(parents=True, exist_ok=True)
         stem = f"{self.name}-{os.getpid()}-{time.time_ns()}"
         tmp = self.directory / f".{stem}.tmp"
         with tmp.open("w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record.to_json_dict(), ensure_ascii=False))
+            for line in lines:
+                handle.write(line)
                 handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
@@ -56,15 +66,43 @@ class Spool:
         return path
 
     def pending(self) -> list[Path]:
-        """Spool files waiting to be replayed (including claims of dead processes)."""
+        """Files waiting, in name order, then claims left by processes that are gone."""
         if not self.directory.is_dir():
             return []
         files = sorted(self.directory.glob(f"*{_SUFFIX}"))
-        for claim in self.directory.glob(f"*{_CLAIM}*"):
-            pid = claim.name.rsplit(_CLAIM, 1)[1]
-            if pid.isdigit() and not _alive(int(pid)):
+        for claim in self.directory.glob(f"*{self.claim_tag}*"):
+            pid = claim.name.rsplit(self.claim_tag, 1)[1]
+            if pid.isdigit() and not pid_alive(int(pid)):
                 files.append(claim)
         return files
+
+    def claim(self, path: Path) -> Path | None:
+        """Take ``path`` for this process (an atomic rename); None when another process took it first."""
+        claim = path.with_name(self.stem(path) + f"{self.claim_tag}{os.getpid()}")
+        try:
+            path.rename(claim)
+        except FileNotFoundError:
+            return None
+        return claim
+
+    def give_back(self, claim: Path) -> None:
+        """Return a claimed file to the waiting ones (its work failed; it is tried again later)."""
+        claim.rename(claim.with_name(self.stem(claim)))
+
+    def stem(self, path: Path) -> str:
+        """The file's name without a claim."""
+        return path.name.split(self.claim_tag)[0]
+
+
+class Spool(SpoolFiles):
+    """A directory of spilled record batches."""
+
+    def __init__(self, directory: Path, name: str = "store") -> None:
+        super().__init__(directory, name, _CLAIM)
+
+    def spill(self, records: Sequence[StoredRecord]) -> Path:
+        """Write ``records`` to a new spool file and return its path."""
+        return self.write(json.dumps(record.to_json_dict(), ensure_ascii=False) for record in records)
 
     def count_records(self) -> int:
         total = 0
@@ -77,20 +115,18 @@ class Spool:
         """Write every pending file with ``write`` (which raises if the store is down)."""
         files = records = bad = 0
         for path in self.pending():
-            claim = path.with_name(path.name.split(_CLAIM)[0] + f"{_CLAIM}{os.getpid()}")
-            try:
-                path.rename(claim)
-            except FileNotFoundError:
+            claim = self.claim(path)
+            if claim is None:
                 continue  # another process took it
             try:
                 loaded, bad_lines = _load(claim)
                 for start in range(0, len(loaded), batch):
                     write(loaded[start : start + batch])
             except Exception:
-                claim.rename(claim.with_name(claim.name.split(_CLAIM)[0]))  # give it back
+                self.give_back(claim)
                 raise
             if bad_lines:
-                aside = claim.with_name(claim.name.split(_CLAIM)[0] + ".bad")
+                aside = claim.with_name(self.stem(claim) + ".bad")
                 aside.write_text("".join(bad_lines), encoding="utf-8")
                 logger.error("%d unreadable spool lines kept in %s", len(bad_lines), aside)
             claim.unlink()
@@ -113,12 +149,3 @@ def _load(path: Path) -> tuple[list[StoredRecord], list[str]]:
                 bad.append(line)
     return records, bad
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
