@@ -8,15 +8,13 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from scrapy import Spider
-from scrapy.utils.test import get_crawler
-
 from crawlers.feeds.publish import FeedPublisher, publisher_client
 from crawlers.origin import set_origin
 from crawlers.queue.keys import FleetKeys
 from crawlers.services import EmbeddedRedis
 from models.entities import QuarantineRecord, Room, RoomSnapshot, Streamer
 from pipelines.p300_store import StorePipeline
+from tests.plugins.store import run_store, store_pipeline
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -34,20 +32,9 @@ def _records(n: int, crawl: str | None = "camp:1", monitor: str | None = None) -
 
 
 def _pipeline(tmp_path, redis_url: str, mongo_uri: str, db_name: str, prefix: str, **settings) -> StorePipeline:
-    crawler = get_crawler(Spider, {
-        "LIVEFLEET_MONGO_URI": mongo_uri, "LIVEFLEET_MONGO_DB": db_name, "LIVEFLEET_VAR_DIR": str(tmp_path),
-        "LIVEFLEET_REDIS_URL": redis_url, "LIVEFLEET_KEY_PREFIX": prefix,
-        "LIVEFLEET_STORE_BATCH": 25, "LIVEFLEET_STORE_FLUSH_SECONDS": 0.05, **settings,
-    })
-    crawler.spider = Spider(name="feedtest")
-    return StorePipeline.from_crawler(crawler)
-
-
-async def _run(pipeline: StorePipeline, items) -> list:
-    await pipeline.open_spider()
-    results = await asyncio.gather(*(pipeline.process_item(item) for item in items), return_exceptions=True)
-    await pipeline.close_spider()
-    return results
+    return store_pipeline(tmp_path, "feedtest", LIVEFLEET_MONGO_URI=mongo_uri, LIVEFLEET_MONGO_DB=db_name,
+                          LIVEFLEET_REDIS_URL=redis_url, LIVEFLEET_KEY_PREFIX=prefix, LIVEFLEET_STORE_BATCH=25,
+                          LIVEFLEET_STORE_FLUSH_SECONDS=0.05, **settings)
 
 
 def _stream(client, prefix: str, collection: str) -> list[dict[str, str]]:
@@ -62,7 +49,7 @@ def test_every_stored_record_is_published_once_with_its_op_origin_and_document(t
     records.append(Streamer(platform="bilibili", streamer_id="9", nickname="n", fetched_at=T0))  # no origin
     records.append(QuarantineRecord(platform="bilibili", reason="ParseError: x", quarantined_at=T0))
     pipeline = _pipeline(tmp_path, redis_server.url, mongo_server.url, mongo_db.name, prefix)
-    results = asyncio.run(_run(pipeline, records))
+    results = run_store(pipeline, records)
     assert not [r for r in results if isinstance(r, BaseException)]
 
     rooms = _stream(redis_client, prefix, "rooms")
@@ -89,7 +76,7 @@ def test_feeds_off_still_count_records_per_crawl(tmp_path, redis_server, redis_c
     prefix = f"t{uuid.uuid4().hex[:6]}"
     pipeline = _pipeline(tmp_path, redis_server.url, mongo_server.url, mongo_db.name, prefix,
                          LIVEFLEET_FEEDS_ENABLED=False)
-    asyncio.run(_run(pipeline, _records(5, crawl="c2")))
+    run_store(pipeline, _records(5, crawl="c2"))
     assert not redis_client.exists(FleetKeys(prefix).feed("rooms"))
     assert redis_client.hgetall(FleetKeys(prefix).crawl_items("c2")) == {b"rooms": b"5", b"room_snapshots": b"5"}
 
@@ -112,12 +99,12 @@ def test_records_spooled_by_a_store_outage_are_published_when_written_back(tmp_p
         pipeline = _pipeline(tmp_path, redis_server.url, mongo_server.url, mongo_db.name, prefix,
                              LIVEFLEET_MONGO_TIMEOUT_MS=300, LIVEFLEET_STORE_RETRIES=1,
                              LIVEFLEET_STORE_HOLD_SECONDS=0.5)
-        asyncio.run(_run(pipeline, _records(10)))
+        run_store(pipeline, _records(10))
         assert not redis_client.exists(FleetKeys(prefix).feed("rooms")), "nothing is published before it is stored"
     finally:
         mongo_server.restart()
     again = _pipeline(tmp_path, redis_server.url, mongo_server.url, mongo_db.name, prefix)
-    asyncio.run(_run(again, []))  # the next start writes the spool back
+    run_store(again, [])  # the next start writes the spool back
     assert again.crawler.stats.get_value("livefleet/store/replayed") == 20
     assert len(_stream(redis_client, prefix, "rooms")) == 10
     assert len(_stream(redis_client, prefix, "room_snapshots")) == 10
@@ -153,7 +140,7 @@ def test_redis_away_during_publish_loses_nothing(tmp_path, mongo_server, mongo_d
         own_redis.restart()
         # The next worker on this machine publishes the spilled messages before its own.
         later = _pipeline(tmp_path, url, mongo_server.url, mongo_db.name, prefix)
-        asyncio.run(_run(later, _records(1, crawl="run9")))
+        run_store(later, _records(1, crawl="run9"))
         assert not list((tmp_path / "feed-spool").glob("*.jsonl"))
         client = publisher_client(url)
         try:

@@ -16,6 +16,7 @@ from pipelines.p100_validate import ValidatePipeline
 from pipelines.p300_store import StorePipeline, open_store
 from pipelines.store.spool import Spool
 from pipelines.store.writer import BulkWriter
+from tests.plugins.store import run_store, store_pipeline
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -96,26 +97,15 @@ def test_unique_indexes_of_the_contract_exist(writer, mongo_db):
 
 
 def _pipeline(tmp_path, uri, db_name, **settings) -> StorePipeline:
-    crawler = get_crawler(Spider, {
-        "LIVEFLEET_MONGO_URI": uri, "LIVEFLEET_MONGO_DB": db_name, "LIVEFLEET_VAR_DIR": str(tmp_path),
-        "LIVEFLEET_STORE_BATCH": 50, "LIVEFLEET_STORE_FLUSH_SECONDS": 0.05,
-        "LIVEFLEET_STORE_RETRIES": 2, "LIVEFLEET_STORE_COOLDOWN_SECONDS": 0.5, **settings,
-    })
-    crawler.spider = Spider(name="storetest")
-    return StorePipeline.from_crawler(crawler)
-
-
-async def _run(pipeline: StorePipeline, items) -> list:
-    await pipeline.open_spider()
-    results = await asyncio.gather(*(pipeline.process_item(item) for item in items), return_exceptions=True)
-    await pipeline.close_spider()
-    return results
+    return store_pipeline(tmp_path, "storetest", LIVEFLEET_MONGO_URI=uri, LIVEFLEET_MONGO_DB=db_name,
+                          LIVEFLEET_STORE_BATCH=50, LIVEFLEET_STORE_FLUSH_SECONDS=0.05, LIVEFLEET_STORE_RETRIES=2,
+                          LIVEFLEET_STORE_COOLDOWN_SECONDS=0.5, **settings)
 
 
 def test_pipeline_batches_and_completes_items_only_once_stored(tmp_path, mongo_server, mongo_db):
     pipeline = _pipeline(tmp_path, mongo_server.url, mongo_db.name)
     items = [_snapshot(str(i % 10), i, T0 + timedelta(seconds=i)) for i in range(230)]
-    asyncio.run(_run(pipeline, items))
+    run_store(pipeline, items)
     assert mongo_db.room_snapshots.count_documents({}) == 230
     stats = pipeline.crawler.stats.get_stats()
     assert stats["livefleet/store/written/room_snapshots"] == 230
@@ -129,7 +119,7 @@ def test_store_outage_spools_then_replays_with_nothing_lost(tmp_path, mongo_serv
                              LIVEFLEET_STORE_HOLD_SECONDS=1)
         items = [_snapshot("7", i, T0 + timedelta(seconds=i)) for i in range(120)]
         items.append(_room("7", 119, T0 + timedelta(seconds=119)))
-        results = asyncio.run(_run(pipeline, items))
+        results = run_store(pipeline, items)
         # Durable on disk, but not stored: after the hold each item fails, so its request is not acknowledged.
         assert all(isinstance(r, StoreUnavailableError) for r in results)
         assert pipeline.crawler.stats.get_value("livefleet/store/spooled") == 121
@@ -139,7 +129,7 @@ def test_store_outage_spools_then_replays_with_nothing_lost(tmp_path, mongo_serv
         mongo_server.restart()
     # The next start of a worker replays the spool before anything else.
     again = _pipeline(tmp_path, mongo_server.url, mongo_db.name)
-    asyncio.run(_run(again, []))
+    run_store(again, [])
     assert mongo_db.room_snapshots.count_documents({"room_id": "7"}) == 120
     assert mongo_db.rooms.find_one({"room_id": "7"})["peak_viewers"] == 119
     assert Spool(tmp_path / "spool").pending() == []
