@@ -25,7 +25,7 @@ from crawlers.queue.seeds import push_seeds
 from crawlers.sandbox_process import start_sandbox
 from crawlers.services.registry import owned_services
 from crawlers.summary import collection_counts, platform_counts
-from crawlers.worker import read_worker_stats, worker_command
+from crawlers.worker import read_worker_stats, stop_worker, worker_command
 from settings.config import Config, child_environment
 
 #: What the demo crawls, per platform: seeds as ``livefleet crawl`` would push them.
@@ -88,7 +88,7 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
             log = stack.enter_context((logs / f"worker-{index + 1}.log").open("wb"))
             cmd = worker_command(spiders, idle_close=6, stats_file=var_dir / f"worker-{index + 1}-stats.json")
             procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
-            stack.callback(_stop, procs[-1])
+            stack.callback(stop_worker, procs[-1])
         say(out, f"workers {workers} started (logs in {logs})")
         deadline = time.monotonic() + timeout
         last = 0.0
@@ -123,16 +123,6 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
 def say(out: TextIO, line: str) -> None:
     out.write(f"[demo] {line}\n")
     out.flush()
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _worker_stats(var_dir: Path) -> dict[str, int]:

@@ -11,6 +11,7 @@ import gc
 import json
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,6 +77,18 @@ def worker_command(spiders: Sequence[str], *, idle_close: float = 0, stats_file:
     if stats_file is not None:
         cmd += ["--stats-file", str(stats_file)]
     return cmd
+
+
+def stop_worker(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """Stop a worker child started from :func:`worker_command`: SIGTERM lets it finish its requests in
+    flight and store what it holds; killed when it has not ended ``timeout`` seconds later."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def read_worker_stats(stats_file: Path) -> dict[str, dict[str, Any]]:

@@ -103,7 +103,7 @@ def run_campaign(config: Config, path: Path, *, workers: int = 0, wait: bool = T
 
 def _start_workers(stack: ExitStack, config: Config, campaign: Campaign, count: int, redis_url: str,
                    mongo_uri: str) -> None:
-    from crawlers.worker import worker_command
+    from crawlers.worker import stop_worker, worker_command
 
     logs = config.var_dir / "log"
     logs.mkdir(parents=True, exist_ok=True)
@@ -112,18 +112,8 @@ def _start_workers(stack: ExitStack, config: Config, campaign: Campaign, count: 
     for index in range(count):
         log = stack.enter_context((logs / f"campaign-{campaign.name}-worker-{index + 1}.log").open("wb"))
         proc = subprocess.Popen(worker_command(campaign.spiders()), env=env, stdout=log, stderr=subprocess.STDOUT)
-        stack.callback(_stop_process, proc)
+        stack.callback(stop_worker, proc)
     logger.info("%d local worker(s) started for %s (logs in %s)", count, ", ".join(campaign.spiders()), logs)
-
-
-def _stop_process(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _warn_without_workers(server: Any, config: Config, campaign: Campaign) -> None:
