@@ -26,13 +26,11 @@ from typing import Any, Self
 import redis
 from scrapy import Spider, signals
 from scrapy.crawler import Crawler
-from scrapy.exceptions import NotConfigured
 from twisted.internet import task, threads
 
-from crawlers.monitor.middleware import ROOT_META, TICK_META
+from crawlers.monitor.middleware import ROOT_META, TICK_META, registry_from_settings
 from crawlers.monitor.registry import Registry
 from crawlers.origin import MONITOR_META
-from crawlers.queue.connection import get_redis, redis_url_from_settings
 
 logger = logging.getLogger(__name__)
 
@@ -62,11 +60,8 @@ class MonitorServer:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         settings = crawler.settings
-        if not settings.getbool("LIVEFLEET_MONITORS_ENABLED", True):
-            raise NotConfigured("LIVEFLEET_MONITORS_ENABLED is off")
-        registry = Registry(get_redis(redis_url_from_settings(settings)),
-                            settings.get("LIVEFLEET_KEY_PREFIX") or "livefleet")
-        ext = cls(crawler, registry, poll=settings.getfloat("LIVEFLEET_MONITOR_POLL_SECONDS", 0.25),
+        ext = cls(crawler, registry_from_settings(settings),
+                  poll=settings.getfloat("LIVEFLEET_MONITOR_POLL_SECONDS", 0.25),
                   late_fraction=settings.getfloat("LIVEFLEET_MONITOR_LATE_FRACTION", 0.25),
                   priority=settings.getint("LIVEFLEET_MONITOR_PRIORITY", 1000),
                   batch=settings.getint("LIVEFLEET_MONITOR_CLAIM_BATCH", 200))

@@ -30,6 +30,7 @@ from scrapy import Request
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
+from scrapy.settings import Settings
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import threads
 
@@ -57,6 +58,14 @@ _NO_STATUS = frozenset({"unknown"})
 T = TypeVar("T")
 
 
+def registry_from_settings(settings: Settings) -> Registry:
+    """The monitor registry of the worker's Redis and key prefix (for this middleware and the
+    :mod:`~crawlers.monitor.extension`); ``NotConfigured`` when ``LIVEFLEET_MONITORS_ENABLED`` is off."""
+    if not settings.getbool("LIVEFLEET_MONITORS_ENABLED", True):
+        raise NotConfigured("LIVEFLEET_MONITORS_ENABLED is off")
+    return Registry(get_redis(redis_url_from_settings(settings)), settings.get("LIVEFLEET_KEY_PREFIX") or "livefleet")
+
+
 class MonitorSpiderMiddleware:
     """Stream start/end on monitored rooms, shelf re-fetched each tick, nothing followed beyond it."""
 
@@ -67,11 +76,7 @@ class MonitorSpiderMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        settings = crawler.settings
-        if not settings.getbool("LIVEFLEET_MONITORS_ENABLED", True):
-            raise NotConfigured("LIVEFLEET_MONITORS_ENABLED is off")
-        return cls(crawler, Registry(get_redis(redis_url_from_settings(settings)),
-                                     settings.get("LIVEFLEET_KEY_PREFIX") or "livefleet"))
+        return cls(crawler, registry_from_settings(crawler.settings))
 
     async def process_spider_output(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
         monitor = response.meta.get(MONITOR_META)
