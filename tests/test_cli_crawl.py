@@ -9,34 +9,26 @@ import pytest
 from crawlers.cli import main
 
 
-@pytest.fixture
-def env(monkeypatch, tmp_path, redis_server, redis_client, mongo_server):
-    for name, value in {"REDIS_URL": redis_server.url, "MONGO_URI": mongo_server.url,
-                        "LIVEFLEET_VAR_DIR": str(tmp_path), "LIVEFLEET_KEY_PREFIX": "clitest"}.items():
-        monkeypatch.setenv(name, value)
-    return redis_client
-
-
 def _seeds(client, spider: str) -> list[dict]:
     return [json.loads(x) for x in client.lrange(f"clitest:{spider}:seeds", 0, -1)]
 
 
-def test_room_and_streamer_flags_use_each_platforms_own_ids(env, capsys):
+def test_room_and_streamer_flags_use_each_platforms_own_ids(cli_env, capsys):
     assert main(["crawl", "douyin", "--room", "604946797621", "--streamer", "MS4wLjABAAAAxyz"]) == 0
-    assert _seeds(env, "douyin") == [{"kind": "room", "web_rid": "604946797621"},
-                                     {"kind": "streamer", "sec_uid": "MS4wLjABAAAAxyz"}]
+    assert _seeds(cli_env, "douyin") == [{"kind": "room", "web_rid": "604946797621"},
+                                         {"kind": "streamer", "sec_uid": "MS4wLjABAAAAxyz"}]
     assert main(["crawl", "taobao", "--room", "523417747786"]) == 0
-    assert _seeds(env, "taobao") == [{"kind": "room", "live_id": "523417747786"}]
+    assert _seeds(cli_env, "taobao") == [{"kind": "room", "live_id": "523417747786"}]
     assert main(["crawl", "bilibili", "--area", "2:86", "--max-pages", "3"]) == 0
-    assert _seeds(env, "bilibili") == [{"kind": "area", "parent_area_id": 2, "area_id": 86, "max_pages": 3,
-                                        "follow": ["rooms", "streamers"]}]
+    assert _seeds(cli_env, "bilibili") == [{"kind": "area", "parent_area_id": 2, "area_id": 86, "max_pages": 3,
+                                            "follow": ["rooms", "streamers"]}]
     assert "pushed 1 seeds for bilibili" in capsys.readouterr().out
 
 
-def test_any_seed_as_json(env):
+def test_any_seed_as_json(cli_env):
     seed = {"kind": "categories", "types": [1, 6], "max_pages": 2}
     assert main(["crawl", "kuaishou", "--seed", json.dumps(seed)]) == 0
-    assert _seeds(env, "kuaishou") == [seed]
+    assert _seeds(cli_env, "kuaishou") == [seed]
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -47,7 +39,7 @@ def test_any_seed_as_json(env):
     (["crawl", "douyin"], "nothing to crawl"),
     (["crawl", "myspace", "--room", "1"], "unknown platform"),
 ])
-def test_bad_requests_are_refused_and_nothing_is_pushed(env, capsys, args, message):
+def test_bad_requests_are_refused_and_nothing_is_pushed(cli_env, capsys, args, message):
     assert main(args) == 2
     assert message in capsys.readouterr().err
-    assert env.keys("clitest:*") == []
+    assert cli_env.keys("clitest:*") == []

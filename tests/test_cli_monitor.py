@@ -13,15 +13,7 @@ from crawlers.feeds.webhooks import list_webhooks
 from crawlers.monitor.registry import Registry, parse_duration
 
 
-@pytest.fixture
-def env(monkeypatch, tmp_path, redis_server, redis_client, mongo_server):
-    for name, value in {"REDIS_URL": redis_server.url, "MONGO_URI": mongo_server.url,
-                        "LIVEFLEET_VAR_DIR": str(tmp_path), "LIVEFLEET_KEY_PREFIX": "clitest"}.items():
-        monkeypatch.setenv(name, value)
-    return redis_client
-
-
-def test_add_list_stop(env, capsys):
+def test_add_list_stop(cli_env, capsys):
     assert main(["monitor", "add", "douyin", "https://live.douyin.com/604946797621", "--every", "30s",
                  "--for", "6h", "--json"]) == 0
     added = json.loads(capsys.readouterr().out)
@@ -29,7 +21,7 @@ def test_add_list_stop(env, capsys):
                                "url": "https://live.douyin.com/604946797621"}
     assert added["seed"] == {"kind": "room", "web_rid": "604946797621", "follow": ["products"]}
     assert added["every_s"] == 30 and added["state"] == "active" and added["webhook"] is None
-    assert env.zscore("clitest:monitors:due:douyin", added["id"]) is not None  # due at once
+    assert cli_env.zscore("clitest:monitors:due:douyin", added["id"]) is not None  # due at once
 
     hook = ["monitor", "add", "bilibili", "5440", "--every", "1m", "--for", "1d", "--webhook", "https://hooks.example.com/x"]
     assert main(hook) == 2  # a webhook needs the secret its deliveries are signed with
@@ -40,9 +32,9 @@ def test_add_list_stop(env, capsys):
     finally:
         del os.environ["LIVEFLEET_WEBHOOK_SECRET"]
     assert "every 60s" in capsys.readouterr().out
-    (subscription,) = list_webhooks(env, "clitest")  # the webhook follows that monitor, signed with the secret
+    (subscription,) = list_webhooks(cli_env, "clitest")  # the webhook follows that monitor, signed with the secret
     assert subscription.url == "https://hooks.example.com/x" and subscription.secret == "shh"
-    assert subscription.monitor == Registry(env, "clitest").list()[-1].id
+    assert subscription.monitor == Registry(cli_env, "clitest").list()[-1].id
     assert main(["monitor", "list"]) == 0
     table = capsys.readouterr().out
     assert added["id"] in table and "room:604946797621" in table and "room:5440" in table
@@ -52,7 +44,7 @@ def test_add_list_stop(env, capsys):
     assert main(["monitor", "list", "--json"]) == 0
     listed = {m["id"]: m for m in json.loads(capsys.readouterr().out)}
     assert listed[added["id"]]["state"] == "stopped" and len(listed) == 2
-    assert env.zscore("clitest:monitors:due:douyin", added["id"]) is None
+    assert cli_env.zscore("clitest:monitors:due:douyin", added["id"]) is None
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -65,13 +57,13 @@ def test_add_list_stop(env, capsys):
     (["douyin", "604946797621", "--for", "0s"], "must be positive"),
     (["douyin", "604946797621", "--webhook", "ftp://x/y"], "--webhook must be an http(s) URL"),
 ])
-def test_refused_adds_store_nothing(env, capsys, args, message):
+def test_refused_adds_store_nothing(cli_env, capsys, args, message):
     assert main(["monitor", "add", *args]) == 2
     assert message in capsys.readouterr().err
-    assert env.keys("clitest:*") == []
+    assert cli_env.keys("clitest:*") == []
 
 
-def test_stop_unknown(env, capsys):
+def test_stop_unknown(cli_env, capsys):
     assert main(["monitor", "stop", "mnope"]) == 2
     assert "no monitor 'mnope'" in capsys.readouterr().err
 

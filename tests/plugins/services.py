@@ -8,6 +8,8 @@ Listed in ``pytest_plugins`` by the top-level conftest (or loaded with
 - ``redis_client``: a redis-py client on ``redis_server``; the database is flushed first.
 - ``mongo_client`` (session): a pymongo client on ``mongo_server``.
 - ``mongo_db``: a database with a unique name per test, dropped afterwards.
+- ``cli_env``: the CLI's environment pointed at these servers (key prefix ``clitest``, var dir in
+  ``tmp_path``); returns ``redis_client`` to look at what a command did.
 """
 
 from __future__ import annotations
@@ -71,3 +73,15 @@ def mongo_db(
         yield mongo_client[name]
     finally:
         mongo_client.drop_database(name)
+
+
+@pytest.fixture
+def cli_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, redis_server: EmbeddedRedis, redis_client: redis.Redis,
+    mongo_server: EmbeddedMongo,
+) -> redis.Redis:
+    """``livefleet`` commands run in the test on the test servers, under the key prefix ``clitest``."""
+    for name, value in {"REDIS_URL": redis_server.url, "MONGO_URI": mongo_server.url,
+                        "LIVEFLEET_VAR_DIR": str(tmp_path), "LIVEFLEET_KEY_PREFIX": "clitest"}.items():
+        monkeypatch.setenv(name, value)
+    return redis_client
