@@ -50,7 +50,9 @@ def test_every_stored_change_of_a_crawl_is_in_its_feed(tmp_path, sandbox, redis_
             stored = {tuple(_value(doc[f]) for f in key) for doc in db[collection].find()}
             assert published == stored, collection
         ops = Counter((c, m["op"]) for c, ms in messages.items() for m in ms)
-        assert {op for (c, op) in ops if c in ("streamers", "rooms")} == {"upsert"}
+        for collection in ("streamers", "rooms"):  # each document was new once: one insert, the rest updates
+            assert ops[(collection, "insert")] == db[collection].count_documents({}), collection
+            assert ops[(collection, "insert")] + ops[(collection, "update")] == len(messages[collection])
         assert {op for (c, op) in ops if c == "room_snapshots"} == {"insert"}
         assert {m["crawl"] for c in ("streamers", "rooms", "room_snapshots") for m in messages[c]} == {crawl}
     finally:

@@ -55,13 +55,19 @@ def test_every_stored_record_is_published_once_with_its_op_origin_and_document(t
     rooms = _stream(redis_client, prefix, "rooms")
     snaps = _stream(redis_client, prefix, "room_snapshots")
     assert len(rooms) == 40 and len(snaps) == 40
-    assert {m["op"] for m in rooms} == {"upsert"} and {m["op"] for m in snaps} == {"insert"}
+    assert {m["op"] for m in snaps} == {"insert"}
+    # Each of the 7 rooms was new once: its first message says insert, every later one update.
+    first_seen: dict[str, str] = {}
+    for m in rooms:
+        first_seen.setdefault(json.loads(m["doc"])["room_id"], m["op"])
+    assert set(first_seen.values()) == {"insert"} and len(first_seen) == 7
+    assert [m["op"] for m in rooms].count("insert") == 7 and [m["op"] for m in rooms].count("update") == 33
     assert {(m["crawl"], "monitor" in m) for m in rooms + snaps} == {("camp:1", False)}
     assert [json.loads(m["doc"]) for m in snaps] == [r.to_json_dict() for r in records[1:80:2]]
     assert json.loads(rooms[0]["doc"])["type"] == "room"
     assert datetime.fromisoformat(rooms[0]["at"]).tzinfo is not None
     (streamer,) = _stream(redis_client, prefix, "streamers")
-    assert (streamer["op"], "crawl" in streamer) == ("upsert", False)
+    assert (streamer["op"], "crawl" in streamer) == ("insert", False)
     (quarantined,) = _stream(redis_client, prefix, "quarantine")
     assert quarantined["op"] == "quarantine"
     # The per-crawl counters count records with a crawl, per collection.

@@ -3,8 +3,9 @@
 Stream fields (all strings):
 
 ``doc``      the record as SCHEMA.md documents it (``record.to_json_dict()``), as JSON
-``op``       ``upsert`` (a streamer, room or product was inserted or updated),
-             ``insert`` (a snapshot), ``quarantine`` (a quarantine record)
+``op``       ``insert`` (a new streamer, room or product; a snapshot), ``update`` (a stored
+             streamer, room or product updated by this observation), ``upsert`` (inserted or
+             updated, not known which), ``quarantine`` (a quarantine record)
 ``at``       when the store published the change (ISO 8601, UTC)
 ``crawl``    the crawl (campaign run) whose page produced the record, when there is one
 ``monitor``  the monitor whose page produced the record, when there is one
@@ -13,7 +14,7 @@ Stream fields (all strings):
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,15 +29,20 @@ OPS = {"streamers": "upsert", "rooms": "upsert", "products": "upsert", "room_sna
        "product_snapshots": "insert", "quarantine": "quarantine"}
 
 
-def op_of(record: Record | QuarantineRecord) -> str:
-    return OPS.get(record.collection, "upsert")
+def op_of(record: Record | QuarantineRecord, created: Set[int] | None = None) -> str:
+    """The message's ``op``; ``created`` (ids of records whose write inserted their entity) tells
+    an entity's insert from its update."""
+    op = OPS.get(record.collection, "upsert")
+    if op == "upsert" and created is not None:
+        return "insert" if id(record) in created else "update"
+    return op
 
 
-def message_fields(record: Record | QuarantineRecord, at: str) -> dict[str, str]:
+def message_fields(record: Record | QuarantineRecord, at: str, created: Set[int] | None = None) -> dict[str, str]:
     """The stream fields publishing ``record`` at ``at`` (ISO time)."""
     fields = {
         "doc": json.dumps(record.to_json_dict(), ensure_ascii=False, separators=(",", ":")),
-        "op": op_of(record),
+        "op": op_of(record, created),
         "at": at,
     }
     fields.update(origin_of(record))

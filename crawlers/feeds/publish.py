@@ -30,7 +30,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,9 +108,13 @@ class FeedPublisher:
 
     # -- what the store calls ---------------------------------------------------------------------------------
 
-    def publish(self, records: Sequence[Record | QuarantineRecord]) -> bool:
-        """Publish a stored batch; False when it went to the backlog instead."""
-        batch = self.batch(records)
+    def publish(self, records: Sequence[Record | QuarantineRecord], *, created: Set[int] | None = None) -> bool:
+        """Publish a stored batch; False when it went to the backlog instead.
+
+        ``created``: ``id()`` of the entity records whose write inserted their document (the
+        writer's ``created``); their messages say ``insert``, the other entities' ``update``.
+        None: not known, every entity message says ``upsert``."""
+        batch = self.batch(records, created)
         if not batch.adds and not batch.counts:
             return True
         if self.waiting():
@@ -168,13 +172,13 @@ class FeedPublisher:
 
     # -- building and sending ---------------------------------------------------------------------------------
 
-    def batch(self, records: Sequence[Record | QuarantineRecord]) -> _Batch:
+    def batch(self, records: Sequence[Record | QuarantineRecord], created: Set[int] | None = None) -> _Batch:
         at = datetime.now(UTC).isoformat(timespec="milliseconds")
         batch = _Batch()
         counts: Counter[tuple[str, str]] = Counter()
         for record in records:
             if self.streams:
-                batch.adds.append((self.keys.feed(record.collection), message_fields(record, at)))
+                batch.adds.append((self.keys.feed(record.collection), message_fields(record, at, created)))
             crawl = origin_of(record).get("crawl")
             if crawl:
                 counts[(self.keys.crawl_items(crawl), record.collection)] += 1

@@ -54,9 +54,13 @@ class BulkWriter:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.sleep = sleep
+        #: ``id()`` of the records of the last :meth:`write` whose upsert created their document
+        #: (the first record of each merged upsert that inserted): the feeds tell insert from update.
+        self.created: set[int] = set()
 
     def write(self, records: Sequence[StoredRecord]) -> Counter[str]:
         """Store ``records``; returns how many went to each collection."""
+        self.created = set()
         by_collection: dict[str, list[StoredRecord]] = defaultdict(list)
         for record in records:
             by_collection[record.collection].append(record)
@@ -77,9 +81,11 @@ class BulkWriter:
         delay = self.backoff
         for attempt in range(1, self.retries + 1):
             try:
-                self.db[name].bulk_write([w.op for w in pending], ordered=False)
+                result = self.db[name].bulk_write([w.op for w in pending], ordered=False)
+                self._mark_created(pending, result.upserted_ids)
                 return rejected
             except BulkWriteError as exc:
+                self._mark_created(pending, {u["index"]: u["_id"] for u in exc.details.get("upserted", [])})
                 retry, refused = self._split(pending, exc.details.get("writeErrors", []))
                 rejected.extend(_quarantine(record, reason) for record, reason in refused)
                 if not retry:
@@ -102,6 +108,10 @@ class BulkWriter:
                 self.sleep(delay)
                 delay = min(delay * 2, self.max_backoff)
         raise StoreUnavailableError(f"{len(pending)} writes to {name} failed after {self.retries} attempts")
+
+    def _mark_created(self, pending: list[Write], upserted: dict[int, object] | None) -> None:
+        for index in upserted or {}:
+            self.created.add(id(pending[index].records[0]))
 
     @staticmethod
     def _split(pending: list[Write], errors: list[dict]) -> tuple[list[Write], list[tuple[StoredRecord, str]]]:
