@@ -107,7 +107,9 @@ def test_trailing_newline_is_stripped() -> None:
 def test_seed_follows_the_shelf_only() -> None:
     assert parse_target("douyin", "https://live.douyin.com/604946797621").seed() == {
         "kind": "room", "web_rid": "604946797621", "follow": ["products"]}
-    assert parse_target("douyin", SEC_UID).seed() == {"kind": "streamer", "sec_uid": SEC_UID, "follow": ["products"]}
+    # A Douyin profile names no room page: it follows the live room (by handle), then its shelf.
+    assert parse_target("douyin", SEC_UID).seed() == {"kind": "streamer", "sec_uid": SEC_UID,
+                                                      "follow": ["rooms", "products"]}
     assert parse_target("taobao", "523417747786").seed() == {
         "kind": "room", "live_id": "523417747786", "follow": ["products"]}
     assert parse_target("bilibili", "https://space.bilibili.com/9617619").seed() == {

@@ -5,7 +5,9 @@ room/profile URLs and IDs (campaign files use it too): see there what is
 accepted and refused. What is the monitor's own: a watched target becomes the
 seed its platform's spider already takes (``room`` or ``streamer``), with
 ``follow`` limited to the shelf: a monitor watches one room and its products,
-not the streamers and rooms around it.
+not the streamers and rooms around it. A Douyin streamer's profile names no
+room page of its own (only the session's ``room_id``), so its seed also follows
+``rooms``: the spider goes profile -> the live room by the streamer's handle -> shelf.
 """
 
 from __future__ import annotations
@@ -17,19 +19,23 @@ from typing import Any
 from crawlers import targets
 from crawlers.targets import PLATFORM_HOSTS, TargetError
 
-__all__ = ["PLATFORM_HOSTS", "SHELF", "Target", "TargetError", "parse_target"]
+__all__ = ["FOLLOW", "PLATFORM_HOSTS", "SHELF", "Target", "TargetError", "parse_target"]
 
 #: What a monitored page may lead to: the room's shelf ("products") where the platform has one.
 SHELF = {"douyin": ("products",), "kuaishou": ("rooms",), "taobao": ("products",), "bilibili": ("rooms",)}
+#: Where a target's own page is not the room: what it follows to reach the room, then the shelf.
+FOLLOW = {("douyin", "streamer"): ("rooms", "products")}
 
 
 @dataclass(frozen=True)
 class Target(targets.Target):
-    """One account or room to watch; its seed follows the shelf unless told otherwise."""
+    """One account or room to watch; its seed follows the room and shelf unless told otherwise."""
 
     def seed(self, follow: Sequence[str] | None = None) -> dict[str, Any]:
-        """The seed the platform's spider takes for this target, following the shelf only by default."""
-        return super().seed(SHELF[self.platform] if follow is None else follow)
+        """The seed the platform's spider takes for this target, following the room and shelf only by default."""
+        if follow is None:
+            follow = FOLLOW.get((self.platform, self.kind), SHELF[self.platform])
+        return super().seed(follow)
 
 
 def parse_target(platform: str, text: str) -> Target:

@@ -13,12 +13,20 @@ Seeds (``livefleet crawl douyin``):
 * ``{"kind": "category", "partition": "720", "partition_type": "1", "max_pages": 3}``:
   the live rooms of a category (720/1 is the recommended list), 15 a page;
 * ``{"kind": "room", "web_rid": "604946797621"}``: a room page, its shelf and streamer;
-* ``{"kind": "streamer", "sec_uid": "MS4wLjABAAAA..."}``: a streamer's profile.
+* ``{"kind": "streamer", "sec_uid": "MS4wLjABAAAA..."}``: a streamer's profile and, while they are
+  live, their room page.
+
+A profile names the session's 19-digit ``room_id``, not the ``web_rid`` the room page
+wants; but the room page also answers at ``live.douyin.com/{unique_id}`` (the
+streamer's handle), so a live streamer's profile follows there when ``"rooms"`` is
+followed. A profile reached from a room page does not follow back (the same room
+would be rendered twice under two URLs).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -30,6 +38,8 @@ from scrapy.settings import BaseSettings
 from models.entities import Product, Room, Streamer
 from spiders.base import PlatformSpider
 from spiders.douyin import pages
+
+logger = logging.getLogger(__name__)
 
 LIVE = "live.douyin.com"
 WWW = "www.douyin.com"
@@ -83,9 +93,12 @@ class DouyinSpider(PlatformSpider):
                                    headers={"Content-Type": "application/x-www-form-urlencoded"})
         return request.replace(method=method) if method != "GET" else request
 
-    def room_page(self, web_rid: str, follow: Iterable[str], *, dont_filter: bool = False) -> scrapy.Request:
-        request = self.page_request("room_page", self.url(LIVE, f"/{web_rid}"), priority=_PRIORITY["room_page"],
-                                    dont_filter=dont_filter, follow=list(follow))
+    def room_page(self, ident: str, follow: Iterable[str], *, dont_filter: bool = False,
+                  by_handle: bool = False) -> scrapy.Request:
+        """The rendered room page: ``ident`` is its web_rid or, ``by_handle``, the streamer's unique_id."""
+        context = {"handle": ident} if by_handle else {}
+        request = self.page_request("room_page", self.url(LIVE, f"/{ident}"), priority=_PRIORITY["room_page"],
+                                    dont_filter=dont_filter, follow=list(follow), **context)
         request.meta["livefleet_render"] = {
             # The page marks <body data-ready> once its script has built (or failed to build) the state.
             "wait_for": "document.body && document.body.dataset.ready",
@@ -109,11 +122,14 @@ class DouyinSpider(PlatformSpider):
         return self._api("shelf", LIVE, "/live/promotions/page/", params, follow=follow, room_id=room_id,
                          author_id=author_id, offset=offset)
 
-    def profile(self, sec_uid: str, follow: Iterable[str], *, dont_filter: bool = False) -> scrapy.Request:
+    def profile(self, sec_uid: str, follow: Iterable[str], *, dont_filter: bool = False,
+                via_room: bool = False) -> scrapy.Request:
+        """The streamer's profile; ``via_room`` when a room page led here (it will not lead back)."""
         params = {"device_platform": "webapp", "aid": "6383", "channel": "channel_pc_web",
                   "sec_user_id": sec_uid}
+        context = {"via_room": True} if via_room else {}
         return self._api("user_profile", WWW, "/aweme/v1/web/user/profile/other/", params, follow=follow,
-                         dont_filter=dont_filter)
+                         dont_filter=dont_filter, **context)
 
     def product_detail(self, product: Product, room_id: str | None, follow: Iterable[str]) -> scrapy.Request:
         promotion = product.promotion_id or product.product_id
@@ -156,7 +172,9 @@ class DouyinSpider(PlatformSpider):
             if "streamers" in follow:
                 for streamer in records:
                     if isinstance(streamer, Streamer) and streamer.sec_id:
-                        yield self.profile(streamer.sec_id, follow)
+                        yield self.profile(streamer.sec_id, follow, via_room=True)
+        if kind == "user_profile" and "rooms" in follow and not context.get("via_room"):
+            yield from self._live_room_of(records, follow)
         if kind == "shelf":
             products = [p for p in records if isinstance(p, Product)]
             if len(products) >= SHELF_PAGE:
@@ -165,6 +183,26 @@ class DouyinSpider(PlatformSpider):
             if "products" in follow:
                 for product in products:
                     yield self.product_detail(product, context["room_id"], follow)
+
+    def _live_room_of(self, records: list[Any], follow: Iterable[str]) -> Iterable[scrapy.Request]:
+        """A live streamer's room page, by their handle (the profile names no web_rid)."""
+        for streamer in records:
+            if not isinstance(streamer, Streamer) or not streamer.is_live:
+                continue
+            if streamer.handle:
+                yield self.room_page(streamer.handle, follow, by_handle=True)
+            else:
+                self.crawler.stats.inc_value("livefleet/spider/douyin/profile_without_handle")
+                logger.debug("Douyin streamer %s is live but their profile names no handle: no room page to "
+                             "follow", streamer.streamer_id)
+
+    async def parse_page(self, response: Response) -> AsyncIterator[Any]:
+        """The base parse; a room page asked for by handle echoes that handle as its ``web_rid``: dropped."""
+        handle = (response.meta.get("livefleet") or {}).get("handle")
+        async for item in super().parse_page(response):
+            if handle and isinstance(item, Room) and item.web_rid == handle:
+                item = item.model_copy(update={"web_rid": None})
+            yield item
 
 
 def _digits(seed: dict[str, Any], name: str) -> str:
