@@ -222,6 +222,8 @@ class QuarantineRecord(BaseModel):
 
     kind: ClassVar[str] = "quarantine"
     collection: ClassVar[str] = "quarantine"
+    #: The record this one stands for when the store refused it for good (never stored).
+    _refused: Any = PrivateAttr(default=None)
 
     platform: str | None = None
     spider: str | None = None

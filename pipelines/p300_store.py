@@ -326,7 +326,8 @@ class StorePipeline:
     def _publish(self, records: list[StoredRecord]) -> None:
         """Runs on the store thread, once ``records`` are in MongoDB."""
         if self.publisher is not None:
-            self.publisher.publish(records, created=self._writer.created if self._writer else None)
+            stored = self._writer.stored if self._writer is not None else records
+            self.publisher.publish(stored, created=self._writer.created if self._writer else None)
 
 
 def feed_publisher(crawler: Crawler, var_dir: Path) -> FeedPublisher | None:

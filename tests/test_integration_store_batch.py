@@ -250,3 +250,8 @@ def test_a_refused_merged_upsert_quarantines_every_record_it_carried(writer, mon
     assert [d["room_id"] for d in mongo_db.rooms.find({})] == ["43"]
     kept = sorted(json.loads(d["payload"])["fetched_at"] for d in mongo_db.quarantine.find({}))
     assert kept == ["2026-11-01T12:00:00Z", "2026-11-01T12:00:01Z"]
+    # What the feeds publish is what was stored: the room that landed, and the two quarantine records.
+    assert [(r.collection, getattr(r, "room_id", None)) for r in writer.stored] == [
+        ("rooms", "43"), ("quarantine", None), ("quarantine", None)]
+    assert [id(r) for r in writer.stored[1:]] != [id(r) for r in batch[:2]]
+    assert writer.created == {id(batch[2])}  # room 43 was new

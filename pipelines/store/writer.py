@@ -57,6 +57,9 @@ class BulkWriter:
         #: ``id()`` of the records of the last :meth:`write` whose upsert created their document
         #: (the first record of each merged upsert that inserted): the feeds tell insert from update.
         self.created: set[int] = set()
+        #: What the last :meth:`write` actually stored, in place of its input: the records, with the
+        #: ones the server refused for good replaced by the quarantine records written for them.
+        self.stored: list[StoredRecord] = []
 
     def write(self, records: Sequence[StoredRecord]) -> Counter[str]:
         """Store ``records``; returns how many went to each collection."""
@@ -70,9 +73,12 @@ class BulkWriter:
             refused = self._write_collection(name, group)
             rejected.extend(refused)
             written[name] += len(group) - len(refused)
+        self.stored = list(records)
         if rejected:
             self._write_collection(QuarantineRecord.collection, rejected)
             written[QuarantineRecord.collection] += len(rejected)
+            refused = {id(q._refused) for q in rejected if q._refused is not None}
+            self.stored = [r for r in records if id(r) not in refused] + rejected
         return written
 
     def _write_collection(self, name: str, records: list[StoredRecord]) -> list[QuarantineRecord]:
@@ -134,7 +140,7 @@ def _codes(exc: BulkWriteError) -> list[int]:
 
 
 def _quarantine(record: StoredRecord, reason: str) -> QuarantineRecord:
-    return QuarantineRecord(
+    quarantined = QuarantineRecord(
         platform=getattr(record, "platform", None),
         url=getattr(record, "source_url", None),
         reason=reason,
@@ -142,3 +148,5 @@ def _quarantine(record: StoredRecord, reason: str) -> QuarantineRecord:
         fetched_at=getattr(record, "fetched_at", None) or getattr(record, "captured_at", None),
         quarantined_at=datetime.now(UTC),
     )
+    quarantined._refused = record
+    return quarantined
