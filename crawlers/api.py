@@ -147,17 +147,18 @@ def _monitor_routes(router: APIRouter, context: ApiContext) -> None:
 
     @router.get("/monitors/{monitor_id}", tags=["monitors"], summary="One monitor, with its recent events")
     def get_monitor(monitor_id: str) -> dict[str, Any]:
-        monitor = registry.get(monitor_id)
-        if monitor is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no monitor {monitor_id!r}")
-        return monitor.as_dict()
+        return _found(registry.get(monitor_id), monitor_id)
 
     @router.delete("/monitors/{monitor_id}", tags=["monitors"], summary="Stop a monitor (its history is kept)")
     def stop_monitor(monitor_id: str) -> dict[str, Any]:
-        monitor = registry.stop(monitor_id)
-        if monitor is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no monitor {monitor_id!r}")
-        return monitor.as_dict()
+        return _found(registry.stop(monitor_id), monitor_id)
+
+
+def _found(monitor: Any, monitor_id: str) -> dict[str, Any]:
+    """The monitor as JSON, or 404 when there is no such monitor."""
+    if monitor is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no monitor {monitor_id!r}")
+    return monitor.as_dict()
 
 
 def _campaign_routes(router: APIRouter, context: ApiContext) -> None:
