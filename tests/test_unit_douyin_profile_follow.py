@@ -97,6 +97,15 @@ def test_room_pages_mark_the_profiles_they_lead_to(spider) -> None:
     assert "via_room" not in spider.profile(SEC_UID, DEFAULT_FOLLOW).meta["livefleet"]  # a seed's profile
 
 
+def test_a_room_page_reached_by_handle_does_not_lead_back_to_the_profile(spider) -> None:
+    """``crawl douyin --streamer``: profile -> room page by handle -> shelf, not the same profile again."""
+    request = spider.room_page("cctvnews", DEFAULT_FOLLOW, by_handle=True)
+    response = HtmlResponse(request.url, body=ROOM_PAGE.body, request=request)
+    records = pages.parse(response.body, url=response.url, fetched_at=FETCHED_AT, kind="room_page")
+    kinds = [r.meta["livefleet"]["kind"] for r in spider.follow(response, "room_page", records)]
+    assert "shelf" in kinds and "user_profile" not in kinds
+
+
 def test_a_live_streamer_without_a_handle_is_counted(spider, caplog) -> None:
     caplog.set_level("DEBUG", logger="spiders.douyin.spider")
     assert _follow(spider, _profile(unique_id=""), ["rooms", "products"]) == []

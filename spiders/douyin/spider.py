@@ -20,7 +20,8 @@ A profile names the session's 19-digit ``room_id``, not the ``web_rid`` the room
 wants; but the room page also answers at ``live.douyin.com/{unique_id}`` (the
 streamer's handle), so a live streamer's profile follows there when ``"rooms"`` is
 followed. A profile reached from a room page does not follow back (the same room
-would be rendered twice under two URLs).
+would be rendered twice under two URLs), nor a room page reached by handle to the
+profile it came from.
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ class DouyinSpider(PlatformSpider):
             for room in rooms:
                 if "products" in follow and room.status == "live" and room.streamer_id:
                     yield self.shelf_page(room.room_id, room.streamer_id, 0, follow)
-            if "streamers" in follow:
+            if "streamers" in follow and not context.get("handle"):  # by handle: the profile led here
                 for streamer in records:
                     if isinstance(streamer, Streamer) and streamer.sec_id:
                         yield self.profile(streamer.sec_id, follow, via_room=True)
