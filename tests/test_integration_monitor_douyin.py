@@ -1,13 +1,18 @@
-"""A monitor of a live Douyin streamer's *profile* stores their room's snapshots and shelf.
+"""A monitor of a live Douyin streamer's *profile* stores their room's snapshots and shelf, and the end.
 
 Douyin's profile names the session's 19-digit room_id, not the web_rid of the
 room page; the spider reaches the room at ``live.douyin.com/<unique_id>`` (the
 streamer's handle), rendered in Chromium as every room page, then its shelf. A
 real ``livefleet worker`` serves a 2-second monitor against a frozen sandbox.
+Then the sandbox clock jumps to the end of the stream: the profile, no longer
+live, leads to no room page, and its capture alone records the end on the room.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +21,7 @@ import redis as redis_lib
 from pymongo import MongoClient
 
 from crawlers.monitor.registry import Registry
-from crawlers.sandbox_process import start_sandbox
+from crawlers.sandbox_process import SandboxProcess, start_sandbox
 from tests.crawl_helpers import Fleet
 
 
@@ -30,19 +35,57 @@ def _wait(what: str, check: Callable[[], Any], fleet: Fleet, timeout: float = 90
     raise AssertionError(f"timed out waiting for {what}\n{fleet.log(0)[-4000:]}")
 
 
-def _live_streamer(truth: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
-    """A live streamer with a shelf of one page (the smallest), their room and shelf."""
+#: World minutes between looks at the sandbox while looking for a stream's end (sessions are whole
+#: slots of 60 minutes or more, so no offline gap is stepped over).
+STEP_MIN = 15
+
+
+def _live_streamer(sandbox: SandboxProcess) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], int]:
+    """A live streamer with a shelf of one page (the smallest) whose stream ends within three world days:
+    the streamer, their room, its shelf, and the first world minute at which that session is over."""
+    truth = sandbox.truth("douyin")
     streamers = {s["uid"]: s for s in truth["streamers"]}
-    rooms = [r for r in truth["rooms"] if r["status"] == 2 and 0 < len(truth["shelves"].get(r["web_rid"], [])) <= 20]
+    rooms = {r["web_rid"]: r for r in truth["rooms"]
+             if r["status"] == 2 and 0 < len(truth["shelves"].get(r["web_rid"], [])) <= 20}
     assert rooms, "the sandbox has no live room with a short shelf"
-    room = min(rooms, key=lambda r: len(truth["shelves"][r["web_rid"]]))
-    return streamers[room["owner_user_id_str"]], room, truth["shelves"][room["web_rid"]]
+    ends: dict[str, int] = {}
+    minute = 0
+    try:
+        while minute < 3 * 1440 and len(ends) < len(rooms):
+            sandbox.clock(advance_seconds=STEP_MIN * 60)
+            minute += STEP_MIN
+            for later in sandbox.truth("douyin")["rooms"]:
+                if later["web_rid"] in rooms and later["web_rid"] not in ends and later["status"] != 2:
+                    assert later["id_str"] == rooms[later["web_rid"]]["id_str"], "a new session began unseen"
+                    ends[later["web_rid"]] = minute
+    finally:
+        sandbox.clock(advance_seconds=-minute * 60)  # back to the start
+    assert ends, "no live room with a short shelf ends within three world days"
+    room = min((rooms[w] for w in ends), key=lambda r: (len(truth["shelves"][r["web_rid"]]), ends[r["web_rid"]]))
+    return streamers[room["owner_user_id_str"]], room, truth["shelves"][room["web_rid"]], ends[room["web_rid"]]
+
+
+def _paused_between_ticks(sandbox: SandboxProcess, worker: subprocess.Popen[bytes], fleet: Fleet,
+                          timeout: float = 30) -> dict[str, int]:
+    """Stop ``worker`` (SIGSTOP) at a moment when every profile it fetched has had its room page's
+    state (the enter API) served, so no room page of a live profile is still to come; the sandbox's
+    endpoint counts then. The caller sends SIGCONT."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        os.kill(worker.pid, signal.SIGSTOP)
+        time.sleep(0.3)  # requests already on the wire land
+        endpoints = sandbox.stats()["endpoints"]
+        if endpoints.get("douyin:profile", 0) == endpoints.get("douyin:enter", 0):
+            return endpoints
+        os.kill(worker.pid, signal.SIGCONT)
+        time.sleep(0.2)
+    raise AssertionError(f"no moment between ticks\n{sandbox.stats()['endpoints']}\n{fleet.log(0)[-4000:]}")
 
 
 def test_a_profile_monitor_stores_the_live_room_and_its_shelf(tmp_path, redis_server, mongo_server):
     with start_sandbox("--platforms", "douyin", "--time-scale", "0", "--no-chaos", "--no-faults",
                        "--streamers", "8") as sandbox:
-        streamer, room, shelf = _live_streamer(sandbox.truth("douyin"))
+        streamer, room, shelf, end_minute = _live_streamer(sandbox)
         fleet = Fleet(tmp_path, sandbox, redis_server.url, mongo_server.url, spider="douyin")
         client = redis_lib.Redis.from_url(redis_server.url)
         mongo: MongoClient[dict[str, Any]] = MongoClient(mongo_server.url)
@@ -73,6 +116,35 @@ def test_a_profile_monitor_stores_the_live_room_and_its_shelf(tmp_path, redis_se
             assert endpoints["douyin:room_page"] >= 2 and endpoints["douyin:promotions"] >= 2, endpoints
             assert not any("product_detail" in name for name in endpoints), endpoints
             assert registry.get(monitor.id).last_status == "live"
+            started = stored["stream_started_seen_at"]
+            assert started and "stream_ended_seen_at" not in stored
+
+            # The stream ends. Between ticks, the world jumps to the end: the profile (room_id 0) leads to no
+            # room page, and its capture alone records the end on the room the monitor last saw live.
+            worker = fleet.procs[0]
+            at_end = _paused_between_ticks(sandbox, worker, fleet)
+            try:
+                before = db.rooms.find_one(key, {"_id": 0})
+                sandbox.clock(advance_seconds=end_minute * 60)
+            finally:
+                os.kill(worker.pid, signal.SIGCONT)
+            ended = _wait("the stream end on the room",
+                          lambda: (db.rooms.find_one(key) or {}).get("stream_ended_seen_at"), fleet, timeout=30)
+            after = db.rooms.find_one(key, {"_id": 0})
+            endpoints = sandbox.stats()["endpoints"]
+            assert endpoints["douyin:profile"] > at_end["douyin:profile"], endpoints
+            assert endpoints.get("douyin:enter", 0) == at_end.get("douyin:enter", 0), "a room page said it"
+            assert ended > started and after["stream_started_seen_at"] == started
+            # The partial Room set the end and its capture time, nothing else: status is what the room page said.
+            moved = {"stream_ended_seen_at", "fetched_at", "last_seen_at"}
+            assert {k: v for k, v in after.items() if k not in moved} == \
+                   {k: v for k, v in before.items() if k not in moved}
+            assert after["status"] == "live" and after["fetched_at"] == ended
+            events = [e["event"] for e in registry.get(monitor.id).events]
+            assert events.count("stream_started") == 1 and events.count("stream_ended") == 1, events
+            assert registry.get(monitor.id).last_status == "offline"
+            _wait("the profile stored as not live", lambda: db.streamers.find_one(
+                {"platform": "douyin", "streamer_id": streamer["uid"], "is_live": False}), fleet, timeout=10)
         finally:
             fleet.stop()
             client.close()
