@@ -35,7 +35,7 @@ from __future__ import annotations
 
 #: Benchmark name -> the ratio it must reach (at least; at most for those in AT_MOST).
 TARGETS: dict[str, float] = {
-    "full_stack_vs_plain_scrapy": 0.7,
+    "full_stack_vs_plain_scrapy": 0.85,  # issue 4 (issue 2 asked for 0.7)
     "bulk_vs_single_store": 10.0,
     "fleet_rate_error": 0.1,
     "dedup_bytes_per_fingerprint": 3.0,
