@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +99,15 @@ def run_crawl(tmp_path: Path, sandbox: SandboxProcess, redis_url: str, mongo_uri
 def stat_sum(stats: list[dict[str, Any]], key: str) -> int:
     """A counter summed over workers."""
     return sum(int(s.get(key, 0)) for s in stats)
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60, *, interval: float = 0.2,
+             detail: Callable[[], str] | None = None) -> Any:
+    """Poll ``check`` until it returns something true (returned); fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}" + (f"\n{detail()}" if detail is not None else ""))

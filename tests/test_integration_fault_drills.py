@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -22,7 +22,7 @@ from crawlers.queue.queue import LeaseQueue, dead_letters
 from crawlers.sandbox_process import SandboxProcess, start_sandbox
 from crawlers.services import EmbeddedMongo, EmbeddedRedis
 from spiders.bilibili.spider import BilibiliSpider
-from tests.crawl_helpers import Fleet, stat_sum
+from tests.crawl_helpers import Fleet, stat_sum, wait_for
 
 SEEDS = [{"kind": "areas", "max_pages": 10}]
 #: Short leases, so a dead worker's requests come back within seconds.
@@ -33,13 +33,6 @@ DRILL_ENV = {"LIVEFLEET_LEASE_SECONDS": "3"}
 def drill_sandbox() -> Iterator[SandboxProcess]:
     with start_sandbox("--time-scale", "0", "--streamers", "120", "--no-faults") as sandbox:
         yield sandbox
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def _assert_equals_truth(mongo_uri: str, db_name: str, sandbox: SandboxProcess) -> None:
@@ -87,7 +80,7 @@ def test_kill_9_a_worker_mid_crawl_and_the_crawl_still_completes(tmp_path, drill
                                                                   mongo_server):
     with _drill(tmp_path, drill_sandbox, redis_server.url, mongo_server.url, rate=25) as (fleet, client):
         fleet.start(2)
-        _wait_until(lambda: _handled(client, fleet) >= 40, 120, "the crawl to get going")
+        wait_for("the crawl to get going", lambda: _handled(client, fleet) >= 40, 120, interval=0.1)
         victim = fleet.procs[0]
         held = [lease for lease in client.zrange(fleet.keys.leases, 0, -1)
                 if lease.decode().split(":")[1] == str(victim.pid)]
@@ -105,7 +98,7 @@ def test_redis_restarts_mid_crawl_and_nothing_is_lost(tmp_path, drill_sandbox, m
     with (EmbeddedRedis(tmp_path / "redis", persistent=True) as server,
           _drill(tmp_path, drill_sandbox, server.url, mongo_server.url, rate=25) as (fleet, client)):
         fleet.start(1)
-        _wait_until(lambda: _handled(client, fleet) >= 40, 120, "the crawl to get going")
+        wait_for("the crawl to get going", lambda: _handled(client, fleet) >= 40, 120, interval=0.1)
         before = _handled(client, fleet)
         time.sleep(1.2)  # the append-only file is synced every second
         server.restart()
@@ -134,14 +127,14 @@ def test_mongodb_outage_spools_and_acknowledges_nothing_until_stored(tmp_path, d
     with (EmbeddedMongo(tmp_path / "mongo") as mongo,
           _drill(tmp_path, drill_sandbox, redis_server.url, mongo.url, rate=25) as (fleet, client)):
         fleet.start(1)
-        _wait_until(lambda: _handled(client, fleet) >= 30, 120, "the crawl to get going")
+        wait_for("the crawl to get going", lambda: _handled(client, fleet) >= 30, 120, interval=0.1)
         pages = _room_page_fingerprints(drill_sandbox)
         mongo.stop()
         time.sleep(1)  # a batch already written when it went away may still be acknowledged
         during = _handled_rooms(client, fleet, pages)
         assert during < len(pages)
         # The store retries its write, then spools the batch; meanwhile the crawl goes on.
-        _wait_until(lambda: list((tmp_path / "spool").glob("*.jsonl*")), 90, "items to be spooled")
+        wait_for("items to be spooled", lambda: list((tmp_path / "spool").glob("*.jsonl*")), 90, interval=0.1)
         time.sleep(3)
         # Pages without items (an empty list page) may still be handled; a room page may not.
         assert _handled_rooms(client, fleet, pages) == during, "no room page acknowledged while MongoDB is away"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from pymongo import MongoClient
 
 from crawlers.monitor.registry import Registry
 from crawlers.sandbox_process import SandboxProcess, start_sandbox
-from tests.crawl_helpers import Fleet
+from tests.crawl_helpers import Fleet, wait_for
 
 STEP_MIN = 5
 
@@ -76,16 +76,6 @@ def _find(live_id: str, rows: list[tuple[int, int, int]]) -> Plan | None:
     return None
 
 
-def _wait(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _at(sandbox: SandboxProcess, now: list[int], minute: int) -> None:
     sandbox.clock(advance_seconds=(minute - now[0]) * 60)
     now[0] = minute
@@ -106,14 +96,14 @@ def test_monitor_follows_a_room_live_shelf_end_across_a_restart(tmp_path, world,
         room = {"platform": "taobao", "room_id": plan.live_id}
 
         # Off: snapshots of a room that is not live, no stream seen yet.
-        _wait("two snapshots of the room while off", lambda: db.room_snapshots.count_documents(room) >= 2)
+        wait_for("two snapshots of the room while off", lambda: db.room_snapshots.count_documents(room) >= 2)
         assert {s.get("status") for s in db.room_snapshots.find(room)} - {None} <= {"ended", "offline"}
         assert not db.rooms.find_one(room).get("stream_started_seen_at")
 
         # Live: the monitor notices the start; the shelf is stored with the room's snapshots.
         _at(sandbox, now, plan.live)
-        started = _wait("the stream start", lambda: (db.rooms.find_one(room) or {}).get("stream_started_seen_at"))
-        _wait("the live shelf", lambda: len(_shelf(db, plan.live_id)) >= plan.shelf_live)
+        started = wait_for("the stream start", lambda: (db.rooms.find_one(room) or {}).get("stream_started_seen_at"))
+        wait_for("the live shelf", lambda: len(_shelf(db, plan.live_id)) >= plan.shelf_live)
         assert db.room_snapshots.count_documents({**room, "status": "live"}) >= 1
         assert db.products.count_documents({"platform": "taobao"}) >= plan.shelf_live
 
@@ -123,12 +113,12 @@ def test_monitor_follows_a_room_live_shelf_end_across_a_restart(tmp_path, world,
         ticks_before = registry.get(monitor.id).ticks
         _at(sandbox, now, plan.more)
         fleet.start(1, idle_close=0)
-        _wait("the grown shelf", lambda: len(_shelf(db, plan.live_id)) >= plan.shelf_more)
-        _wait("ticks served by the new worker", lambda: registry.get(monitor.id).ticks > ticks_before + 2)
+        wait_for("the grown shelf", lambda: len(_shelf(db, plan.live_id)) >= plan.shelf_more)
+        wait_for("ticks served by the new worker", lambda: registry.get(monitor.id).ticks > ticks_before + 2)
 
         # The end: noticed once, the start kept as it was seen.
         _at(sandbox, now, plan.ended)
-        ended = _wait("the stream end", lambda: (db.rooms.find_one(room) or {}).get("stream_ended_seen_at"))
+        ended = wait_for("the stream end", lambda: (db.rooms.find_one(room) or {}).get("stream_ended_seen_at"))
         doc = db.rooms.find_one(room)
         assert ended > started and doc["stream_started_seen_at"] == started
         events = [e["event"] for e in registry.get(monitor.id).events]

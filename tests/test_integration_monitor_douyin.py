@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from typing import Any
 
 import redis as redis_lib
@@ -22,18 +21,7 @@ from pymongo import MongoClient
 
 from crawlers.monitor.registry import Registry
 from crawlers.sandbox_process import SandboxProcess, start_sandbox
-from tests.crawl_helpers import Fleet
-
-
-def _wait(what: str, check: Callable[[], Any], fleet: Fleet, timeout: float = 90) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}\n{fleet.log(0)[-4000:]}")
-
+from tests.crawl_helpers import Fleet, wait_for
 
 #: World minutes between looks at the sandbox while looking for a stream's end (sessions are whole
 #: slots of 60 minutes or more, so no offline gap is stepped over).
@@ -91,6 +79,10 @@ def test_a_profile_monitor_stores_the_live_room_and_its_shelf(tmp_path, redis_se
         mongo: MongoClient[dict[str, Any]] = MongoClient(mongo_server.url)
         db = mongo[fleet.db_name]
         registry = Registry(client, fleet.prefix)
+
+        def log() -> str:
+            return fleet.log(0)[-4000:]
+
         try:
             monitor = registry.add("douyin", f"https://www.douyin.com/user/{streamer['sec_uid']}", "2s", "10m")
             assert monitor.seed["follow"] == ["rooms", "products"]
@@ -98,10 +90,10 @@ def test_a_profile_monitor_stores_the_live_room_and_its_shelf(tmp_path, redis_se
             key = {"platform": "douyin", "room_id": room["id_str"]}
             items = {item["product_id"] for item in shelf}
 
-            _wait("two live snapshots of the streamer's room",
-                  lambda: db.room_snapshots.count_documents({**key, "status": "live"}) >= 2, fleet)
-            _wait("the shelf seen on two ticks", lambda: all(
-                db.product_snapshots.count_documents({**key, "product_id": p}) >= 2 for p in items), fleet)
+            wait_for("two live snapshots of the streamer's room",
+                     lambda: db.room_snapshots.count_documents({**key, "status": "live"}) >= 2, 90, detail=log)
+            wait_for("the shelf seen on two ticks", lambda: all(
+                db.product_snapshots.count_documents({**key, "product_id": p}) >= 2 for p in items), 90, detail=log)
 
             # Reached by handle: the page echoes the handle where a web_rid would be, and that is not kept.
             stored = db.rooms.find_one(key)
@@ -128,8 +120,8 @@ def test_a_profile_monitor_stores_the_live_room_and_its_shelf(tmp_path, redis_se
                 sandbox.clock(advance_seconds=end_minute * 60)
             finally:
                 os.kill(worker.pid, signal.SIGCONT)
-            ended = _wait("the stream end on the room",
-                          lambda: (db.rooms.find_one(key) or {}).get("stream_ended_seen_at"), fleet, timeout=30)
+            ended = wait_for("the stream end on the room",
+                             lambda: (db.rooms.find_one(key) or {}).get("stream_ended_seen_at"), 30, detail=log)
             after = db.rooms.find_one(key, {"_id": 0})
             endpoints = sandbox.stats()["endpoints"]
             assert endpoints["douyin:profile"] > at_end["douyin:profile"], endpoints
@@ -143,8 +135,8 @@ def test_a_profile_monitor_stores_the_live_room_and_its_shelf(tmp_path, redis_se
             events = [e["event"] for e in registry.get(monitor.id).events]
             assert events.count("stream_started") == 1 and events.count("stream_ended") == 1, events
             assert registry.get(monitor.id).last_status == "offline"
-            _wait("the profile stored as not live", lambda: db.streamers.find_one(
-                {"platform": "douyin", "streamer_id": streamer["uid"], "is_live": False}), fleet, timeout=10)
+            wait_for("the profile stored as not live", lambda: db.streamers.find_one(
+                {"platform": "douyin", "streamer_id": streamer["uid"], "is_live": False}), 10, detail=log)
         finally:
             fleet.stop()
             client.close()
