@@ -36,7 +36,7 @@ stop:
 	@if [ -x $(BIN)/livefleet ]; then $(BIN)/livefleet stop; else echo "nothing to stop (not installed)"; fi
 
 lint: install
-	$(BIN)/ruff check crawlers spiders pipelines models settings tests bench
+	$(BIN)/ruff check crawlers spiders pipelines models settings sandbox tests bench
 
 clean: stop
 	rm -rf var .pytest_cache

@@ -27,9 +27,9 @@ from pymongo import MongoClient
 
 from bench.crawl_run import RESULT_PREFIX
 from bench.machine import busy_cpu_seconds, wait_for_quiet
-from crawlers.queue.connection import get_redis
-from crawlers.queue.keys import SpiderKeys
-from crawlers.queue.seeds import push_seeds
+from crawlers.queue.feeder import push_seeds
+from crawlers.redis.connection import get_redis
+from crawlers.redis.keys import SpiderKeys
 
 ROOT = Path(__file__).resolve().parents[1]
 

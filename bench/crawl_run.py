@@ -6,7 +6,7 @@
   spider argument ``seeds``, livefleet's settings overridden with the
   in-memory scheduler, no item pipelines and no Redis seed feeder. Items are
   discarded: this is what Scrapy alone does with the same spider and sandbox.
-* ``full``: the real worker path: :func:`crawlers.worker.run_worker` itself,
+* ``full``: the real worker path: :func:`crawlers.cli.worker.run_worker` itself,
   as ``livefleet worker`` calls it (settings from ``build_settings``: Redis
   scheduler and seen-set, SeedFeeder taking the seeds the parent pushed under
   ``--prefix``, validate -> quarantine -> store pipelines into ``--db``), with
@@ -107,8 +107,8 @@ def run_plain(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_full(args: argparse.Namespace) -> dict[str, Any]:
-    """``crawlers.worker.run_worker`` in this process; returns the spider's stats from its stats file."""
-    from crawlers.worker import read_worker_stats, run_worker
+    """``crawlers.cli.worker.run_worker`` in this process; returns the spider's stats from its stats file."""
+    from crawlers.cli.worker import read_worker_stats, run_worker
     from settings.config import Config
 
     var_dir = Path(args.var_dir)

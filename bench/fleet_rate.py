@@ -21,7 +21,7 @@ ends at the last request; its rate is (requests in it - 1) / (last - first).
 the workers (``livefleet/ratelimit/reserved/bilibili`` of each: all of them took
 part, so the limit held across processes, not inside one; the count includes
 session warm-ups and new send times taken after a late wake-up, see
-``crawlers/ratelimit.py``), the busiest second of the whole run (start-up
+``crawlers/download/ratelimit.py``), the busiest second of the whole run (start-up
 included), and the cores the rest of the machine used. On a busy machine the
 workers stall: sends they miss are not made up for (that would be a burst), so
 the rate comes out below R, never above.
@@ -44,11 +44,11 @@ import psutil
 import redis
 
 from bench.machine import busy_cpu_seconds, wait_for_quiet
-from crawlers.queue.keys import SpiderKeys
-from crawlers.queue.seeds import push_seeds
-from crawlers.sandbox_process import SandboxProcess, start_sandbox
+from crawlers.cli.worker import read_worker_stats, worker_command
+from crawlers.queue.feeder import push_seeds
+from crawlers.redis.keys import SpiderKeys
 from crawlers.services.registry import owned_services
-from crawlers.worker import read_worker_stats, worker_command
+from sandbox.process import SandboxProcess, start_sandbox
 from settings.config import child_environment
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -56,11 +56,11 @@ from pymongo import MongoClient
 
 from bench.crawl import CpuSampler, service_processes
 from bench.machine import QUIET_CORES, wait_for_quiet
-from crawlers.queue.keys import SpiderKeys
-from crawlers.queue.seeds import push_seeds
-from crawlers.sandbox_process import SandboxProcess, start_sandbox
+from crawlers.cli.worker import read_worker_stats, worker_command
+from crawlers.queue.feeder import push_seeds
+from crawlers.redis.keys import SpiderKeys
 from crawlers.services.registry import owned_services
-from crawlers.worker import read_worker_stats, worker_command
+from sandbox.process import SandboxProcess, start_sandbox
 from settings.config import child_environment
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -35,10 +35,10 @@ import redis
 from pymongo import MongoClient
 
 from bench.machine import wait_for_quiet
+from crawlers.cli.worker import worker_command
 from crawlers.monitor.registry import Registry
-from crawlers.sandbox_process import start_sandbox
 from crawlers.services.registry import owned_services
-from crawlers.worker import worker_command
+from sandbox.process import start_sandbox
 from settings.config import child_environment
 
 ROOT = Path(__file__).resolve().parents[1]

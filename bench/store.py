@@ -39,11 +39,11 @@ from mongoengine.errors import NotUniqueError
 from pymongo import MongoClient, UpdateOne
 
 from bench.machine import busy_cpu_seconds
-from crawlers.sandbox_process import SandboxProcess
 from models import documents
 from models.entities import Record, Room, RoomSnapshot, Streamer
 from pipelines.store.ops import StoredRecord, writes
 from pipelines.store.writer import BulkWriter
+from sandbox.process import SandboxProcess
 from spiders.bilibili import pages
 
 BATCH = 500

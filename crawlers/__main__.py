@@ -2,6 +2,6 @@
 
 import sys
 
-from crawlers.cli import main
+from crawlers.cli.main import main
 
 sys.exit(main())

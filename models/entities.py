@@ -52,7 +52,7 @@ class Record(BaseModel):
     key_fields: ClassVar[tuple[str, ...]] = ()
 
     platform: Platform
-    #: Which crawl / monitor asked for the page (``crawlers.origin``); never stored.
+    #: Which crawl / monitor asked for the page (``crawlers.queue.origin``); never stored.
     _origin: dict[str, str] | None = PrivateAttr(default=None)
 
     @field_validator("*", mode="after")

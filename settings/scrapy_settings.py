@@ -31,15 +31,15 @@ DEFAULT_REQUEST_HEADERS = {
 
 DOWNLOADER_MIDDLEWARES = {
     # Rendered requests get their browser meta, then a session, then cookies.
-    "crawlers.browser.RenderMiddleware": 550,
-    "crawlers.sessions.SessionMiddleware": 600,
-    # Platform requests wait for the fleet-wide rate limit (crawlers/ratelimit.py) once their
+    "crawlers.download.browser.RenderMiddleware": 550,
+    "crawlers.download.sessions.SessionMiddleware": 600,
+    # Platform requests wait for the fleet-wide rate limit (crawlers/download/ratelimit.py) once their
     # session is warm (a session's first requests wait for its warm-up; had they taken their
     # send times before, they would all go at once after it) and before they are signed
     # (signatures carry a timestamp that must not grow stale while the request waits).
-    "crawlers.ratelimit.FleetRateLimitMiddleware": 620,
+    "crawlers.download.ratelimit.FleetRateLimitMiddleware": 620,
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
-    "crawlers.middlewares.OfflineCookiesMiddleware": 700,
+    "crawlers.download.cookies.OfflineCookiesMiddleware": 700,
     # Platform request signing, at download time (only requests marked for it).
     "spiders.taobao.middleware.MtopSignMiddleware": 650,
     "spiders.douyin.middleware.PageSignMiddleware": 650,
@@ -94,7 +94,7 @@ LIVEFLEET_CRAWL = _config.crawl
 LIVEFLEET_BLOOM_CAPACITY = _config.bloom_capacity
 LIVEFLEET_BLOOM_ERROR_RATE = _config.bloom_error_rate
 # Seeds pushed by `livefleet crawl` are taken by whichever worker is idle.
-EXTENSIONS = {"crawlers.queue.seeds.SeedFeeder": 500, "crawlers.health.Heartbeat": 510,
+EXTENSIONS = {"crawlers.queue.feeder.SeedFeeder": 500, "crawlers.health.heartbeat.Heartbeat": 510,
               "crawlers.monitor.extension.MonitorServer": 520}
 # Monitors (crawlers/monitor): every worker serves the due ticks of its spider's platform.
 LIVEFLEET_MONITORS_ENABLED = True
@@ -112,7 +112,7 @@ LIVEFLEET_POLL_MAX_SECONDS = 2.0
 LIVEFLEET_IDLE_CLOSE_SECONDS = 0
 LIVEFLEET_SANDBOX_URL = _config.sandbox_url
 # Every this many seconds a worker writes its heartbeat (stale after three missed) and adds
-# its stats' growth to the fleet-wide stats in Redis (crawlers/health.py; 0: off).
+# its stats' growth to the fleet-wide stats in Redis (crawlers/health/heartbeat.py; 0: off).
 LIVEFLEET_HEARTBEAT_SECONDS = _config.heartbeat_seconds
 
 # Callback output: new requests inherit the page's crawl; only a retry of the page keeps its lease.
@@ -143,11 +143,11 @@ LIVEFLEET_FEED_MAXLEN = _config.feed_maxlen
 LIVEFLEET_FEED_BUFFER = 10_000
 LIVEFLEET_FEED_COOLDOWN_SECONDS = 5.0
 
-# The browser (only for spiders that render: see crawlers/browser.py).
+# The browser (only for spiders that render: see crawlers/download/browser.py).
 LIVEFLEET_CHROMIUM = _config.chromium
 LIVEFLEET_BROWSER_RECYCLE_PAGES = 300
 LIVEFLEET_BROWSER_MAX_RSS_MB = 1200
-# Rendered pages are reused (crawlers/browser_pages.py): a page renders this many requests
+# Rendered pages are reused (crawlers/download/pages.py): a page renders this many requests
 # (0: a new page per request) and is closed after this long unused.
 LIVEFLEET_BROWSER_PAGE_USES = 50
 LIVEFLEET_BROWSER_PAGE_IDLE_SECONDS = 10.0

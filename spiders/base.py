@@ -49,7 +49,7 @@ class PlatformSpider(scrapy.Spider):
     #: Longest delay the block backoff puts on the platform's download slot.
     max_block_delay: ClassVar[float] = 8.0
     #: Requests get a session (cookie jar / browser context) from the worker's pool for
-    #: this platform (``crawlers.sessions``); a blocked session is cooled down.
+    #: this platform (``crawlers.download.sessions``); a blocked session is cooled down.
     use_sessions: ClassVar[bool] = False
     #: The slot's configured delay, remembered while blocks slow it down.
     _base_delay: float | None = None

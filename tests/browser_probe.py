@@ -16,7 +16,7 @@ import scrapy
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
-from crawlers.browser import RENDER, browser_settings
+from crawlers.download.browser import RENDER, browser_settings
 
 
 class ProbeSpider(scrapy.Spider):
@@ -63,7 +63,7 @@ def main() -> int:
     settings = Settings({**browser_settings(args.chromium), "LOG_LEVEL": "WARNING",
                          "REMOTE_CONTROL_ENABLED": False, "TELNETCONSOLE_ENABLED": False,
                          "LIVEFLEET_BROWSER_RECYCLE_PAGES": args.recycle, "LIVEFLEET_BROWSER_RSS_CHECK_PAGES": 1,
-                         "DOWNLOADER_MIDDLEWARES": {"crawlers.browser.RenderMiddleware": 550}})
+                         "DOWNLOADER_MIDDLEWARES": {"crawlers.download.browser.RenderMiddleware": 550}})
     for pair in args.set:
         name, _, value = pair.partition("=")
         settings.set(name, json.loads(value))

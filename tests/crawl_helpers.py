@@ -11,10 +11,10 @@ from typing import Any
 
 import redis as redis_lib
 
-from crawlers.queue.keys import SpiderKeys
-from crawlers.queue.seeds import push_seeds
-from crawlers.sandbox_process import SandboxProcess
-from crawlers.worker import read_worker_stats, worker_command
+from crawlers.cli.worker import read_worker_stats, worker_command
+from crawlers.queue.feeder import push_seeds
+from crawlers.redis.keys import SpiderKeys
+from sandbox.process import SandboxProcess
 from settings.config import child_environment
 
 ROOT = Path(__file__).resolve().parents[1]

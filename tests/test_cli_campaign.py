@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
-from crawlers.cli import main
+from crawlers.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

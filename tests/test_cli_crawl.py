@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from crawlers.cli import main
+from crawlers.cli.main import main
 
 
 def _seeds(client, spider: str) -> list[dict]:

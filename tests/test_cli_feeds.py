@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from crawlers.cli import main
+from crawlers.cli.main import main
 from crawlers.feeds.publish import FeedPublisher, publisher_client
-from crawlers.origin import set_origin
+from crawlers.queue.origin import set_origin
 from models.entities import Room
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from crawlers.cli import main
+from crawlers.cli.main import main
 from crawlers.feeds.webhooks import list_webhooks
 from crawlers.monitor.registry import Registry, parse_duration
 
@@ -120,6 +120,6 @@ def test_status_changes_are_ordered_by_capture_time(redis_client):
 
 
 def _table(registry: Registry) -> str:
-    from crawlers.monitor.command import format_table
+    from crawlers.cli.monitor import format_table
 
     return format_table(registry.list())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from crawlers.cli import main
+from crawlers.cli.main import main
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bilibili"
 ROOT = Path(__file__).resolve().parents[1]

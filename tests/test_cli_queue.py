@@ -6,9 +6,9 @@ import json
 
 import scrapy
 
-from crawlers.cli import main
-from crawlers.queue.keys import SpiderKeys
-from crawlers.queue.queue import LeaseQueue
+from crawlers.cli.main import main
+from crawlers.queue.lease_queue import LeaseQueue
+from crawlers.redis.keys import SpiderKeys
 from spiders.bilibili.spider import BilibiliSpider
 
 

@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import pytest
 
-from crawlers.cli import main
-from crawlers.ranking import text_width as display_width
+from crawlers.cli.main import main
+from crawlers.reports.ranking import text_width as display_width
 from models.entities import RECORD_TYPES, Product, ProductSnapshot, Room, RoomSnapshot, Streamer
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from crawlers.cli import main
-from crawlers.health import server_time
-from crawlers.queue.keys import FleetKeys, SpiderKeys
+from crawlers.cli.main import main
+from crawlers.health.heartbeat import server_time
+from crawlers.redis.keys import FleetKeys, SpiderKeys
 from settings.config import child_environment
 
 ROOT = Path(__file__).resolve().parents[1]

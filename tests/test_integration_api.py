@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from crawlers.api import ApiContext, create_app
+from crawlers.api.app import ApiContext, create_app
 
 TOKEN = "s3cret-token"
 PREFIX = "lfapi"
@@ -76,7 +76,7 @@ def test_every_v1_route_needs_the_token(api):
 
 
 def test_status_is_what_livefleet_status_reports(api, redis_client):
-    from crawlers.status import collect_status
+    from crawlers.health.status import collect_status
 
     code, body = api.call("GET", "/v1/status")
     assert code == 200
@@ -154,7 +154,7 @@ platforms:
 
 
 def test_a_campaign_run_through_the_api_queues_its_seeds_and_is_recorded(api, redis_client, mongo_db, tmp_path):
-    from crawlers.queue.keys import SpiderKeys
+    from crawlers.redis.keys import SpiderKeys
 
     (tmp_path / "api-demo.yaml").write_text(CAMPAIGN)
     (tmp_path / "broken.yaml").write_text("name: broken\nplatforms: {}\nsurprise: 1\n")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from crawlers.browser import (
+from crawlers.download.browser import (
     DISABLED_FEATURES,
     abort_heavy_resources,
     playwright_disabled_features,

@@ -16,11 +16,11 @@ import pytest
 import redis as redis_lib
 from pymongo import MongoClient
 
+from crawlers.campaigns.cron import Scheduler
 from crawlers.campaigns.loader import parse_campaign
 from crawlers.campaigns.runs import COLLECTION, follow_run, start_run
-from crawlers.campaigns.scheduler import Scheduler
 from crawlers.queue.crawls import crawl_progress
-from crawlers.queue.keys import SpiderKeys
+from crawlers.redis.keys import SpiderKeys
 from tests.crawl_helpers import Fleet
 
 pytestmark = pytest.mark.integration

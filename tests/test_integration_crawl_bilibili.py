@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from crawlers.sandbox_process import SandboxProcess, start_sandbox
+from sandbox.process import SandboxProcess, start_sandbox
 from tests import crawl_helpers
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from crawlers.sandbox_process import start_sandbox
 from models.normalize import parse_count
+from sandbox.process import start_sandbox
 from tests.crawl_helpers import run_crawl, stat_sum
 
 TYPES = [1, 2, 3, 4, 5, 6, 7, 8]

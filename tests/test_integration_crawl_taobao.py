@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from crawlers.sandbox_process import start_sandbox
+from sandbox.process import start_sandbox
 from tests.crawl_helpers import run_crawl, stat_sum
 
 

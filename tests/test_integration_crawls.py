@@ -9,11 +9,11 @@ from scrapy.http import TextResponse
 from scrapy.utils.test import get_crawler
 
 from crawlers.queue.crawls import crawl_progress, stop_crawl
-from crawlers.queue.keys import FleetKeys, SpiderKeys
+from crawlers.queue.feeder import SeedFeeder, push_seeds
+from crawlers.queue.lease_queue import CRAWL_META, PRIORITY_META, LeaseQueue
 from crawlers.queue.middleware import LeaseSpiderMiddleware
-from crawlers.queue.queue import CRAWL_META, PRIORITY_META, LeaseQueue
 from crawlers.queue.scheduler import RedisScheduler
-from crawlers.queue.seeds import SeedFeeder, push_seeds
+from crawlers.redis.keys import FleetKeys, SpiderKeys
 
 PREFIX = "lfcrawls"
 SPIDER = "ctest"

@@ -18,9 +18,9 @@ import redis as redis_lib
 import scrapy
 from pymongo import MongoClient
 
-from crawlers.queue.queue import LeaseQueue, dead_letters
-from crawlers.sandbox_process import SandboxProcess, start_sandbox
+from crawlers.queue.lease_queue import LeaseQueue, dead_letters
 from crawlers.services import EmbeddedMongo, EmbeddedRedis
+from sandbox.process import SandboxProcess, start_sandbox
 from spiders.bilibili.spider import BilibiliSpider
 from tests.crawl_helpers import Fleet, stat_sum, wait_for
 

@@ -11,7 +11,7 @@ from typing import Any
 from pymongo import MongoClient
 
 from crawlers.feeds.message import COLLECTIONS
-from crawlers.queue.keys import FleetKeys
+from crawlers.redis.keys import FleetKeys
 from tests.crawl_helpers import run_crawl, stat_sum
 
 KEYS = {"streamers": ("platform", "streamer_id"), "rooms": ("platform", "room_id"),

@@ -9,8 +9,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from crawlers.feeds.publish import FeedPublisher, publisher_client
-from crawlers.origin import set_origin
-from crawlers.queue.keys import FleetKeys
+from crawlers.queue.origin import set_origin
+from crawlers.redis.keys import FleetKeys
 from crawlers.services import EmbeddedRedis
 from models.entities import QuarantineRecord, Room, RoomSnapshot, Streamer
 from pipelines.p300_store import StorePipeline

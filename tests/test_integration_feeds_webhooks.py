@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from crawlers.cli import main
+from crawlers.cli.main import main
 from crawlers.feeds.publish import FeedPublisher, publisher_client
 from crawlers.feeds.webhooks import (
     SIGNATURE_HEADER,
@@ -24,8 +24,8 @@ from crawlers.feeds.webhooks import (
     verify_signature,
     webhook_failures,
 )
-from crawlers.origin import set_origin
-from crawlers.queue.keys import FleetKeys
+from crawlers.queue.origin import set_origin
+from crawlers.redis.keys import FleetKeys
 from models.entities import ProductSnapshot, Room
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Worker heartbeats and the fleet's stats, against a real Redis (crawlers/health.py)."""
+"""Worker heartbeats and the fleet's stats, against a real Redis (crawlers/health/heartbeat.py)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from redis.retry import Retry
 from scrapy import Spider
 from scrapy.utils.test import get_crawler
 
-from crawlers.health import Flush, Heartbeat, StatsFlusher, counter_values, items_minute_key, server_time
-from crawlers.queue.keys import FleetKeys, SpiderKeys
+from crawlers.health.heartbeat import Flush, Heartbeat, StatsFlusher, counter_values, items_minute_key, server_time
+from crawlers.health.status import collect_status
+from crawlers.redis.keys import FleetKeys, SpiderKeys
 from crawlers.services import EmbeddedRedis
-from crawlers.status import collect_status
 from tests.crawl_helpers import run_crawl
 
 
@@ -171,7 +171,7 @@ def test_a_redis_outage_is_ridden_out_and_nothing_is_counted_twice(tmp_path, cap
             assert heartbeat.beat(heartbeat.document(), stats.get_stats())
             server.stop()
             stats.inc_value("item_scraped_count", 4)
-            with caplog.at_level(logging.INFO, logger="crawlers.health"):
+            with caplog.at_level(logging.INFO, logger="crawlers.health.heartbeat"):
                 assert not heartbeat.beat(heartbeat.document(), stats.get_stats())
                 stats.inc_value("item_scraped_count", 2)
                 assert not heartbeat.beat(heartbeat.document(), stats.get_stats())

@@ -20,7 +20,7 @@ import redis as redis_lib
 from pymongo import MongoClient
 
 from crawlers.monitor.registry import Registry
-from crawlers.sandbox_process import SandboxProcess, start_sandbox
+from sandbox.process import SandboxProcess, start_sandbox
 from tests.crawl_helpers import Fleet, wait_for
 
 STEP_MIN = 5

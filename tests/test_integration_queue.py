@@ -10,10 +10,10 @@ import scrapy
 from scrapy.utils.test import get_crawler
 
 from crawlers.queue.bloom import BloomSpec
-from crawlers.queue.keys import SpiderKeys
-from crawlers.queue.queue import CRAWL_META, LEASE_META, DedupMode, LeaseQueue, dead_letters, retry_dead
+from crawlers.queue.feeder import push_seeds
+from crawlers.queue.lease_queue import CRAWL_META, LEASE_META, DedupMode, LeaseQueue, dead_letters, retry_dead
 from crawlers.queue.scheduler import RedisScheduler
-from crawlers.queue.seeds import push_seeds
+from crawlers.redis.keys import SpiderKeys
 
 PREFIX = "lftest"
 

@@ -1,4 +1,4 @@
-"""The reference rankings (crawlers/ranking.py) against the sandbox's ground truth.
+"""The reference rankings (crawlers/reports/ranking.py) against the sandbox's ground truth.
 
 A real worker crawls the live rooms of a small frozen Taobao world (rooms, anchors,
 shelves, item details) twice, with the world clock moved on ten minutes between the two
@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from crawlers import ranking
-from crawlers.sandbox_process import start_sandbox
+from crawlers.reports import ranking
+from sandbox.process import start_sandbox
 from tests.crawl_helpers import Fleet
 
 TOP = 6

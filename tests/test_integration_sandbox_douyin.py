@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from crawlers.sandbox.douyin_sign import sign, signed_at
+from sandbox.douyin.sign import sign, signed_at
 from tests.plugins.sandbox import SandboxProcess, start_sandbox
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""``collect_status`` / ``render_status`` on hand-built fleet state in a real Redis (crawlers/status.py)."""
+"""``collect_status`` / ``render_status`` on hand-built fleet state in a real Redis (crawlers/health/status.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from crawlers.health import items_minute_key, server_time
-from crawlers.queue.keys import FleetKeys, SpiderKeys
-from crawlers.status import collect_status, queue_depth, render_status
+from crawlers.health.heartbeat import items_minute_key, server_time
+from crawlers.health.status import collect_status, queue_depth, render_status
+from crawlers.redis.keys import FleetKeys, SpiderKeys
 
 BAND = 2**32
 

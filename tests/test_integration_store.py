@@ -179,7 +179,7 @@ def test_invalid_item_goes_to_quarantine_with_reason_and_payload():
 
 def test_spool_replay_command_writes_spooled_records_back(tmp_path, monkeypatch, capsys, mongo_server, mongo_db,
                                                           redis_server):
-    from crawlers.cli import main
+    from crawlers.cli.main import main
 
     spool = Spool(tmp_path / "spool")
     spool.spill([_snapshot("9", i, T0 + timedelta(seconds=i)) for i in range(30)])

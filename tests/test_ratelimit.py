@@ -18,10 +18,10 @@ from scrapy.exceptions import NotConfigured
 from scrapy.settings import Settings
 from scrapy.utils.test import get_crawler
 
-from crawlers.queue.keys import FleetKeys
-from crawlers.ratelimit import UNLIMITED, FleetRateLimiter, FleetRateLimitMiddleware, Reservation
-from crawlers.sandbox_process import start_sandbox
+from crawlers.download.ratelimit import UNLIMITED, FleetRateLimiter, FleetRateLimitMiddleware, Reservation
+from crawlers.redis.keys import FleetKeys
 from crawlers.services import EmbeddedRedis
+from sandbox.process import start_sandbox
 from settings.config import PLATFORM_RATE_DEFAULTS, Config
 from tests.crawl_helpers import run_crawl, stat_sum
 
@@ -156,7 +156,7 @@ def test_redis_going_away_falls_back_logs_once_and_recovers(tmp_path, caplog):
     try:
         assert limiter.reserve("bilibili", 5).granted
         server.stop()
-        with caplog.at_level(logging.INFO, logger="crawlers.ratelimit"):
+        with caplog.at_level(logging.INFO, logger="crawlers.download.ratelimit"):
             assert [limiter.reserve("bilibili", 5) for _ in range(5)] == [None] * 5
             time.sleep(0.35)
             assert limiter.reserve("bilibili", 5) is None  # asked again, still away: not logged again
@@ -306,8 +306,9 @@ def test_scrapy_settings_wait_for_the_fleet_with_a_warm_session_and_before_signi
     assert settings.getdict("LIVEFLEET_FLEET_RATES")["bilibili"] == pytest.approx(20)
     assert settings.getfloat("LIVEFLEET_FLEET_BURST") == 1
     order = settings.getdict("DOWNLOADER_MIDDLEWARES")
-    fleet = order["crawlers.ratelimit.FleetRateLimitMiddleware"]
-    assert order["crawlers.browser.RenderMiddleware"] < order["crawlers.sessions.SessionMiddleware"] < fleet
+    fleet = order["crawlers.download.ratelimit.FleetRateLimitMiddleware"]
+    render, sessions = "crawlers.download.browser.RenderMiddleware", "crawlers.download.sessions.SessionMiddleware"
+    assert order[render] < order[sessions] < fleet
     assert fleet < order["spiders.taobao.middleware.MtopSignMiddleware"]
     assert fleet < order["spiders.douyin.middleware.PageSignMiddleware"]
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from scrapy.utils.test import get_crawler
 
+from crawlers.campaigns.cron import latest_firing
 from crawlers.campaigns.loader import CampaignError, load_campaign, load_folder, parse_campaign
-from crawlers.campaigns.scheduler import latest_firing
 from crawlers.campaigns.spec import Schedule
-from crawlers.platforms import PLATFORMS
 from crawlers.targets import TargetError, parse_target
+from spiders.platforms import PLATFORMS
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGNS = ROOT / "settings" / "campaigns"

@@ -11,7 +11,7 @@ import pytest
 
 from crawlers.feeds.message import FeedMessage, message_fields
 from crawlers.feeds.webhooks import check_url, is_campaign_crawl, sign, signed_headers, verify_signature
-from crawlers.origin import set_origin
+from crawlers.queue.origin import set_origin
 from models.entities import Product, QuarantineRecord, RoomSnapshot
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

@@ -24,7 +24,7 @@ from scrapy.utils.test import get_crawler
 
 from crawlers.monitor.middleware import TICK_META, MonitorSpiderMiddleware
 from crawlers.monitor.registry import Registry
-from crawlers.origin import MONITOR_META, origin_of, set_origin
+from crawlers.queue.origin import MONITOR_META, origin_of, set_origin
 from models.entities import Room, Streamer
 from pipelines.p100_validate import contract_problem
 from pipelines.store.ops import writes

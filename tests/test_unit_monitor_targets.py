@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crawlers.monitor.targets import Target, TargetError, parse_target
+from crawlers.monitor.watched import Target, TargetError, parse_target
 
 SEC_UID = "MS4wLjABAAAA" + "a1B2c3D4e5F6g7H8i9J0k_L-m1N2o3P4q5R6s7T8u9V"  # 55 characters
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from crawlers import export, ranking
+from crawlers.reports import export, ranking
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -14,13 +14,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from crawlers.sandbox import douyin_pages as H
-from crawlers.sandbox import douyin_payloads as P
-from crawlers.sandbox import douyin_sign as sig
-from crawlers.sandbox.douyin import DouyinPlatform
-from crawlers.sandbox.douyin_entities import STATUS_ENDED, STATUS_LIVE
-from crawlers.sandbox.douyin_world import FAULT_KINDS, DouyinWorld
-from crawlers.sandbox.world import DEFAULT_START, WorldClock
+from sandbox.douyin import pages as H
+from sandbox.douyin import payloads as P
+from sandbox.douyin import sign as sig
+from sandbox.douyin.app import DouyinPlatform
+from sandbox.douyin.entities import STATUS_ENDED, STATUS_LIVE
+from sandbox.douyin.world import FAULT_KINDS, DouyinWorld
+from sandbox.world import DEFAULT_START, WorldClock
 
 MINUTE0 = int(DEFAULT_START // 60)
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/125.0.0.0 Safari/537.36"

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from crawlers.sandbox.kuaishou_world import FAULT_KINDS, KsWorld, display_count
-from crawlers.sandbox.world import DEFAULT_START
+from sandbox.kuaishou.world import FAULT_KINDS, KsWorld, display_count
+from sandbox.world import DEFAULT_START
 
 MINUTE = int(DEFAULT_START // 60)
 

@@ -16,12 +16,12 @@ from urllib.parse import quote
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from crawlers.sandbox import taobao_items as items
-from crawlers.sandbox import taobao_payloads as payloads
-from crawlers.sandbox.server import SandboxConfig, build_app
-from crawlers.sandbox.taobao_gateway import Tokens
-from crawlers.sandbox.taobao_world import FAULT_KINDS, ITEM_FAULT_KINDS, TaoWorld
-from crawlers.sandbox.world import DEFAULT_START
+from sandbox.server import SandboxConfig, build_app
+from sandbox.taobao import items as items
+from sandbox.taobao import payloads as payloads
+from sandbox.taobao.gateway import Tokens
+from sandbox.taobao.world import FAULT_KINDS, ITEM_FAULT_KINDS, TaoWorld
+from sandbox.world import DEFAULT_START
 
 MINUTE0 = int(DEFAULT_START // 60)
 H5 = "/h5api.m.taobao.com/h5"

@@ -10,10 +10,10 @@ from collections import Counter
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from crawlers.sandbox.bilibili_world import FAULT_KINDS, BiliWorld
-from crawlers.sandbox.chaos import ChaosSettings, RateLimiter
-from crawlers.sandbox.server import SandboxConfig, build_app, parse_args
-from crawlers.sandbox.world import DEFAULT_START, ZERO_TIME, WorldClock, beijing_text, mix, unit
+from sandbox.bilibili.world import FAULT_KINDS, BiliWorld
+from sandbox.chaos import ChaosSettings, RateLimiter
+from sandbox.server import SandboxConfig, build_app, parse_args
+from sandbox.world import DEFAULT_START, ZERO_TIME, WorldClock, beijing_text, mix, unit
 
 MINUTE0 = int(DEFAULT_START // 60)
 

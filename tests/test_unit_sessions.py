@@ -1,6 +1,6 @@
 """The per-platform session pool: rotation, cool-down of blocked sessions, warm-up again."""
 
-from crawlers.sessions import SessionPool
+from crawlers.download.sessions import SessionPool
 
 
 def test_sessions_rotate_and_a_blocked_one_rests():

@@ -40,8 +40,8 @@ from pymongo.errors import DuplicateKeyError
 
 from crawlers.campaigns.spec import Campaign, Caps
 from crawlers.queue.crawls import crawl_progress, stop_crawl
-from crawlers.queue.keys import FleetKeys, SpiderKeys
-from crawlers.queue.seeds import push_seeds
+from crawlers.queue.feeder import push_seeds
+from crawlers.redis.keys import FleetKeys, SpiderKeys
 
 logger = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from pydantic import (
     model_validator,
 )
 
-from crawlers.platforms import PLATFORMS
 from crawlers.targets import parse_target
+from spiders.platforms import PLATFORMS
 
 Depth = Literal["lists", "rooms", "streamers", "shelves", "products"]
 DEPTHS: tuple[str, ...] = ("lists", "rooms", "streamers", "shelves", "products")

@@ -20,7 +20,7 @@ from croniter import croniter
 from pydantic import Field, field_validator
 
 from crawlers.campaigns.seeds import DEPTHS, FOLLOW, Depth, Platforms, Strict
-from crawlers.platforms import PLATFORMS
+from spiders.platforms import PLATFORMS
 
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
 _DURATION = re.compile(r"(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?")

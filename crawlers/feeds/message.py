@@ -18,7 +18,7 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from typing import Any
 
-from crawlers.origin import origin_of
+from crawlers.queue.origin import origin_of
 from models.entities import QuarantineRecord, Record
 
 #: Collections that have a feed, in the order ``livefleet feed info`` lists them.

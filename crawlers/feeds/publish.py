@@ -8,7 +8,7 @@ pipelined round trip carries, for the whole batch:
   per record (when feeds are on; ``MAXLEN ~`` keeps each stream near N messages
   at almost no cost);
 * ``HINCRBY FleetKeys.crawl_items(crawl) collection n`` per crawl and
-  collection, for records that carry a crawl (``crawlers.origin``).
+  collection, for records that carry a crawl (``crawlers.queue.origin``).
 
 A stored change is never dropped silently. When Redis does not answer, the
 batch is tried again with backoff (a few short attempts: the store thread is
@@ -42,8 +42,8 @@ from redis.exceptions import BusyLoadingError, OutOfMemoryError, ReadOnlyError, 
 from redis.retry import Retry
 
 from crawlers.feeds.message import message_fields
-from crawlers.origin import origin_of
-from crawlers.queue.keys import FleetKeys
+from crawlers.queue.origin import origin_of
+from crawlers.redis.keys import FleetKeys
 from models.entities import QuarantineRecord, Record
 from pipelines.store.spool import SpoolFiles
 

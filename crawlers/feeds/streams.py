@@ -30,7 +30,7 @@ import redis
 from redis.exceptions import ResponseError
 
 from crawlers.feeds.message import COLLECTIONS, FeedMessage
-from crawlers.queue.keys import FleetKeys
+from crawlers.redis.keys import FleetKeys
 
 
 class FeedReader:

@@ -53,7 +53,7 @@ import redis
 
 from crawlers.feeds.message import COLLECTIONS, FeedMessage
 from crawlers.feeds.streams import FeedReader
-from crawlers.queue.keys import FleetKeys
+from crawlers.redis.keys import FleetKeys
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from twisted.internet import task, threads
 
 from crawlers.monitor.middleware import ROOT_META, TICK_META, registry_from_settings
 from crawlers.monitor.registry import Registry
-from crawlers.origin import MONITOR_META
+from crawlers.queue.origin import MONITOR_META
 
 logger = logging.getLogger(__name__)
 

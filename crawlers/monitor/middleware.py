@@ -48,8 +48,8 @@ from scrapy.http import Response
 from scrapy.settings import Settings
 
 from crawlers.monitor.registry import Registry
-from crawlers.origin import MONITOR_META, origin_of, set_origin
-from crawlers.queue.connection import get_redis, redis_url_from_settings
+from crawlers.queue.origin import MONITOR_META, origin_of, set_origin
+from crawlers.redis.connection import get_redis, redis_url_from_settings
 from models.entities import Room, Streamer
 
 logger = logging.getLogger(__name__)

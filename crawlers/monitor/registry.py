@@ -36,8 +36,8 @@ from urllib.parse import urlsplit
 
 import redis
 
-from crawlers.monitor.targets import Target, parse_target
-from crawlers.queue.keys import FleetKeys
+from crawlers.monitor.watched import Target, parse_target
+from crawlers.redis.keys import FleetKeys
 
 #: Shortest interval a monitor may ask for.
 MIN_EVERY_S = 1.0

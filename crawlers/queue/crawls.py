@@ -26,7 +26,7 @@ from typing import Any
 import redis
 
 from crawlers.queue import serialize
-from crawlers.queue.keys import FleetKeys, SpiderKeys
+from crawlers.redis.keys import FleetKeys, SpiderKeys
 
 #: How long a crawl stays marked as stopped (a week: far longer than any crawl's requests live).
 STOPPED_TTL_SECONDS = 7 * 24 * 3600

@@ -2,7 +2,7 @@
 
 * A new request inherits the crawl (dedup namespace) of the page it came from.
 * A new request inherits the monitor its page was fetched for, and every
-  record the callback yields carries the page's origin (``crawlers.origin``).
+  record the callback yields carries the page's origin (``crawlers.queue.origin``).
 * A new request inherits its page's priority offset (a campaign's priority,
   ``livefleet_priority``), added once to its own priority.
 * Only a retry of the same page (same URL) carries the page's lease, so the
@@ -18,8 +18,8 @@ from scrapy import Request
 from scrapy.http import Response
 from scrapy.spidermiddlewares.base import BaseSpiderMiddleware
 
-from crawlers.origin import MONITOR_META, origin_from_meta, set_origin
-from crawlers.queue.queue import CRAWL_META, LEASE_META, PRIORITY_META
+from crawlers.queue.lease_queue import CRAWL_META, LEASE_META, PRIORITY_META
+from crawlers.queue.origin import MONITOR_META, origin_from_meta, set_origin
 
 
 class LeaseSpiderMiddleware(BaseSpiderMiddleware):

@@ -1,6 +1,6 @@
 """Scrapy scheduler on the shared, leased Redis queue.
 
-A worker takes requests on leases (``crawlers.queue.queue.LeaseQueue``) and
+A worker takes requests on leases (``crawlers.queue.lease_queue.LeaseQueue``) and
 settles each one when Scrapy is completely done with it:
 
 * its response was handled and every item it produced went through the
@@ -52,10 +52,10 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
-from crawlers.queue.connection import get_redis, redis_url_from_settings
 from crawlers.queue.crawls import stopped_crawls
-from crawlers.queue.keys import SpiderKeys
-from crawlers.queue.queue import CRAWL_META, LEASE_META, DedupMode, Leased, LeaseQueue
+from crawlers.queue.lease_queue import CRAWL_META, LEASE_META, DedupMode, Leased, LeaseQueue
+from crawlers.redis.connection import get_redis, redis_url_from_settings
+from crawlers.redis.keys import SpiderKeys
 from models.errors import StoreUnavailableError
 
 logger = logging.getLogger(__name__)

@@ -65,7 +65,7 @@ class DouyinSpider(PlatformSpider):
     def update_settings(cls, settings: BaseSettings) -> None:
         """Install the browser download handler, for this spider only."""
         super().update_settings(settings)
-        from crawlers.browser import browser_settings
+        from crawlers.download.browser import browser_settings
 
         for name, value in browser_settings(settings.get("LIVEFLEET_CHROMIUM") or "/usr/bin/chromium").items():
             settings.set(name, value, priority="spider")

@@ -1,7 +1,7 @@
 """Pytest plugin: the sandbox server as a subprocess for tests.
 
 Listed in ``pytest_plugins`` by the top-level conftest. Provides ``start_sandbox``
-(re-exported from :mod:`crawlers.sandbox_process`) and the ``sandbox`` session
+(re-exported from :mod:`sandbox.process`) and the ``sandbox`` session
 fixture: a frozen world (``--time-scale 0``), chaos off, faults on. It is shared
 by every test of the session: tests must not change its settings or clear its logs.
 """
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from crawlers.sandbox_process import SandboxProcess, start_sandbox
+from sandbox.process import SandboxProcess, start_sandbox
 
 __all__ = ["SESSION_ARGS", "SandboxProcess", "sandbox", "start_sandbox"]
 

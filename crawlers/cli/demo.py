@@ -1,0 +1,157 @@
+"""``livefleet demo``: a short campaign against the sandbox, on embedded services.
+
+Starts its own Redis and MongoDB-compatible server (under ``<var>/demo``),
+the sandbox, and two workers; pushes the campaign's seeds; waits for the
+workers to finish the crawl; prints what landed in MongoDB, the last line
+being one JSON object of counts per collection. Everything it started is
+stopped when it ends, whether it succeeds, fails or is interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, TextIO
+
+from crawlers.cli.worker import read_worker_stats, stop_worker, worker_command
+from crawlers.queue.feeder import push_seeds
+from crawlers.redis.connection import get_redis
+from crawlers.redis.keys import SpiderKeys
+from crawlers.reports.summary import collection_counts, platform_counts
+from crawlers.services.registry import owned_services
+from sandbox.process import start_sandbox
+from settings.config import Config, child_environment
+from spiders.platforms import platform as get_platform
+
+#: What the demo crawls, per platform: seeds as ``livefleet crawl`` would push them.
+DEMO_SEEDS: dict[str, list[dict[str, Any]]] = {
+    "bilibili": [{"kind": "areas", "max_pages": 2}],
+    "douyin": [{"kind": "category", "partition": "720", "partition_type": "1", "max_pages": 1}],
+    "kuaishou": [{"kind": "categories", "types": [1, 6], "max_pages": 1}],
+    "taobao": [],
+}
+
+
+def account_seeds(sandbox: Any) -> dict[str, list[dict[str, Any]]]:
+    """Seeds a team would hold rather than discover: the Kuaishou shops that granted livefleet
+    an open-platform token, and the Taobao live rooms it follows (Taobao has no public
+    anchor-to-room lookup). The demo takes a few of each from the sandbox's world."""
+    kuaishou = sandbox.truth("kuaishou")
+    taobao = sandbox.truth("taobao")
+    shops = [s for s in kuaishou["shops"] if s["items"]][:3]
+    lives = [life for life in taobao["lives"] if life["roomStatus"] == 1][:12]
+    return {
+        "kuaishou": [{"kind": "shop", "access_token": s["access_token"], "max_pages": 2} for s in shops],
+        "taobao": [{"kind": "room", "live_id": life["liveId"]} for life in lives],
+    }
+
+
+def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout: float = 900,
+             out: TextIO = sys.stdout) -> int:
+    var_dir = config.var_dir / "demo"
+    if var_dir.exists():
+        shutil.rmtree(var_dir)
+    logs = var_dir / "log"
+    logs.mkdir(parents=True)
+    started = time.monotonic()
+    with ExitStack() as stack:
+        services = stack.enter_context(owned_services(var_dir / "services"))
+        say(out, f"redis   {services.redis_url}")
+        say(out, f"mongodb {services.mongo_uri}")
+        sandbox = stack.enter_context(
+            start_sandbox("--streamers", str(streamers), log_path=logs / "sandbox.log")
+        )
+        say(out, f"sandbox {sandbox.url} ({streamers} streamers per platform)")
+        redis = get_redis(services.redis_url)
+        accounts = account_seeds(sandbox)
+        for name, seeds in DEMO_SEEDS.items():
+            seeds = seeds + accounts.get(name, [])
+            spider = get_platform(name).spider
+            pushed = push_seeds(redis, SpiderKeys(config.key_prefix, spider), seeds)
+            say(out, f"seeds   {pushed} for {name}: {json.dumps(seeds, ensure_ascii=False)}")
+        env = child_environment(
+            REDIS_URL=services.redis_url,
+            MONGO_URI=services.mongo_uri,
+            LIVEFLEET_SANDBOX_URL=sandbox.url,
+            LIVEFLEET_VAR_DIR=str(var_dir),
+            LIVEFLEET_KEY_PREFIX=config.key_prefix,
+            LIVEFLEET_MONGO_DB=config.mongo_db,
+        )
+        spiders = [get_platform(name).spider for name in DEMO_SEEDS]
+        procs = []
+        for index in range(workers):
+            log = stack.enter_context((logs / f"worker-{index + 1}.log").open("wb"))
+            cmd = worker_command(spiders, idle_close=6, stats_file=var_dir / f"worker-{index + 1}-stats.json")
+            procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+            stack.callback(stop_worker, procs[-1])
+        say(out, f"workers {workers} started (logs in {logs})")
+        deadline = time.monotonic() + timeout
+        last = 0.0
+        while any(p.poll() is None for p in procs):
+            if time.monotonic() > deadline:
+                say(out, f"demo timed out after {timeout:.0f}s")
+                return 1
+            if time.monotonic() - last >= 5:
+                last = time.monotonic()
+                counts = collection_counts(services.mongo_uri, config.mongo_db)
+                say(out, "progress " + " ".join(f"{k}={v}" for k, v in counts.items()))
+            time.sleep(0.5)
+        failed = [p.args for p in procs if p.returncode != 0]
+        stats = _worker_stats(var_dir)
+        counts = collection_counts(services.mongo_uri, config.mongo_db)
+        by_platform = platform_counts(services.mongo_uri, config.mongo_db)
+    say(out, f"done in {time.monotonic() - started:.1f}s; everything the demo started is stopped")
+    for name, per in sorted(by_platform.items()):
+        say(out, f"{name:9s} " + " ".join(f"{k}={v}" for k, v in per.items()))
+    for key in ("pages", "blocked", "retries", "quarantined", "spooled"):
+        say(out, f"{key:9s} {stats.get(key, 0)}")
+    requests, rendered = stats.get("requests", 0), stats.get("rendered", 0)
+    if requests:
+        say(out, f"http_vs_render_share {rendered / requests:.3f} ({rendered} of {requests} requests needed a browser)")
+    if failed:
+        say(out, f"{len(failed)} worker(s) failed; see {logs}")
+    out.write(json.dumps(counts) + "\n")
+    out.flush()
+    return 1 if failed else 0
+
+
+def say(out: TextIO, line: str) -> None:
+    out.write(f"[demo] {line}\n")
+    out.flush()
+
+
+def _worker_stats(var_dir: Path) -> dict[str, int]:
+    """Totals of the workers' counters, summed over workers and platforms."""
+    totals: dict[str, int] = {}
+    for path in var_dir.glob("worker-*-stats.json"):
+        for stats in read_worker_stats(path).values():
+            for key, value in stats.items():
+                if not isinstance(value, int):
+                    continue
+                name = _summary_key(key)
+                if name:
+                    totals[name] = totals.get(name, 0) + value
+    return totals
+
+
+def _summary_key(stat: str) -> str | None:
+    if stat.startswith("livefleet/spider/pages/"):
+        return "pages"
+    if stat.startswith("livefleet/spider/blocked/"):
+        return "blocked"
+    if stat == "retry/count":
+        return "retries"
+    if stat.startswith("livefleet/quarantine/") and "/reason/" not in stat:
+        return "quarantined"
+    if stat == "livefleet/store/spooled":
+        return "spooled"
+    if stat == "downloader/request_count":
+        return "requests"
+    if stat == "playwright/page_count":
+        return "rendered"
+    return None

@@ -1,0 +1,87 @@
+"""``livefleet monitor add|list|stop``: the operator's side of the monitor registry.
+
+    livefleet monitor add douyin https://live.douyin.com/604946797621 --every 30s --for 6h [--webhook URL]
+    livefleet monitor list [--json]
+    livefleet monitor stop ID
+
+Redis comes from ``REDIS_URL`` or the embedded server, as for every command.
+The workers of the platform's spider serve the monitor; ``add`` starts none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from crawlers.monitor.registry import Monitor, Registry
+from settings.config import Config
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """The ``monitor`` subcommand and its actions."""
+    p = sub.add_parser("monitor", help="watch a competitor's room every N seconds for a while: add, list, stop")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = actions.add_parser("add", help="watch a room or streamer (room URL, profile URL or ID)")
+    a.add_argument("platform", help="douyin, kuaishou, taobao or bilibili")
+    a.add_argument("target", help="the platform's room URL, profile URL or bare ID")
+    a.add_argument("--every", default="30s", help="interval between captures, e.g. 30s, 5m (default 30s)")
+    a.add_argument("--for", dest="for_", default="6h", help="how long to watch, e.g. 6h, 1d (default 6h)")
+    a.add_argument("--webhook", help="an http(s) URL told of what the monitor stores")
+    a.add_argument("--json", action="store_true", help="print the monitor as JSON")
+    ls = actions.add_parser("list", help="every monitor with its state, ticks, late ticks and last events")
+    ls.add_argument("--json", action="store_true", help="one JSON array")
+    s = actions.add_parser("stop", help="stop a monitor (its history is kept)")
+    s.add_argument("id")
+    s.add_argument("--json", action="store_true", help="print the monitor as JSON")
+
+
+def run_monitor(args: argparse.Namespace, config: Config) -> int:
+    from crawlers.redis.connection import get_redis
+    from crawlers.services.registry import ensure_services
+
+    if args.action == "add":  # refuse a bad target before starting anything
+        from crawlers.monitor.registry import parse_duration
+        from crawlers.monitor.watched import parse_target
+
+        target = parse_target(args.platform, args.target)
+        parse_duration(args.every), parse_duration(args.for_)
+    services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
+    registry = Registry(get_redis(services.redis_url), config.key_prefix)
+    if args.action == "add":
+        monitor = registry.add(args.platform, target, args.every, args.for_, webhook=args.webhook,
+                               webhook_secret=config.webhook_secret)
+        if args.json:
+            print(json.dumps(monitor.as_dict(), ensure_ascii=False))
+        else:
+            print(f"monitor {monitor.id}: {monitor.platform} {monitor.target['kind']} {monitor.target['id']} "
+                  f"every {monitor.every_s:g}s until {monitor.until}")
+        return 0
+    if args.action == "list":
+        monitors = registry.list()
+        if args.json:
+            print(json.dumps([m.as_dict() for m in monitors], ensure_ascii=False))
+        else:
+            print(format_table(monitors))
+        return 0
+    monitor = registry.stop(args.id)
+    if monitor is None:
+        raise ValueError(f"no monitor {args.id!r} (see livefleet monitor list)")
+    print(json.dumps(monitor.as_dict(), ensure_ascii=False) if args.json else f"monitor {monitor.id}: stopped")
+    return 0
+
+
+def format_table(monitors: list[Monitor]) -> str:
+    """The monitors as a table; a monitor with late ticks says so, with the last reason."""
+    if not monitors:
+        return "no monitors"
+    rows = [("ID", "PLATFORM", "TARGET", "EVERY", "STATE", "TICKS", "LATE", "STATUS", "UNTIL")]
+    notes = []
+    for m in monitors:
+        rows.append((m.id, m.platform, f"{m.target['kind']}:{m.target['id']}", f"{m.every_s:g}s", m.state,
+                     str(m.ticks), str(m.late), m.last_status or "-", m.until[:19]))
+        if m.late:
+            notes.append(f"{m.id}: LATE {m.late} of {m.ticks} ticks, last at {m.last_late_at} "
+                         f"({m.last_late_reason}): the fleet does not keep this interval")
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines + notes)

@@ -1,0 +1,1 @@
+"""Downloading a page: sessions, fleet-wide rate limits, cookies, and the browser for pages that need one."""

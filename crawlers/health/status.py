@@ -1,0 +1,301 @@
+"""``livefleet status``: the fleet as Redis sees it, read without writing anything.
+
+:func:`collect_status` gathers, with a bounded number of reads (never a walk
+over the queue itself):
+
+- **workers**: every worker in ``FleetKeys.workers`` with its last heartbeat;
+  ``live`` while its heartbeat key exists and its last beat is at most three
+  of its intervals old, ``stale`` otherwise (stopped without leaving: killed,
+  crashed, cut off from Redis);
+- **per platform**: requests queued, in total and per priority (one
+  ``ZRANGEBYSCORE ... LIMIT 0 1`` and one ``ZCOUNT`` per priority present),
+  requests leased and leases past their deadline, dead letters, seeds waiting
+  and rejected, items per minute (average of the last five whole minutes, or of
+  those since the first items when they came later), and
+  the fleet-wide counters the workers flushed (:mod:`crawlers.health.heartbeat`);
+- **fleet**: the same added up over platforms.
+
+Block and error rates are **per page attempt**: a page the spider parsed,
+found blocked, retryable, gone or unparsable, or a request that failed for
+good. ``block_rate`` = blocked / attempts; ``error_rate`` = (retryable +
+unparsable + failed) / attempts. Retries are attempts too.
+
+:func:`render_status` prints the same as text tables.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from crawlers.health.heartbeat import STALE_AFTER_BEATS, items_minute_key, server_time, summarize
+from crawlers.redis.keys import FleetKeys, SpiderKeys
+from crawlers.services.base import pid_alive
+from crawlers.services.registry import read_record, record_path
+from settings.config import Config
+from spiders.platforms import PLATFORMS
+
+#: Scores of one priority span this much (score = -priority * 2**32 + arrival sequence).
+PRIORITY_BAND = 2**32
+#: Items per minute is the average over (at most) this many whole minutes before the current one.
+IPM_MINUTES = 5
+#: At most this many priorities are counted one by one; the rest are reported together.
+MAX_PRIORITIES = 64
+
+_OUTCOMES = ("pages", "blocked", "retryable", "gone", "unparsable", "failed")
+
+
+def queue_depth(server: redis.Redis, key: str, *, max_priorities: int = MAX_PRIORITIES) -> dict[str, Any]:
+    """Requests in the queue ``key``: total and per priority (highest first).
+
+    Two reads per priority present, however long the queue; requests beyond
+    ``max_priorities`` priorities are counted under ``other``.
+    """
+    total = int(server.zcard(key))
+    by_priority: list[dict[str, int]] = []
+    low: int | str = "-inf"
+    counted = 0
+    while counted < total and len(by_priority) < max_priorities:
+        first = server.zrangebyscore(key, low, "+inf", start=0, num=1, withscores=True)
+        if not first:
+            break
+        priority = -math.floor(first[0][1] / PRIORITY_BAND)
+        band_low = -priority * PRIORITY_BAND
+        count = int(server.zcount(key, band_low, f"({band_low + PRIORITY_BAND}"))
+        by_priority.append({"priority": priority, "requests": count})
+        counted += count
+        low = band_low + PRIORITY_BAND
+    return {"total": total, "by_priority": by_priority, "other": max(0, total - counted)}
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _number(raw: bytes | str) -> int | float:
+    text = _text(raw)
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _rates(counters: dict[str, int]) -> dict[str, Any]:
+    attempts = sum(counters[name] for name in _OUTCOMES)
+    return {"attempts": attempts, "block_rate": _rate(counters["blocked"], attempts),
+            "error_rate": _rate(counters["errors"], attempts)}
+
+
+def _workers(server: redis.Redis, fleet: FleetKeys, now: float, default_interval: float) -> list[dict[str, Any]]:
+    entries = server.zrange(fleet.workers, 0, -1, withscores=True)
+    ids = [_text(raw) for raw, _ in entries]
+    documents = server.mget([fleet.worker(worker_id) for worker_id in ids]) if ids else []
+    workers = []
+    for worker_id, (_, beat_at), raw in zip(ids, entries, documents, strict=True):
+        document: dict[str, Any] = {}
+        if raw is not None:
+            try:
+                document = json.loads(raw)
+            except ValueError:
+                document = {}
+        interval = float(document.get("interval") or default_interval)
+        age = max(0.0, now - beat_at)
+        live = raw is not None and age <= interval * STALE_AFTER_BEATS
+        workers.append({**document, "worker": worker_id, "state": "live" if live else "stale",
+                        "beat_at": beat_at, "beat_age": round(age, 1), "interval": interval})
+    workers.sort(key=lambda w: (w["state"] != "live", w.get("spider") or "", w["worker"]))
+    return workers
+
+
+def _platform(server: redis.Redis, keys: SpiderKeys, now: float) -> dict[str, Any]:
+    minute = int(now // 60)
+    with server.pipeline(transaction=False) as pipe:
+        pipe.zcard(keys.leases)
+        pipe.zcount(keys.leases, "-inf", f"({int(now * 1000)}")
+        pipe.llen(keys.dead)
+        pipe.llen(keys.seeds)
+        pipe.llen(f"{keys.seeds}:rejected")
+        pipe.hgetall(keys.stats)
+        pipe.mget([items_minute_key(keys, m) for m in range(minute - IPM_MINUTES, minute)])
+        leased, expired, dead, seeds, rejected, raw_stats, minutes = pipe.execute()
+    stats = {_text(name): _number(value) for name, value in raw_stats.items()}
+    counters = summarize(stats)
+    per_minute = [int(m) if m is not None else 0 for m in minutes]
+    # Minutes before the first items are not averaged in: a crawl that began two minutes ago
+    # shows its rate, not two fifths of it.
+    first = next((i for i, n in enumerate(per_minute) if n), len(per_minute) - 1)
+    return {
+        "queue": queue_depth(server, keys.requests),
+        "leased": int(leased),
+        "leases_expired": int(expired),
+        "dead_letters": int(dead),
+        "seeds": int(seeds),
+        "seeds_rejected": int(rejected),
+        "items_per_minute": round(sum(per_minute) / (len(per_minute) - first), 1),
+        "items_by_minute": per_minute,
+        "counters": counters,
+        **_rates(counters),
+        "stats": stats,
+    }
+
+
+def collect_status(server: redis.Redis, prefix: str, *, interval: float = 5.0,
+                   spiders: Iterable[str] | None = None) -> dict[str, Any]:
+    """The fleet's state under key ``prefix``; pure reads.
+
+    ``interval`` is the heartbeat interval assumed for workers whose heartbeat
+    (which carries its own) has expired. ``spiders`` defaults to every platform's.
+    """
+    now = server_time(server)
+    names = list(spiders) if spiders is not None else [info.spider for info in PLATFORMS.values()]
+    workers = _workers(server, FleetKeys(prefix), now, interval)
+    platforms = {name: _platform(server, SpiderKeys(prefix, name), now) for name in names}
+    counters = {key: sum(p["counters"][key] for p in platforms.values())
+                for key in summarize({})}
+    fleet = {
+        "workers_live": sum(w["state"] == "live" for w in workers),
+        "workers_stale": sum(w["state"] == "stale" for w in workers),
+        "queued": sum(p["queue"]["total"] for p in platforms.values()),
+        "leased": sum(p["leased"] for p in platforms.values()),
+        "leases_expired": sum(p["leases_expired"] for p in platforms.values()),
+        "dead_letters": sum(p["dead_letters"] for p in platforms.values()),
+        "seeds": sum(p["seeds"] for p in platforms.values()),
+        "items_per_minute": round(sum(p["items_per_minute"] for p in platforms.values()), 1),
+        "counters": counters,
+        **_rates(counters),
+    }
+    return {"prefix": prefix, "at": now, "workers": workers, "platforms": platforms, "fleet": fleet,
+            "rates_per": "page attempt"}
+
+
+# -- text -------------------------------------------------------------------------------------
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """Columns padded to fit; the first column left-aligned, the others right-aligned."""
+    cells = [list(header)] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = []
+    for row in cells:
+        padded = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        lines.append(("  " + "  ".join(padded)).rstrip())
+    return lines
+
+
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.1f}%"
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.0f}h"
+
+
+def _priorities(queue: dict[str, Any]) -> str:
+    parts = [f"{p['priority']}:{p['requests']}" for p in queue["by_priority"]]
+    if queue["other"]:
+        parts.append(f"other:{queue['other']}")
+    return " ".join(parts) or "-"
+
+
+def render_status(status: dict[str, Any], *, source: str | None = None) -> str:
+    """``status`` (from :func:`collect_status`) as text tables."""
+    at = datetime.fromtimestamp(status["at"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    fleet = status["fleet"]
+    lines = [f"livefleet status at {at}, key prefix {status['prefix']!r}" + (f", Redis {source}" if source else ""),
+             "", f"workers: {fleet['workers_live']} live, {fleet['workers_stale']} stale"]
+    if status["workers"]:
+        rows = []
+        for w in status["workers"]:
+            c = w.get("counters") or {}
+            rows.append([w["worker"], w.get("spider") or "?", w["state"], _age(w["beat_age"]),
+                         w.get("leases", "-"), w.get("prefetched", "-"), c.get("items", "-"), c.get("pages", "-"),
+                         c.get("blocked", "-"), c.get("errors", "-")])
+        lines += _table(["worker", "spider", "state", "beat", "leases", "prefetched", "items", "pages", "blocked",
+                         "errors"], rows)
+    else:
+        lines.append("  (none: no worker has a heartbeat in Redis)")
+    rows = []
+    for name, p in status["platforms"].items():
+        rows.append([name, p["queue"]["total"], _priorities(p["queue"]), p["leased"], p["leases_expired"],
+                     p["dead_letters"], p["seeds"], p["counters"]["items"], p["items_per_minute"], p["attempts"],
+                     _pct(p["block_rate"]), _pct(p["error_rate"])])
+    rows.append(["fleet", fleet["queued"], "", fleet["leased"], fleet["leases_expired"], fleet["dead_letters"],
+                 fleet["seeds"], fleet["counters"]["items"], fleet["items_per_minute"], fleet["attempts"],
+                 _pct(fleet["block_rate"]), _pct(fleet["error_rate"])])
+    lines += ["", "platforms:"]
+    lines += _table(["platform", "queued", "by priority", "leased", "expired", "dead", "seeds", "items",
+                     "items/min", "attempts", "block rate", "error rate"], rows)
+    lines += ["", f"items/min: average of the last {IPM_MINUTES} whole minutes (since the first items, if later).",
+              "Rates are per page attempt (parsed, blocked, retryable, gone, unparsable or failed);",
+              "errors = retryable + unparsable + failed."]
+    return "\n".join(lines)
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def redis_to_watch(config: Config) -> tuple[str | None, str]:
+    """The Redis ``status`` reads, starting nothing: REDIS_URL, else the running embedded one.
+
+    Returns (URL or None, where it comes from / why there is none).
+    """
+    if config.redis_url:
+        return config.redis_url, "REDIS_URL"
+    record = read_record(config.var_dir, "redis")
+    if record is not None and pid_alive(int(str(record["pid"]))):
+        return str(record["url"]), f"embedded, pid {record['pid']}"
+    return None, (f"no Redis is running: REDIS_URL is unset and no embedded Redis runs for "
+                  f"{record_path(config.var_dir, 'redis')} (any livefleet worker, crawl or `services start` "
+                  "starts one)")
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{netloc}"))
+
+
+def run_status(config: Config, *, as_json: bool) -> int:
+    """``livefleet status [--json]``: print the fleet's state; 1 when there is no Redis to read."""
+    url, origin = redis_to_watch(config)
+    error = None if url else origin
+    status: dict[str, Any] = {}
+    if url is not None:
+        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=15, retry=Retry(NoBackoff(), 1))
+        try:
+            status = collect_status(client, config.key_prefix, interval=config.heartbeat_seconds)
+        except redis.RedisError as exc:
+            error = f"Redis at {_redact(url)} ({origin}) does not answer: {exc}"
+        finally:
+            client.close()
+    if error is not None:
+        if as_json:
+            print(json.dumps({"redis": _redact(url) if url else None, "error": error}))
+        else:
+            print(f"livefleet status: {error}", file=sys.stderr)
+        return 1
+    assert url is not None
+    if as_json:
+        print(json.dumps({"redis": _redact(url), **status}, sort_keys=False))
+    else:
+        print(render_status(status, source=f"{_redact(url)} ({origin})"))
+    return 0

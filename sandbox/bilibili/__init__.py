@@ -1,0 +1,1 @@
+"""The Bilibili replica: its world, payloads and routes (``app``)."""
