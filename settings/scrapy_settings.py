@@ -6,8 +6,13 @@ prefix and are read by components with typed getters in ``from_crawler``.
 """
 
 from settings.config import Config
+from settings.defaults import DEFAULTS
 
 _config = Config.from_env()
+
+# Every LIVEFLEET_* default (settings/defaults.py, where each is documented); the deployment's
+# values below, from the environment, go on top.
+globals().update(DEFAULTS)
 
 BOT_NAME = "livefleet"
 SPIDER_MODULES = ["spiders"]
@@ -44,11 +49,6 @@ DOWNLOADER_MIDDLEWARES = {
     "spiders.taobao.middleware.MtopSignMiddleware": 650,
     "spiders.douyin.middleware.PageSignMiddleware": 650,
 }
-# Visitor identities (cookie jars / browser contexts) per platform per worker, and how long
-# one rests after the platform blocked it.
-LIVEFLEET_SESSIONS_PER_PLATFORM = 3
-LIVEFLEET_SESSION_COOLDOWN_SECONDS = _config.session_cooldown
-
 # Retried requests carry Scrapy's own retry counter on purpose (get_retry_request).
 META_COPY_WARN_SKIP_KEYS = ["retry_times"]
 
@@ -60,61 +60,19 @@ RETRY_ENABLED = True
 RETRY_TIMES = 6
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 
-# Per-platform politeness: every request carries meta["download_slot"] = platform.
-LIVEFLEET_RATES = dict(_config.rates)
+# Per-platform politeness: every request carries meta["download_slot"] = platform ...
 DOWNLOAD_SLOTS = {
     platform: {"concurrency": _config.concurrency, "delay": (1.0 / rate) if rate else 0.0, "jitter": 0.0}
     for platform, rate in _config.rates.items()
 }
-# ... and for the whole fleet, however many workers: requests/s per platform from a token bucket
-# in Redis (LIVEFLEET_FLEET_RATE_*, unset = the per-worker rate; 0 = none), on top of the slots.
+# ... and for the whole fleet, however many workers (a token bucket in Redis), on top of the slots.
 LIVEFLEET_FLEET_RATES = dict(_config.fleet_rates)
-# Sends the fleet may make at once after a quiet spell (1: strictly 1/rate apart).
-LIVEFLEET_FLEET_BURST = 1.0
-# The farthest ahead a worker reserves one send; a longer backlog is re-checked later.
-LIVEFLEET_FLEET_MAX_WAIT_SECONDS = 30.0
 
 # The fleet: requests are scheduled through Redis, shared by every worker.
 SCHEDULER = "crawlers.queue.scheduler.RedisScheduler"
-LIVEFLEET_REDIS_URL = _config.redis_url
-LIVEFLEET_KEY_PREFIX = _config.key_prefix
-LIVEFLEET_VAR_DIR = str(_config.var_dir)
-# Requests a worker takes from Redis per round trip.
-LIVEFLEET_PREFETCH = 8
-# The fleet's seen-set expires this long after a crawl starts, so a later crawl revisits pages.
-LIVEFLEET_SEEN_TTL_SECONDS = _config.seen_ttl
-# A request is taken on a lease this long, renewed while its worker lives; an expired lease
-# (worker killed) returns the request to the queue.
-LIVEFLEET_LEASE_SECONDS = _config.lease_seconds
-# Failed deliveries (callback error, item not stored, lease expired) before a dead letter.
-LIVEFLEET_MAX_FAILURES = _config.max_failures
-# The crawl (dedup namespace) of requests that do not name one.
-LIVEFLEET_CRAWL = _config.crawl
-# A Bloom filter of this many fingerprints replaces each crawl's seen-set (0 = a plain set).
-LIVEFLEET_BLOOM_CAPACITY = _config.bloom_capacity
-LIVEFLEET_BLOOM_ERROR_RATE = _config.bloom_error_rate
-# Seeds pushed by `livefleet crawl` are taken by whichever worker is idle.
+# Seeds pushed by `livefleet crawl` are taken by whichever worker is idle; heartbeats; monitors.
 EXTENSIONS = {"crawlers.queue.feeder.SeedFeeder": 500, "crawlers.health.heartbeat.Heartbeat": 510,
               "crawlers.monitor.extension.MonitorServer": 520}
-# Monitors (crawlers/monitor): every worker serves the due ticks of its spider's platform.
-LIVEFLEET_MONITORS_ENABLED = True
-LIVEFLEET_MONITOR_POLL_SECONDS = 0.25
-# A tick claimed later than this share of its interval (or due while the last is unanswered) is late.
-LIVEFLEET_MONITOR_LATE_FRACTION = 0.25
-LIVEFLEET_MONITOR_PRIORITY = 1000
-LIVEFLEET_MONITOR_CLAIM_BATCH = 200
-LIVEFLEET_SEEDS_ENABLED = True
-LIVEFLEET_SEED_BATCH = 16
-# A worker with nothing in hand polls Redis this often, backing off to the max while quiet.
-LIVEFLEET_POLL_SECONDS = 0.2
-LIVEFLEET_POLL_MAX_SECONDS = 2.0
-# Close a worker after this many seconds with nothing to do fleet-wide (0: never).
-LIVEFLEET_IDLE_CLOSE_SECONDS = 0
-LIVEFLEET_SANDBOX_URL = _config.sandbox_url
-# Every this many seconds a worker writes its heartbeat (stale after three missed) and adds
-# its stats' growth to the fleet-wide stats in Redis (crawlers/health/heartbeat.py; 0: off).
-LIVEFLEET_HEARTBEAT_SECONDS = _config.heartbeat_seconds
-
 # Callback output: new requests inherit the page's crawl; only a retry of the page keeps its lease.
 # Monitored pages: stream start/end on their rooms, the shelf re-fetched each tick, nothing beyond it.
 SPIDER_MIDDLEWARES = {"crawlers.queue.middleware.LeaseSpiderMiddleware": 50,
@@ -124,35 +82,27 @@ ITEM_PIPELINES = {
     "pipelines.p200_quarantine.QuarantinePipeline": 200,
     "pipelines.p300_store.StorePipeline": 300,
 }
+
+# The deployment's values (settings/config.py, from the environment).
+LIVEFLEET_REDIS_URL = _config.redis_url
 LIVEFLEET_MONGO_URI = _config.mongo_uri
 LIVEFLEET_MONGO_DB = _config.mongo_db
+LIVEFLEET_KEY_PREFIX = _config.key_prefix
+LIVEFLEET_VAR_DIR = str(_config.var_dir)
+LIVEFLEET_SANDBOX_URL = _config.sandbox_url
+LIVEFLEET_SESSION_COOLDOWN_SECONDS = _config.session_cooldown
+LIVEFLEET_SEEN_TTL_SECONDS = _config.seen_ttl
+LIVEFLEET_LEASE_SECONDS = _config.lease_seconds
+LIVEFLEET_MAX_FAILURES = _config.max_failures
+LIVEFLEET_CRAWL = _config.crawl
+LIVEFLEET_BLOOM_CAPACITY = _config.bloom_capacity
+LIVEFLEET_BLOOM_ERROR_RATE = _config.bloom_error_rate
+LIVEFLEET_HEARTBEAT_SECONDS = _config.heartbeat_seconds
 LIVEFLEET_STORE_BATCH = _config.store_batch
 LIVEFLEET_STORE_RETRIES = _config.store_retries
-LIVEFLEET_STORE_FLUSH_SECONDS = 1.0
-# How long one attempt waits for an unreachable MongoDB before it counts as failed.
-LIVEFLEET_MONGO_TIMEOUT_MS = 3000
-# After the store failed a batch, spool without trying for this long.
-LIVEFLEET_STORE_COOLDOWN_SECONDS = 10.0
-# Feeds (crawlers/feeds): every stored record is published to a Redis Stream per collection
-# (LIVEFLEET_FEEDS=0: off; the per-crawl item counters are kept either way), each stream
-# trimmed to about LIVEFLEET_FEED_MAXLEN messages.
 LIVEFLEET_FEEDS_ENABLED = _config.feeds
 LIVEFLEET_FEED_MAXLEN = _config.feed_maxlen
-# While Redis is away, messages wait in memory up to this many, then in <var>/feed-spool;
-# after a failed attempt the publisher leaves Redis alone for this long.
-LIVEFLEET_FEED_BUFFER = 10_000
-LIVEFLEET_FEED_COOLDOWN_SECONDS = 5.0
-
-# The browser (only for spiders that render: see crawlers/download/browser.py).
 LIVEFLEET_CHROMIUM = _config.chromium
-LIVEFLEET_BROWSER_RECYCLE_PAGES = 300
-LIVEFLEET_BROWSER_MAX_RSS_MB = 1200
-# Rendered pages are reused (crawlers/download/pages.py): a page renders this many requests
-# (0: a new page per request) and is closed after this long unused.
-LIVEFLEET_BROWSER_PAGE_USES = 50
-LIVEFLEET_BROWSER_PAGE_IDLE_SECONDS = 10.0
-# Renders per browser context between two garbage collections of its renderer (0: never).
-LIVEFLEET_BROWSER_GC_PAGES = 10
 
 LOG_LEVEL = _config.log_level
 LOGSTATS_INTERVAL = 30.0

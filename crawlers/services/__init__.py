@@ -8,7 +8,7 @@
 - :func:`owned_services` - fresh servers owned by one ``with`` block.
 """
 
-from crawlers.services.base import EmbeddedServer, PortInUseError, ServiceError, pid_alive
+from crawlers.services.base import EmbeddedServer, PortInUseError, ServiceError
 from crawlers.services.mongo_server import EmbeddedMongo, find_secantusd
 from crawlers.services.redis_server import EmbeddedRedis, find_redis_server
 from crawlers.services.registry import (
@@ -19,6 +19,7 @@ from crawlers.services.registry import (
     restart_service,
     stop_services,
 )
+from pipelines.store.spool import pid_alive
 
 __all__ = [
     "EmbeddedMongo",

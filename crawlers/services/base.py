@@ -27,6 +27,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, Self
 
+from pipelines.store.spool import pid_alive
+
 log = logging.getLogger(__name__)
 
 #: The only address embedded servers listen on.
@@ -45,48 +47,6 @@ class PortInUseError(ServiceError):
 
 
 # --------------------------------------------------------------------------- processes
-
-
-def pid_alive(pid: int | None) -> bool:
-    """Return True if ``pid`` names a running process (zombies count as dead)."""
-    if pid is None or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, belongs to another user
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except FileNotFoundError:
-        return False  # vanished between the two checks
-    except OSError:
-        return True  # no /proc here: trust kill(0)
-    if _proc_state(stat) not in _DEAD_STATES:
-        return True
-    # A zombie leader may still have threads tearing down (holding its sockets and
-    # files): the process is gone only once every thread of it is dead.
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return False
-    for task in tasks:
-        try:
-            task_stat = (task / "stat").read_text(encoding="ascii", errors="replace")
-        except OSError:
-            continue
-        if _proc_state(task_stat) not in _DEAD_STATES:
-            return True
-    return False
-
-
-_DEAD_STATES = frozenset({"Z", "X", "x"})
-
-
-def _proc_state(stat: str) -> str:
-    """The state letter of a ``/proc/<pid>/stat`` line (after the parenthesised name)."""
-    return stat[stat.rfind(")") + 2 :].split(" ", 1)[0]
 
 
 def process_cmdline(pid: int) -> str | None:

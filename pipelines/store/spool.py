@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from crawlers.services.base import pid_alive
 from pipelines.store.ops import StoredRecord, record_from_json
 
 logger = logging.getLogger(__name__)
@@ -149,3 +148,46 @@ def _load(path: Path) -> tuple[list[StoredRecord], list[str]]:
                 bad.append(line)
     return records, bad
 
+
+# -- whose claim is it: spool files claimed by a process that died are offered again --------
+
+def pid_alive(pid: int | None) -> bool:
+    """Return True if ``pid`` names a running process (zombies count as dead)."""
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, belongs to another user
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:
+        return False  # vanished between the two checks
+    except OSError:
+        return True  # no /proc here: trust kill(0)
+    if _proc_state(stat) not in _DEAD_STATES:
+        return True
+    # A zombie leader may still have threads tearing down (holding its sockets and
+    # files): the process is gone only once every thread of it is dead.
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return False
+    for task in tasks:
+        try:
+            task_stat = (task / "stat").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            continue
+        if _proc_state(task_stat) not in _DEAD_STATES:
+            return True
+    return False
+
+
+_DEAD_STATES = frozenset({"Z", "X", "x"})
+
+
+def _proc_state(stat: str) -> str:
+    """The state letter of a ``/proc/<pid>/stat`` line (after the parenthesised name)."""
+    return stat[stat.rfind(")") + 2 :].split(" ", 1)[0]
