@@ -19,7 +19,7 @@ from datetime import datetime
 from aiohttp import web
 
 from sandbox.base import Platform
-from sandbox.bilibili.app import BilibiliPlatform
+from sandbox.bilibili.routes import BilibiliPlatform
 from sandbox.chaos import Chaos, ChaosSettings, SandboxStats
 from sandbox.control import STATE, SandboxState, add_control_routes
 from sandbox.world import BEIJING, DEFAULT_START, WorldClock
@@ -72,9 +72,9 @@ PLATFORMS: dict[str, Callable[[SandboxConfig, WorldClock], Platform]] = {
     "bilibili": lambda cfg, clock: BilibiliPlatform(
         cfg.seed, cfg.streamers, cfg.faults, clock, cfg.served_limit
     ),
-    "douyin": _lazy("sandbox.douyin.app", "DouyinPlatform"),
-    "kuaishou": _lazy("sandbox.kuaishou.app", "KuaishouPlatform"),
-    "taobao": _lazy("sandbox.taobao.app", "TaobaoPlatform"),
+    "douyin": _lazy("sandbox.douyin.routes", "DouyinPlatform"),
+    "kuaishou": _lazy("sandbox.kuaishou.routes", "KuaishouPlatform"),
+    "taobao": _lazy("sandbox.taobao.routes", "TaobaoPlatform"),
 }
 
 

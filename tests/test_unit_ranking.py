@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from crawlers.reports import export, ranking
+from crawlers.reports import exporter as export
+from crawlers.reports import ranking
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -220,7 +220,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--interval", type=float, default=5.0, help="seconds between passes (default 5)")
 
 
-def run_command(args: Any, config: Config) -> int:
+def run(args: Any, config: Config) -> int:
     if args.command == "scheduler":
         return run_scheduler(config, args.dir, once=args.once, interval=args.interval)
     action = args.campaign_action

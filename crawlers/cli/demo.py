@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -155,3 +156,20 @@ def _summary_key(stat: str) -> str | None:
     if stat == "playwright/page_count":
         return "rendered"
     return None
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("demo", help="run a short demo campaign on embedded services")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--streamers", type=int, default=300)
+    p.add_argument("--timeout", type=float, default=900)
+
+
+def run(args: Any, config: Config) -> int:
+    # `make demo` may be stopped with SIGTERM: unwind like Ctrl-C so what it started is stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
+    return run_demo(config, workers=args.workers, streamers=args.streamers, timeout=args.timeout)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

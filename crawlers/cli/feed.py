@@ -97,3 +97,7 @@ def run_webhooks(args: argparse.Namespace, config: Config) -> int:
         dispatcher.close()
     print(f"delivered {dispatcher.delivered}, failed {dispatcher.failed}")
     return 0
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    return (run_feed if args.command == "feed" else run_webhooks)(args, config)

@@ -17,7 +17,7 @@ from crawlers.monitor.registry import Monitor, Registry
 from settings.config import Config
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """The ``monitor`` subcommand and its actions."""
     p = sub.add_parser("monitor", help="watch a competitor's room every N seconds for a while: add, list, stop")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     s.add_argument("--json", action="store_true", help="print the monitor as JSON")
 
 
-def run_monitor(args: argparse.Namespace, config: Config) -> int:
+def run(args: argparse.Namespace, config: Config) -> int:
     from crawlers.redis.connection import get_redis
     from crawlers.services.registry import ensure_services
 

@@ -9,15 +9,17 @@ reason, and the exit status is 1; never a traceback.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from models.entities import Record, merge_records
 from models.errors import LivefleetError
+from settings.config import Config
 from spiders.platforms import platform as get_platform
 
 
@@ -60,3 +62,16 @@ def parse_files(
         out.write(json.dumps(record.to_json_dict(), ensure_ascii=False))
         out.write("\n")
     return status
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("parse", help="parse saved payload files, print one JSON object per record")
+    p.add_argument("--platform", required=True)
+    p.add_argument("--kind", help="payload kind (default: recognised from the file itself)")
+    p.add_argument("--url", help="the URL the payload came from (helps recognition)")
+    p.add_argument("--fetched-at", type=datetime.fromisoformat, help="ISO time (default: file mtime)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    return parse_files(args.platform, args.files, url=args.url, kind=args.kind, fetched_at=args.fetched_at)

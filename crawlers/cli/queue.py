@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 
@@ -56,3 +57,16 @@ def run_queue(config: Config, action: str, spiders: list[str] | None, *, limit: 
             at = datetime.fromtimestamp(letter["at"], UTC).isoformat(timespec="seconds") if letter["at"] else "?"
             print(f"  {at}  x{letter['attempts']}  {letter['url']}\n      {letter['error']}  ({letter['worker']})")
     return 0
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("queue", help="dead letters: list them, or put them back into the queue")
+    p.add_argument("action", choices=["dead", "retry-dead"])
+    p.add_argument("--spider", action="append", help="only this spider (repeatable; default: all)")
+    p.add_argument("--limit", type=int, default=1_000_000, help="at most this many per spider")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+
+
+def run(args: Any, config: Config) -> int:
+    limit = args.limit if args.action == "retry-dead" else min(args.limit, 20)
+    return run_queue(config, args.action, args.spider, limit=limit, as_json=args.json)

@@ -98,3 +98,18 @@ def read_worker_stats(stats_file: Path) -> dict[str, dict[str, Any]]:
 
 def _jsonable(stats: dict[str, Any]) -> dict[str, Any]:
     return {key: (value.isoformat() if hasattr(value, "isoformat") else value) for key, value in stats.items()}
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("worker", help="run a worker of the fleet until stopped (or idle)")
+    p.add_argument("--spider", action="append", default=[], help="spider to run (default: all)")
+    p.add_argument("--idle-close", type=float, default=0,
+                   help="exit after this many seconds with nothing to do fleet-wide (default: never)")
+    p.add_argument("--stats-file", type=Path, help="write the final Scrapy stats here as JSON")
+
+
+def run(args: Any, config: Config) -> int:
+    from spiders.platforms import PLATFORMS
+
+    spiders = args.spider or [info.spider for info in PLATFORMS.values()]
+    return run_worker(config, spiders, idle_close=args.idle_close, stats_file=args.stats_file)

@@ -1,1 +1,1 @@
-"""The Bilibili replica: its world, payloads and routes (``app``)."""
+"""The Bilibili replica: its world, payloads and routes (``routes``)."""

@@ -1,1 +1,1 @@
-"""The Douyin replica: its world, payloads and routes (``app``)."""
+"""The Douyin replica: its world, payloads and routes (``routes``)."""

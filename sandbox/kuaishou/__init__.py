@@ -1,1 +1,1 @@
-"""The Kuaishou replica: its world, payloads and routes (``app``)."""
+"""The Kuaishou replica: its world, payloads and routes (``routes``)."""

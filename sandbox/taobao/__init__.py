@@ -1,1 +1,1 @@
-"""The Taobao replica: its world, payloads and routes (``app``)."""
+"""The Taobao replica: its world, payloads and routes (``routes``)."""
