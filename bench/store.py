@@ -122,9 +122,9 @@ def _timed(uri: str, db_name: str, records: Sequence[StoredRecord],
     client: MongoClient[dict[str, Any]] = MongoClient(uri, tz_aware=True)
     try:
         client.drop_database(db_name)
-        documents.connect(uri, db_name)
-        documents.ensure_indexes()
         db = client[db_name]
+        documents.ensure_indexes(db)
+        documents.connect(uri, db_name)  # for the one-by-one mongoengine saves
         machine, server_cpu, client_cpu = busy_cpu_seconds(), _cpu(server), time.process_time()
         started = time.perf_counter()
         chunks = []

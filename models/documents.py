@@ -4,8 +4,13 @@ The fields are derived from the pydantic records in :mod:`models.entities`,
 so the two cannot drift apart; what the documents add is the storage side:
 collection names, unique keys and indexes (SCHEMA.md), and the store-kept
 ``first_seen_at``/``last_seen_at``. The hot write path uses pymongo bulk
-writes (see ``pipelines.store``); these documents are for index creation,
-admin work and readers who prefer mongoengine.
+writes (see ``pipelines.store``); these documents declare the indexes, and
+serve admin work and readers who prefer mongoengine.
+
+Indexes are created with pymongo on the caller's own database
+(:func:`ensure_indexes`), not through mongoengine's connection: that
+connection is one global per process, and a worker process runs several
+crawlers, each with its own store; one closing must not cut the others off.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 import mongoengine as me
 from pydantic import AwareDatetime
 from pydantic.fields import FieldInfo
+from pymongo import IndexModel
+from pymongo.database import Database
 
 from models.entities import (
     Product,
@@ -119,7 +126,10 @@ COLLECTIONS: tuple[str, ...] = tuple(doc._meta["collection"] for doc in DOCUMENT
 
 
 def connect(uri: str, db: str, *, timeout_ms: int = 30000) -> None:
-    """Register livefleet's mongoengine connection (replacing an earlier one)."""
+    """Register livefleet's mongoengine connection (replacing an earlier one).
+
+    For mongoengine queries (the store benchmark, admin scripts), never for the store:
+    the registration is global to the process."""
     me.disconnect(alias=ALIAS)
     me.connect(db=db, host=uri, alias=ALIAS, tz_aware=True, uuidRepresentation="standard",
                serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
@@ -129,7 +139,18 @@ def disconnect() -> None:
     me.disconnect(alias=ALIAS)
 
 
-def ensure_indexes() -> None:
-    """Create every index of the contract (safe to call on every start)."""
+def index_models(document: type[me.Document]) -> list[IndexModel]:
+    """The pymongo indexes ``document`` declares (mongoengine's parsed ``index_specs``)."""
+    models = []
+    for spec in document._meta["index_specs"]:
+        options = {name: option for name, option in spec.items() if name != "fields"}
+        models.append(IndexModel(spec["fields"], **options))
+    return models
+
+
+def ensure_indexes(db: Database) -> None:
+    """Create every index of the contract in ``db`` (safe to call on every start).
+
+    Raises pymongo's errors (``PyMongoError``) when the store cannot be reached."""
     for document in DOCUMENTS:
-        document.ensure_indexes()
+        db[document._meta["collection"]].create_indexes(index_models(document))

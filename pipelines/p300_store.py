@@ -24,10 +24,15 @@ instead of running ahead of the store. An item held longer than
 data is in the spool as well, and idempotent upserts make the repeat harmless).
 
 Every batch written (a new one, or one written back from the spool) is then
-published, on the same thread, to the feeds and the per-crawl counters in Redis
-(:class:`crawlers.feeds.publish.FeedPublisher`, ``LIVEFLEET_FEEDS_ENABLED``):
-a change is published only once it is in MongoDB, and a Redis outage holds the
-messages (in memory, then under ``<var>/feed-spool``) instead of the store.
+announced with the :data:`pipelines.signals.batch_stored` signal, on the same
+thread and before the batch's items complete, with the writer's
+:class:`~pipelines.store.writer.WriteResult`. The store knows nothing of who
+listens: the fleet's feeds stage (``crawlers.feeds.pipeline``) publishes it.
+
+Settings: :class:`~pipelines.store.config.StoreConfig`. The indexes are
+created with pymongo on the pipeline's own client (never through a
+process-wide connection: one worker process runs a crawler per spider, and one
+crawler closing must not cut the others off).
 """
 
 from __future__ import annotations
@@ -37,58 +42,48 @@ import logging
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, Self
 
 from pymongo import MongoClient
+from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from scrapy.crawler import Crawler
 
-from crawlers.feeds.publish import FeedPublisher, publisher_client
 from models import documents
 from models.entities import QuarantineRecord, Record
 from models.errors import StoreUnavailableError
+from pipelines.signals import batch_stored
+from pipelines.store.config import StoreConfig
 from pipelines.store.ops import StoredRecord
 from pipelines.store.spool import Spool
-from pipelines.store.writer import BulkWriter
+from pipelines.store.writer import BulkWriter, WriteResult
+from settings.defaults import value
 
 logger = logging.getLogger(__name__)
 
 
-def mongo_uri_from_settings(settings: Any) -> str:
-    """The MongoDB URI a worker uses: the configured one, else the embedded server."""
-    uri = settings.get("LIVEFLEET_MONGO_URI")
-    if uri:
-        return str(uri)
-    from crawlers.services.registry import ensure_services
+def open_store(uri: str, db_name: str, *, timeout_ms: int | None = None) -> tuple[MongoClient, Database]:
+    """A pymongo client of the caller's own and its database. No I/O happens yet.
 
-    services = ensure_services(
-        Path(settings.get("LIVEFLEET_VAR_DIR") or "var"),
-        redis_url=settings.get("LIVEFLEET_REDIS_URL") or None,
-        mongo_uri=None,
-    )
-    return services.mongo_uri
-
-
-def open_store(uri: str, db_name: str, *, timeout_ms: int = 3000) -> tuple[MongoClient, Any]:
-    """Connect with pymongo (hot path) and mongoengine (indexes). No I/O happens yet."""
+    ``timeout_ms``: how long an attempt waits for an unreachable store (default:
+    ``LIVEFLEET_MONGO_TIMEOUT_MS``'s)."""
+    if timeout_ms is None:
+        timeout_ms = int(value(None, "LIVEFLEET_MONGO_TIMEOUT_MS"))
     client: MongoClient = MongoClient(
         uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms
     )
-    documents.connect(uri, db_name, timeout_ms=timeout_ms)
     return client, client[db_name]
 
 
 def close_store(client: MongoClient) -> None:
-    """Close what :func:`open_store` opened."""
+    """Close what :func:`open_store` opened (that client only)."""
     client.close()
-    documents.disconnect()
 
 
-def ensure_indexes() -> bool:
-    """Create the contract's indexes; False (and a warning) when the store is unreachable."""
+def ensure_indexes(db: Database) -> bool:
+    """Create the contract's indexes in ``db``; False (and a warning) when the store is unreachable."""
     try:
-        documents.ensure_indexes()
+        documents.ensure_indexes(db)
     except PyMongoError as exc:
         logger.warning("Indexes not created yet, the store is unreachable: %s", exc)
         return False
@@ -98,19 +93,12 @@ def ensure_indexes() -> bool:
 class StorePipeline:
     """The last pipeline: writes records and quarantine records to MongoDB."""
 
-    def __init__(self, crawler: Crawler, uri: str, db_name: str, *, batch: int, flush_seconds: float,
-                 retries: int, cooldown: float, spool_dir: Path, timeout_ms: int = 3000,
-                 hold_seconds: float = 300.0, publisher: FeedPublisher | None = None) -> None:
+    def __init__(self, crawler: Crawler, config: StoreConfig) -> None:
         self.crawler = crawler
         self.stats = crawler.stats
-        self.uri = uri
-        self.db_name = db_name
-        self.batch = max(1, batch)
-        self.flush_seconds = flush_seconds
-        self.retries = retries
-        self.cooldown = cooldown
-        self.timeout_ms = timeout_ms
-        self.spool = Spool(spool_dir, name=crawler.spider.name if crawler.spider else "store")
+        self.config = config
+        self.batch = config.batch
+        self.spool = Spool(config.spool_dir, name=crawler.spider.name if crawler.spider else "store")
         self._pending: list[tuple[StoredRecord, asyncio.Future[None]]] = []
         self._inflight: set[asyncio.Future[Any]] = set()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="livefleet-store")
@@ -120,29 +108,13 @@ class StorePipeline:
         self._spooled_since_replay = False
         self._indexes_ready = False
         self._timer: asyncio.Task[None] | None = None
-        self.hold_seconds = hold_seconds
         self._held: list[tuple[float, list[asyncio.Future[None]]]] = []  # spooled, not yet in MongoDB
         self._probing = False
-        #: Publishes what was stored to the feeds and per-crawl counters (None: no Redis configured).
-        self.publisher = publisher
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        s = crawler.settings
-        var_dir = Path(s.get("LIVEFLEET_VAR_DIR") or "var")
-        return cls(
-            crawler,
-            uri=mongo_uri_from_settings(s),
-            db_name=s.get("LIVEFLEET_MONGO_DB") or "livefleet",
-            batch=s.getint("LIVEFLEET_STORE_BATCH", 500),
-            flush_seconds=s.getfloat("LIVEFLEET_STORE_FLUSH_SECONDS", 1.0),
-            retries=s.getint("LIVEFLEET_STORE_RETRIES", 4),
-            cooldown=s.getfloat("LIVEFLEET_STORE_COOLDOWN_SECONDS", 10.0),
-            spool_dir=var_dir / "spool",
-            timeout_ms=s.getint("LIVEFLEET_MONGO_TIMEOUT_MS", 3000),
-            hold_seconds=s.getfloat("LIVEFLEET_STORE_HOLD_SECONDS", 300.0),
-            publisher=feed_publisher(crawler, var_dir),
-        )
+        """:class:`NotConfigured` without ``LIVEFLEET_MONGO_URI`` (see :class:`StoreConfig`)."""
+        return cls(crawler, StoreConfig.from_settings(crawler.settings))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -152,9 +124,9 @@ class StorePipeline:
         self._timer = loop.create_task(self._flush_periodically())
 
     def _open(self) -> None:
-        self._client, db = open_store(self.uri, self.db_name, timeout_ms=self.timeout_ms)
-        self._writer = BulkWriter(db, retries=self.retries)
-        self._indexes_ready = ensure_indexes()
+        self._client, db = open_store(self.config.uri, self.config.db, timeout_ms=self.config.timeout_ms)
+        self._writer = BulkWriter(db, retries=self.config.retries)
+        self._indexes_ready = ensure_indexes(db)
         if self.spool.pending():
             if self._indexes_ready:
                 self._replay()
@@ -172,8 +144,6 @@ class StorePipeline:
         self._executor.shutdown(wait=True)
 
     def _close(self) -> None:
-        if self.publisher is not None:
-            self.publisher.close()
         if self._client is not None:
             close_store(self._client)
 
@@ -191,11 +161,9 @@ class StorePipeline:
 
     async def _flush_periodically(self) -> None:
         while True:
-            await asyncio.sleep(self.flush_seconds)
+            await asyncio.sleep(self.config.flush_seconds)
             self._flush()
             self._give_up_held()
-            if self.publisher is not None and self.publisher.retry_due() and not self._inflight:
-                asyncio.get_running_loop().run_in_executor(self._executor, self.publisher.retry_backlog)
             if self._held and not self._probing and not self._inflight and time.monotonic() >= self._open_until:
                 self._probe()
 
@@ -247,7 +215,7 @@ class StorePipeline:
                 if replayed:  # the spool is back in MongoDB: what waited for it is stored
                     self._release_held()
                 if spooled:
-                    self._held.append((time.monotonic() + self.hold_seconds, [done for _, done in batch]))
+                    self._held.append((time.monotonic() + self.config.hold_seconds, [done for _, done in batch]))
                     return
             for _, done in batch:
                 if done.done():
@@ -276,29 +244,27 @@ class StorePipeline:
             self.spool.spill(records)
             return Counter(), True, False
         try:
-            if not self._indexes_ready and not ensure_indexes():
+            if not self._indexes_ready and not ensure_indexes(self._writer.db):
                 raise StoreUnavailableError("cannot create indexes")
             self._indexes_ready = True
-            written = self._writer.write(records)
+            result = self._writer.write(records)
         except StoreUnavailableError as exc:
             path = self.spool.spill(records)
-            self._open_until = time.monotonic() + self.cooldown
+            self._open_until = time.monotonic() + self.config.cooldown
             self._spooled_since_replay = True
             logger.error("Store unavailable (%s): %d records spooled to %s", exc, len(records), path)
             return Counter(), True, False
-        self._publish(records)
+        self._announce(result)
         replayed = False
         if self._spooled_since_replay:
             self._spooled_since_replay = False
             replayed = self._replay()
-        return written, False, replayed
+        return Counter(result.written), False, replayed
 
     def _probe_store(self) -> bool:
         """Runs on the store thread: write the spool back if the store answers; True when it is empty."""
-        try:
-            if not self._indexes_ready and not ensure_indexes():
-                return False
-        except PyMongoError:
+        assert self._writer is not None
+        if not self._indexes_ready and not ensure_indexes(self._writer.db):
             return False
         self._indexes_ready = True
         return self._replay()
@@ -307,10 +273,10 @@ class StorePipeline:
         """Write the spool back; True when it was written (or was empty)."""
         assert self._writer is not None
         try:
-            result = self.spool.replay(self._write_and_publish, batch=self.batch)
+            result = self.spool.replay(self._write_and_announce, batch=self.batch)
         except StoreUnavailableError as exc:
             self._spooled_since_replay = True
-            self._open_until = time.monotonic() + self.cooldown
+            self._open_until = time.monotonic() + self.config.cooldown
             logger.warning("Spool replay postponed: %s", exc)
             return False
         if result.records:
@@ -318,35 +284,11 @@ class StorePipeline:
             self.stats.inc_value("livefleet/store/replayed", result.records)
         return True
 
-    def _write_and_publish(self, records: list[StoredRecord]) -> Counter[str]:
-        written = self._writer.write(records)  # type: ignore[union-attr]
-        self._publish(records)
-        return written
+    def _write_and_announce(self, records: list[StoredRecord]) -> WriteResult:
+        result = self._writer.write(records)  # type: ignore[union-attr]
+        self._announce(result)
+        return result
 
-    def _publish(self, records: list[StoredRecord]) -> None:
-        """Runs on the store thread, once ``records`` are in MongoDB."""
-        if self.publisher is not None:
-            stored = self._writer.stored if self._writer is not None else records
-            self.publisher.publish(stored, created=self._writer.created if self._writer else None)
-
-
-def feed_publisher(crawler: Crawler, var_dir: Path) -> FeedPublisher | None:
-    """The store's publisher to the feeds and per-crawl counters, when the worker has a Redis.
-
-    A fleet worker always has one (``LIVEFLEET_REDIS_URL``). Without it (a bare
-    Scrapy crawler, a store test) nothing is published."""
-    s = crawler.settings
-    url = s.get("LIVEFLEET_REDIS_URL")
-    if not url:
-        return None
-    return FeedPublisher(
-        publisher_client(str(url)),
-        s.get("LIVEFLEET_KEY_PREFIX") or "livefleet",
-        streams=s.getbool("LIVEFLEET_FEEDS_ENABLED", True),
-        maxlen=s.getint("LIVEFLEET_FEED_MAXLEN", 1_000_000),
-        buffer_limit=s.getint("LIVEFLEET_FEED_BUFFER", 10_000),
-        spill_dir=var_dir / "feed-spool",
-        cooldown=s.getfloat("LIVEFLEET_FEED_COOLDOWN_SECONDS", 5.0),
-        name=crawler.spider.name if crawler.spider else "store",
-        stats=crawler.stats,
-    )
+    def _announce(self, result: WriteResult) -> None:
+        """Runs on the store thread, once the batch is in MongoDB: tell the later stages (the feeds)."""
+        self.crawler.signals.send_catch_log(batch_stored, result=result)

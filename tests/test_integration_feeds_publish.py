@@ -1,5 +1,5 @@
-"""The store publishes what it stored: one stream message per record, per-crawl counters, and nothing
-lost while Redis is away (real Redis, the real MongoDB-compatible server, the real store pipeline)."""
+"""What the store stored is published: one stream message per record, per-crawl counters, and nothing
+lost while Redis is away (real Redis, the real MongoDB-compatible server, the real store and feeds stages)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from crawlers.feeds.publish import FeedPublisher, publisher_client
 from crawlers.queue.origin import set_origin
 from crawlers.redis.keys import FleetKeys
 from crawlers.services import EmbeddedRedis
 from models.entities import QuarantineRecord, Room, RoomSnapshot, Streamer
-from pipelines.p300_store import StorePipeline
-from tests.plugins.store import run_store, store_pipeline
+from tests.plugins.store import StoreAndFeeds, run_store, store_and_feeds
+
+pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -31,8 +34,8 @@ def _records(n: int, crawl: str | None = "camp:1", monitor: str | None = None) -
     return out
 
 
-def _pipeline(tmp_path, redis_url: str, mongo_uri: str, db_name: str, prefix: str, **settings) -> StorePipeline:
-    return store_pipeline(tmp_path, "feedtest", LIVEFLEET_MONGO_URI=mongo_uri, LIVEFLEET_MONGO_DB=db_name,
+def _pipeline(tmp_path, redis_url: str, mongo_uri: str, db_name: str, prefix: str, **settings) -> StoreAndFeeds:
+    return store_and_feeds(tmp_path, "feedtest", LIVEFLEET_MONGO_URI=mongo_uri, LIVEFLEET_MONGO_DB=db_name,
                           LIVEFLEET_REDIS_URL=redis_url, LIVEFLEET_KEY_PREFIX=prefix, LIVEFLEET_STORE_BATCH=25,
                           LIVEFLEET_STORE_FLUSH_SECONDS=0.05, **settings)
 

@@ -7,6 +7,7 @@ import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from scrapy import Spider
 from scrapy.utils.test import get_crawler
 
@@ -17,6 +18,8 @@ from pipelines.p300_store import StorePipeline, open_store
 from pipelines.store.spool import Spool
 from pipelines.store.writer import BulkWriter
 from tests.plugins.store import run_store, store_pipeline
+
+pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

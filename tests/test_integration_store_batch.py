@@ -27,6 +27,8 @@ from models.entities import (
 from pipelines.store.ops import writes
 from pipelines.store.spool import Spool
 
+pytestmark = pytest.mark.integration
+
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 KEY = {"platform": "bilibili", "room_id": "42"}
 
@@ -246,12 +248,13 @@ def test_a_refused_merged_upsert_quarantines_every_record_it_carried(writer, mon
     mongo_db.command("collMod", "rooms", validator={"title": {"$ne": "refused"}})
     batch = [_room(T0, title="refused"), _room(T0 + timedelta(seconds=1), likes=1),
              Room(platform="bilibili", room_id="43", title="fine", fetched_at=T0)]
-    assert writer.write(batch) == {"rooms": 1, "quarantine": 2}
+    result = writer.write(batch)
+    assert result == {"rooms": 1, "quarantine": 2}
     assert [d["room_id"] for d in mongo_db.rooms.find({})] == ["43"]
     kept = sorted(json.loads(d["payload"])["fetched_at"] for d in mongo_db.quarantine.find({}))
     assert kept == ["2026-11-01T12:00:00Z", "2026-11-01T12:00:01Z"]
     # What the feeds publish is what was stored: the room that landed, and the two quarantine records.
-    assert [(r.collection, getattr(r, "room_id", None)) for r in writer.stored] == [
+    assert [(r.collection, getattr(r, "room_id", None)) for r in result.stored] == [
         ("rooms", "43"), ("quarantine", None), ("quarantine", None)]
-    assert [id(r) for r in writer.stored[1:]] != [id(r) for r in batch[:2]]
-    assert writer.created == {id(batch[2])}  # room 43 was new
+    assert [id(r) for r in result.stored[1:]] != [id(r) for r in batch[:2]]
+    assert result.created == {id(batch[2])}  # room 43 was new

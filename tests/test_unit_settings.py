@@ -46,4 +46,4 @@ def test_scrapy_settings_carry_the_rate_limit_per_platform_slot():
     assert not settings.getbool("REMOTE_CONTROL_ENABLED")
     assert list(settings.getdict("ITEM_PIPELINES")) == [
         "pipelines.p100_validate.ValidatePipeline", "pipelines.p200_quarantine.QuarantinePipeline",
-        "pipelines.p300_store.StorePipeline"]
+        "pipelines.p300_store.StorePipeline", "crawlers.feeds.pipeline.FeedPipeline"]

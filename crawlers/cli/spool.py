@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from crawlers.services.registry import ensure_services
+from crawlers.services.lifecycle import ensure_services
 from pipelines.p300_store import close_store, ensure_indexes, open_store
 from pipelines.store.spool import Spool
 from pipelines.store.writer import BulkWriter
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
     client, db = open_store(services.mongo_uri, config.mongo_db)
     try:
-        if not ensure_indexes():
+        if not ensure_indexes(db):
             raise RuntimeError(f"MongoDB at {services.mongo_uri} is unreachable; the spool is kept")
         result = spool.replay(BulkWriter(db).write)
     finally:

@@ -1,6 +1,10 @@
 """Feeds: every stored change, published to a Redis Stream per collection, and webhooks.
 
-* :mod:`crawlers.feeds.publish`: the store's publisher. After each batch is
+* :mod:`crawlers.feeds.pipeline`: the feeds stage, after the store
+  (``ITEM_PIPELINES`` 400). The store announces each batch it wrote (the
+  ``pipelines.signals.batch_stored`` signal) and knows nothing of the feeds;
+  this stage publishes it.
+* :mod:`crawlers.feeds.publish`: the publisher. After each batch is
   written to MongoDB it adds one stream message per record to
   ``FleetKeys.feed(collection)`` and counts the records of each crawl, in one
   pipelined round trip; what Redis cannot take waits in memory, then on disk,

@@ -1,8 +1,9 @@
-"""The store's feed publisher: every stored record to its collection's Redis Stream.
+"""The feed publisher: every stored record to its collection's Redis Stream.
 
-The store calls :meth:`FeedPublisher.publish` on its own thread right after a
-batch is in MongoDB (also for batches written back from the spool). One
-pipelined round trip carries, for the whole batch:
+The feeds stage (:class:`crawlers.feeds.pipeline.FeedPipeline`) calls
+:meth:`FeedPublisher.publish` on the store's thread right after a batch is in
+MongoDB (the store's ``batch_stored`` signal, also for batches written back
+from the spool). One pipelined round trip carries, for the whole batch:
 
 * ``XADD FleetKeys.feed(collection) MAXLEN ~ N * doc .. op .. at .. [crawl ..] [monitor ..]``
   per record (when feeds are on; ``MAXLEN ~`` keeps each stream near N messages
@@ -16,7 +17,7 @@ waiting); then it joins the backlog and the publisher stops trying for a
 cooldown, so an outage costs the store one short delay, not one per batch.
 The backlog is kept in memory up to ``buffer_limit`` messages, and beyond
 that (and when the worker stops) it is written to ``<var>/feed-spool`` as
-JSON-lines files. The next batch after the cooldown (or the store's periodic
+JSON-lines files. The next batch after the cooldown (or the feeds stage's periodic
 :meth:`retry_backlog`) publishes the backlog first, oldest first, then the new
 batch; files left by a stopped or dead worker on the machine are published by
 the next publisher that starts there. Delivery is at least once: a round trip
@@ -80,7 +81,7 @@ def publisher_client(url: str, *, timeout: float = 2.0) -> redis.Redis:
 
 
 class FeedPublisher:
-    """Publishes stored records (see the module docstring). Not thread-safe: one store thread uses it."""
+    """Publishes stored records (see the module docstring). Not thread-safe: one thread at a time uses it."""
 
     def __init__(self, client: redis.Redis, prefix: str, *, streams: bool = True, maxlen: int = 1_000_000,
                  buffer_limit: int = 10_000, spill_dir: Path | None = None, attempts: int = 3,
@@ -106,13 +107,13 @@ class FeedPublisher:
         # Spill files wait (ours, or left by a worker that stopped): looked for once, then known.
         self._files_waiting = bool(self._spool and self._spool.pending())
 
-    # -- what the store calls ---------------------------------------------------------------------------------
+    # -- what the feeds stage calls ---------------------------------------------------------------------------
 
     def publish(self, records: Sequence[Record | QuarantineRecord], *, created: Set[int] | None = None) -> bool:
         """Publish a stored batch; False when it went to the backlog instead.
 
         ``created``: ``id()`` of the entity records whose write inserted their document (the
-        writer's ``created``); their messages say ``insert``, the other entities' ``update``.
+        store's ``WriteResult.created``); their messages say ``insert``, the other entities' ``update``.
         None: not known, every entity message says ``upsert``."""
         batch = self.batch(records, created)
         if not batch.adds and not batch.counts:

@@ -2,7 +2,10 @@
 
 ``BulkWriter.write(records)`` groups records by collection and sends one
 unordered ``bulk_write`` per collection (records of one entity merged into one
-upsert, snapshots as inserts: see ``ops``). Four kinds of failure are told apart:
+upsert, snapshots as inserts: see ``ops``). It returns a :class:`WriteResult`
+(what went where, what was stored, which upserts created their document), so
+the writer keeps no state between calls and later stages (the feeds) learn what
+was stored from the result, not from the writer. Four kinds of failure are told apart:
 
 * the store cannot be reached (network, election, timeout): retried with
   exponential backoff, then :class:`StoreUnavailableError` — the caller spools;
@@ -20,7 +23,8 @@ import json
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pymongo.database import Database
@@ -35,6 +39,32 @@ logger = logging.getLogger(__name__)
 _DUPLICATE_KEY = 11000
 # Codes a replica set answers while it fails over: try again later.
 _TRANSIENT_CODES = {6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
+
+
+@dataclass(frozen=True, eq=False)
+class WriteResult(Mapping[str, int]):
+    """What one :meth:`BulkWriter.write` did. As a mapping: records written per collection."""
+
+    #: Records written per collection (refused ones count under ``quarantine``).
+    written: Mapping[str, int]
+    #: What was actually stored, in place of the input: the records, with the ones the server
+    #: refused for good replaced by the quarantine records written for them.
+    stored: tuple[StoredRecord, ...]
+    #: ``id()`` of the records whose upsert created their document (the first record of each merged
+    #: upsert that inserted): the feeds tell an insert from an update. The records are in ``stored``.
+    created: frozenset[int]
+
+    def __getitem__(self, collection: str) -> int:
+        return self.written[collection]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.written)
+
+    def __len__(self) -> int:
+        return len(self.written)
+
+    def __repr__(self) -> str:
+        return f"WriteResult({dict(self.written)!r}, stored={len(self.stored)}, created={len(self.created)})"
 
 
 class BulkWriter:
@@ -54,44 +84,38 @@ class BulkWriter:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.sleep = sleep
-        #: ``id()`` of the records of the last :meth:`write` whose upsert created their document
-        #: (the first record of each merged upsert that inserted): the feeds tell insert from update.
-        self.created: set[int] = set()
-        #: What the last :meth:`write` actually stored, in place of its input: the records, with the
-        #: ones the server refused for good replaced by the quarantine records written for them.
-        self.stored: list[StoredRecord] = []
 
-    def write(self, records: Sequence[StoredRecord]) -> Counter[str]:
-        """Store ``records``; returns how many went to each collection."""
-        self.created = set()
+    def write(self, records: Sequence[StoredRecord]) -> WriteResult:
+        """Store ``records``; :class:`StoreUnavailableError` when the store stays unreachable."""
+        created: set[int] = set()
         by_collection: dict[str, list[StoredRecord]] = defaultdict(list)
         for record in records:
             by_collection[record.collection].append(record)
         written: Counter[str] = Counter()
         rejected: list[QuarantineRecord] = []
         for name, group in by_collection.items():
-            refused = self._write_collection(name, group)
+            refused = self._write_collection(name, group, created)
             rejected.extend(refused)
             written[name] += len(group) - len(refused)
-        self.stored = list(records)
+        stored = list(records)
         if rejected:
-            self._write_collection(QuarantineRecord.collection, rejected)
+            self._write_collection(QuarantineRecord.collection, rejected, created)
             written[QuarantineRecord.collection] += len(rejected)
-            refused = {id(q._refused) for q in rejected if q._refused is not None}
-            self.stored = [r for r in records if id(r) not in refused] + rejected
-        return written
+            refused_ids = {id(q._refused) for q in rejected if q._refused is not None}
+            stored = [r for r in records if id(r) not in refused_ids] + rejected
+        return WriteResult(written, tuple(stored), frozenset(created))
 
-    def _write_collection(self, name: str, records: list[StoredRecord]) -> list[QuarantineRecord]:
+    def _write_collection(self, name: str, records: list[StoredRecord], created: set[int]) -> list[QuarantineRecord]:
         pending = writes(records)
         rejected: list[QuarantineRecord] = []
         delay = self.backoff
         for attempt in range(1, self.retries + 1):
             try:
                 result = self.db[name].bulk_write([w.op for w in pending], ordered=False)
-                self._mark_created(pending, result.upserted_ids)
+                _mark_created(created, pending, result.upserted_ids)
                 return rejected
             except BulkWriteError as exc:
-                self._mark_created(pending, {u["index"]: u["_id"] for u in exc.details.get("upserted", [])})
+                _mark_created(created, pending, {u["index"]: u["_id"] for u in exc.details.get("upserted", [])})
                 retry, refused = self._split(pending, exc.details.get("writeErrors", []))
                 rejected.extend(_quarantine(record, reason) for record, reason in refused)
                 if not retry:
@@ -115,10 +139,6 @@ class BulkWriter:
                 delay = min(delay * 2, self.max_backoff)
         raise StoreUnavailableError(f"{len(pending)} writes to {name} failed after {self.retries} attempts")
 
-    def _mark_created(self, pending: list[Write], upserted: dict[int, object] | None) -> None:
-        for index in upserted or {}:
-            self.created.add(id(pending[index].records[0]))
-
     @staticmethod
     def _split(pending: list[Write], errors: list[dict]) -> tuple[list[Write], list[tuple[StoredRecord, str]]]:
         retry: list[Write] = []
@@ -133,6 +153,11 @@ class BulkWriter:
             else:
                 refused.extend((r, f"StoreRejected: code {code}: {error.get('errmsg', '')}") for r in write.records)
         return retry, refused
+
+
+def _mark_created(created: set[int], pending: list[Write], upserted: dict[int, object] | None) -> None:
+    for index in upserted or {}:
+        created.add(id(pending[index].records[0]))
 
 
 def _codes(exc: BulkWriteError) -> list[int]:
