@@ -12,7 +12,7 @@ What is measured, and why:
   the pages livefleet must render (their data only exists once the page's own
   script has signed and called the enter API). The same room pages (the live
   rooms of ``truth("douyin")``) are rendered once with livefleet's browser
-  settings (``crawlers.download.browser.browser_settings``: RecyclingPlaywrightHandler
+  settings (``settings.browser.browser_settings``: RecyclingPlaywrightHandler
   rendering in reused pages, heavy resources blocked inside Chromium, the
   browser's own headers and no route, pages in the sessions' long-lived
   contexts, waiting as the spider does) and once with scrapy-playwright's
@@ -39,7 +39,7 @@ What is measured, and why:
   ``LIVEFLEET_BROWSER_MAX_RSS_MB``, default 1200). 500 room pages (cycling over
   the live rooms) are rendered with the tuned settings; the browser processes'
   memory (PSS of every descendant of the crawl process:
-  ``crawlers.download.browser.process_tree_rss``) is sampled after a 25-page warm-up, at
+  ``crawlers.download.memory.process_tree_rss``) is sampled after a 25-page warm-up, at
   a few checkpoints (150, 275, 400 pages) and at the end, each time once no
   page is rendering (so no sample counts pages in the middle of their work;
   the pages kept for reuse stay open, as they do in a worker), and the growth

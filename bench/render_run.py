@@ -9,13 +9,13 @@ scrapy-playwright and waits in each page for the state the page's own script
 builds, exactly as livefleet's Douyin spider does (a ``wait_for_function``
 PageMethod on ``document.body.dataset.ready``).
 
-* ``tuned``: livefleet's browser: :func:`crawlers.download.browser.browser_settings`
+* ``tuned``: livefleet's browser: :func:`settings.browser.browser_settings`
   (the :class:`~crawlers.download.browser.RecyclingPlaywrightHandler`, rendering in
   reused pages, images, media and fonts blocked inside Chromium,
   ``PLAYWRIGHT_PROCESS_REQUEST_HEADERS=None`` and no route, at most 4
   contexts of 4 pages), requests described with ``meta["livefleet_render"]``
-  and turned into browser meta by :class:`~crawlers.download.browser.RenderMiddleware`
-  (which also installs :func:`~crawlers.download.browser.warm_context`), pages spread
+  and turned into browser meta by :class:`~crawlers.download.render.RenderMiddleware`
+  (which also installs :func:`~crawlers.download.render.warm_context`), pages spread
   round-robin over ``LIVEFLEET_SESSIONS_PER_PLATFORM`` (3) long-lived contexts
   named like the worker's sessions (``douyin-0`` ...), as
   :class:`crawlers.download.sessions.SessionMiddleware` does.
@@ -40,7 +40,7 @@ a timeout) is a failure, counted by cause in ``failures``.
 
 Memory: the browser processes (every descendant of this process: the
 Playwright driver and the Chromium it started) are measured with
-:func:`crawlers.download.browser.process_tree_rss` (PSS). With ``--settle-at 25,150``
+:func:`crawlers.download.memory.process_tree_rss` (PSS). With ``--settle-at 25,150``
 the room pages are issued in waves (25, then up to 150, then the rest); after
 each wave, and at the end, the crawl waits until no page is rendering and
 takes a *settled* sample (``rss_settled_mb``: ``[pages done, MiB]``). Settled
@@ -77,7 +77,9 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.http import Response
 from scrapy.settings import Settings
 
-from crawlers.download.browser import RENDER, browser_settings, process_tree_rss, pss
+from crawlers.download.memory import process_tree_rss, pss
+from settings.browser import browser_settings
+from spiders.meta import RENDER_META as RENDER
 
 RESULT_PREFIX = "RENDER_RESULT "
 MIB = 1024 * 1024
@@ -308,7 +310,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
     }
     if args.mode == "tuned":
         tuned = browser_settings(args.chromium) | {
-            "DOWNLOADER_MIDDLEWARES": {"crawlers.download.browser.RenderMiddleware": 550},
+            "DOWNLOADER_MIDDLEWARES": {"crawlers.download.render.RenderMiddleware": 550},
             "LIVEFLEET_BROWSER_RECYCLE_PAGES": args.recycle_pages,
             "LIVEFLEET_BROWSER_MAX_RSS_MB": args.max_rss_mb,
         }

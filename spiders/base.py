@@ -30,9 +30,10 @@ from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
-from crawlers.queue.scheduler import GAVE_UP_META
 from models.entities import QuarantineRecord, Record
 from models.errors import BlockedError, GoneError, PageError, PermanentPageError, RetryablePageError
+from settings.defaults import value
+from spiders.meta import GAVE_UP_META, PAGE_META, SESSION_META
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ Parser = Callable[..., list[Any]]
 class PlatformSpider(scrapy.Spider):
     """Base of livefleet's platform spiders."""
 
-    #: ``douyin`` | ``kuaishou`` | ``taobao`` | ``bilibili``.
+    #: One of ``models.platforms.PLATFORMS``.
     platform: ClassVar[str] = ""
     #: Statuses the spider reads itself because the platform puts a block code in them.
     handle_httpstatus_list: ClassVar[list[int]] = []
@@ -90,7 +91,7 @@ class PlatformSpider(scrapy.Spider):
 
     def url(self, host: str, path: str, params: dict[str, Any] | None = None) -> str:
         """The URL of ``path`` on the platform's real ``host`` (or its sandbox replica)."""
-        sandbox = self.settings.get("LIVEFLEET_SANDBOX_URL")
+        sandbox = value(self.settings, "LIVEFLEET_SANDBOX_URL")
         base = f"{sandbox.rstrip('/')}/{host}" if sandbox else f"https://{host}"
         query = f"?{urlencode(params, doseq=True)}" if params else ""
         return f"{base}{path}{query}"
@@ -104,13 +105,13 @@ class PlatformSpider(scrapy.Spider):
             errback=self.on_error,
             priority=priority,
             dont_filter=dont_filter,
-            meta={"download_slot": self.platform, "livefleet": {"kind": kind, **context}},
+            meta={"download_slot": self.platform, PAGE_META: {"kind": kind, **context}},
         )
 
     # -- pages --------------------------------------------------------------------------------
 
     async def parse_page(self, response: Response) -> AsyncIterator[Any]:
-        context = response.meta.get("livefleet") or {}
+        context = response.meta.get(PAGE_META) or {}
         kind = context.get("kind")
         fetched_at = datetime.now(UTC)
         stats = self.crawler.stats
@@ -121,7 +122,7 @@ class PlatformSpider(scrapy.Spider):
             self._slow_down()
             pool = getattr(self, "sessions", None)
             if pool is not None:  # this visitor is burnt for now: the retry gets another one
-                pool.cool_down(response.meta.get("livefleet_session"))
+                pool.cool_down(response.meta.get(SESSION_META))
             await self.on_blocked(exc)
             for item in self._retry(response, exc):
                 yield item

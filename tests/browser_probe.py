@@ -16,7 +16,8 @@ import scrapy
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
-from crawlers.download.browser import RENDER, browser_settings
+from settings.browser import browser_settings
+from spiders.meta import RENDER_META
 
 
 class ProbeSpider(scrapy.Spider):
@@ -30,7 +31,7 @@ class ProbeSpider(scrapy.Spider):
     async def start(self):
         for n in range(self.pages):
             # --render: as livefleet's spiders ask (RenderMiddleware), waiting for the page's late script
-            meta = {RENDER: {"wait_for": "document.body.dataset.ready"}} if self.render else {"playwright": True}
+            meta = {RENDER_META: {"wait_for": "document.body.dataset.ready"}} if self.render else {"playwright": True}
             yield scrapy.Request(f"{self.url}?n={n}", meta=meta, callback=self.parse)
 
     def parse(self, response):
@@ -63,7 +64,7 @@ def main() -> int:
     settings = Settings({**browser_settings(args.chromium), "LOG_LEVEL": "WARNING",
                          "REMOTE_CONTROL_ENABLED": False, "TELNETCONSOLE_ENABLED": False,
                          "LIVEFLEET_BROWSER_RECYCLE_PAGES": args.recycle, "LIVEFLEET_BROWSER_RSS_CHECK_PAGES": 1,
-                         "DOWNLOADER_MIDDLEWARES": {"crawlers.download.browser.RenderMiddleware": 550}})
+                         "DOWNLOADER_MIDDLEWARES": {"crawlers.download.render.RenderMiddleware": 550}})
     for pair in args.set:
         name, _, value = pair.partition("=")
         settings.set(name, json.loads(value))

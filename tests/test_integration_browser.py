@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from crawlers.download.browser import (
-    DISABLED_FEATURES,
-    abort_heavy_resources,
-    playwright_disabled_features,
-    process_tree_rss,
-)
+from crawlers.download.browser import playwright_disabled_features
+from crawlers.download.memory import process_tree_rss
+from crawlers.download.page_pool import abort_heavy_resources
+from settings.browser import DISABLED_FEATURES
+
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[1]
 

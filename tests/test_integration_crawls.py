@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import scrapy
 from scrapy.http import TextResponse
 from scrapy.utils.test import get_crawler
 
 from crawlers.queue.crawls import crawl_progress, stop_crawl
 from crawlers.queue.feeder import SeedFeeder, push_seeds
-from crawlers.queue.lease_queue import CRAWL_META, PRIORITY_META, LeaseQueue
+from crawlers.queue.lease_queue import LeaseQueue
 from crawlers.queue.middleware import LeaseSpiderMiddleware
 from crawlers.queue.scheduler import RedisScheduler
 from crawlers.redis.keys import FleetKeys, SpiderKeys
+from spiders.meta import CRAWL_META, PRIORITY_META
+
+pytestmark = pytest.mark.integration
 
 PREFIX = "lfcrawls"
 SPIDER = "ctest"

@@ -11,9 +11,13 @@ from scrapy.utils.test import get_crawler
 
 from crawlers.queue.bloom import BloomSpec
 from crawlers.queue.feeder import push_seeds
-from crawlers.queue.lease_queue import CRAWL_META, LEASE_META, DedupMode, LeaseQueue, dead_letters, retry_dead
+from crawlers.queue.lease_queue import DedupMode, LeaseQueue, dead_letters, retry_dead
 from crawlers.queue.scheduler import RedisScheduler
 from crawlers.redis.keys import SpiderKeys
+from spiders.meta import CRAWL_META, LEASE_META
+from tests.crawl_helpers import wait_for
+
+pytestmark = pytest.mark.integration
 
 PREFIX = "lftest"
 
@@ -52,6 +56,12 @@ def _req(n: int, priority: int = 0, **kwargs) -> scrapy.Request:
 
 def _push(queue: LeaseQueue, n: int, crawl: str = "default", **kwargs) -> int:
     return queue.push(_req(n, **kwargs), fingerprint=f"fp{n}", crawl=crawl)
+
+
+def _reaped(queue: LeaseQueue) -> tuple[int, int] | None:
+    """One reap: (requeued, dead-lettered), or None while no lease has expired (for :func:`wait_for`)."""
+    got = queue.reap()
+    return got if got != (0, 0) else None
 
 
 @pytest.fixture
@@ -137,8 +147,7 @@ def test_an_expired_lease_returns_the_request_with_its_priority(redis_server, re
     (taken,) = dead_worker.take(1)  # the priority-5 request; then the worker "dies"
     assert taken.request.meta[LEASE_META].startswith("dead#")
     assert other.reap() == (0, 0)  # not expired yet
-    time.sleep(0.3)
-    assert other.reap() == (1, 0)
+    assert wait_for("the dead worker's lease to expire", lambda: _reaped(other), 10, interval=0.02) == (1, 0)
     first = other.take(1)[0]
     assert first.request.url == taken.request.url  # back at the head: priority kept
     member = redis_client.hget(keys.leased, first.lease).decode()
@@ -150,8 +159,7 @@ def test_a_request_that_keeps_killing_its_worker_ends_as_a_dead_letter(redis_ser
     _push(queue, 1)
     for _ in range(3):
         assert len(queue.take(1)) == 1
-        time.sleep(0.1)
-        queue.reap()
+        wait_for("the lease to expire", lambda: _reaped(queue), 10, interval=0.01)
     assert redis_client.zcard(keys.requests) == 0
     (letter,) = dead_letters(redis_client, keys)
     assert letter["url"] == "https://example.test/page/1"
@@ -185,6 +193,41 @@ def test_failures_requeue_then_dead_letter_then_retry_dead(redis_server, redis_c
     (again,) = queue.take(1)
     assert again.request.url == "https://example.test/page/1"
     assert _push(queue, 1) == 0  # queued again, so deduplicated again
+
+
+def test_dead_letters_and_retry_dead_keep_each_crawls_dedup_keys(redis_server, redis_client, keys):
+    # The scripts get the crawl's queued set in KEYS (computed here, not built in Lua): settling
+    # leases of two crawls by release, by reap and by retry-dead touches each crawl's own set.
+    queue = _queue(redis_client, redis_server, lease_seconds=0.05, max_failures=1)
+    _push(queue, 1, crawl="camp-a")
+    _push(queue, 2, crawl="camp-b")
+    _push(queue, 3, crawl="camp-b")
+    assert redis_client.smembers(keys.queued("camp-b")) == {b"fp2", b"fp3"}
+    first, second, third = queue.take(3)
+    assert queue.release(first.lease, "boom", crawl="camp-b") == -1  # not its crawl: nothing done
+    assert queue.release(first.lease, "boom", crawl="camp-a") == 2
+    time.sleep(0.1)
+    assert queue.reap() == (0, 2)  # the other two, one script per crawl
+    assert not redis_client.exists(keys.queued("camp-a"), keys.queued("camp-b"))
+    assert redis_client.llen(keys.dead) == 3 and redis_client.zcard(keys.leases) == 0
+    assert retry_dead(redis_client, keys, batch=2) == 3
+    assert redis_client.smembers(keys.queued("camp-a")) == {b"fp1"}
+    assert redis_client.smembers(keys.queued("camp-b")) == {b"fp2", b"fp3"}
+    assert sorted(item.crawl for item in queue.take(3)) == ["camp-a", "camp-b", "camp-b"]
+
+
+def test_reap_leaves_a_lease_renewed_after_it_was_read(redis_server, redis_client, keys):
+    queue = _queue(redis_client, redis_server, lease_seconds=0.05)
+    _push(queue, 1, crawl="camp")
+    (item,) = queue.take(1)
+    time.sleep(0.1)
+    expired = queue._scripts["expired"](keys=[keys.leases, keys.leased], args=[10])
+    assert expired[0].decode() == item.lease
+    queue.lease_ms = 30_000
+    assert queue.renew([item.lease]) == 1  # renewed between the read and the reap script
+    reap_keys = [keys.leases, keys.leased, keys.requests, keys.dead, keys.queued("camp")]
+    assert queue._scripts["reap"](keys=reap_keys, args=[3, "camp", item.lease]) == [0, 0]
+    assert queue.ack(item.lease, item.fingerprint, item.crawl) == 1
 
 
 def test_forget_hands_a_lease_on_without_marking_the_url_seen(redis_server, redis_client, keys):
@@ -294,14 +337,15 @@ def test_background_thread_prefetches_and_flushes(redis_server, redis_client, ke
             scheduler.enqueue_request(_req(n))
         assert scheduler.has_pending_requests()
         got = []
-        deadline = time.monotonic() + 10
-        while len(got) < 10 and time.monotonic() < deadline:
+
+        def take() -> bool:
             request = scheduler.next_request()
-            if request is None:
-                time.sleep(0.01)
-                continue
-            got.append(request.meta["livefleet"]["n"])
-            scheduler._settle(scrapy.http.TextResponse(request.url, request=request), request)
+            if request is not None:
+                got.append(request.meta["livefleet"]["n"])
+                scheduler._settle(scrapy.http.TextResponse(request.url, request=request), request)
+            return len(got) >= 10
+
+        wait_for("ten requests from the background fetch", take, 10, interval=0.01)
         assert got == list(range(10))
     finally:
         scheduler.close("finished")

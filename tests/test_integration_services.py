@@ -537,3 +537,57 @@ def test_fixtures_give_clean_redis_and_a_private_mongo_db(
 def test_fixtures_are_isolated_between_tests(redis_client: redis.Redis, mongo_db: Any) -> None:
     assert redis_client.get("fixture:key") is None
     assert mongo_db.items.count_documents({}) == 0
+
+
+# ----------------------------------------------------------------------------- the port race
+
+
+def test_redis_candidate_port_is_held_until_the_server_listens(tmp_path: Path) -> None:
+    # Picking a free port, closing it and letting redis-server bind it later was a race: any
+    # process binding port 0 in between could be handed it. Now nobody else can bind it meanwhile.
+    server = EmbeddedRedis(tmp_path / "redis")
+    launch = server._launch_and_wait
+    stolen: list[bool] = []
+
+    def launch_and_check(port: int, deadline: float) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as thief:
+            try:
+                thief.bind(("127.0.0.1", port))
+            except OSError:
+                stolen.append(False)
+            else:
+                stolen.append(True)
+        launch(port, deadline)
+
+    server._launch_and_wait = launch_and_check  # type: ignore[method-assign]
+    with server:
+        assert server.alive()
+        assert stolen == [False], "another process could bind the chosen port before the server did"
+    assert port_is_free(server.port or 0)  # nothing is left holding it
+
+
+def test_redis_start_succeeds_when_its_reserved_port_is_taken_anyway(tmp_path: Path) -> None:
+    # A process that binds that very port with SO_REUSEADDR can still win; the start goes on elsewhere.
+    server = EmbeddedRedis(tmp_path / "redis")
+    reserve = server._first_port
+    squatters: list[socket.socket] = []
+
+    def first_port() -> int:
+        port = reserve()
+        if not squatters:
+            squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            squatters.append(squatter)
+        return port
+
+    server._first_port = first_port  # type: ignore[method-assign]
+    try:
+        with server:
+            taken = squatters[0].getsockname()[1]
+            assert server.port != taken and server.alive()
+        assert "Address already in use" in server.log_path.read_text()
+    finally:
+        for squatter in squatters:
+            squatter.close()

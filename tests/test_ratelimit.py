@@ -18,12 +18,15 @@ from scrapy.exceptions import NotConfigured
 from scrapy.settings import Settings
 from scrapy.utils.test import get_crawler
 
-from crawlers.download.ratelimit import UNLIMITED, FleetRateLimiter, FleetRateLimitMiddleware, Reservation
+from crawlers.download.ratelimit import FleetRateLimiter, FleetRateLimitMiddleware, Reservation
 from crawlers.redis.keys import FleetKeys
 from crawlers.services import EmbeddedRedis
 from sandbox.process import start_sandbox
 from settings.config import PLATFORM_RATE_DEFAULTS, Config
-from tests.crawl_helpers import run_crawl, stat_sum
+from spiders.meta import UNLIMITED_META
+from tests.crawl_helpers import run_crawl, stat_sum, wait_for
+
+pytestmark = pytest.mark.integration
 
 # One microsecond: the bucket keeps integer microseconds, so intervals round by at most half of one.
 US = 1e-6
@@ -121,7 +124,7 @@ def test_the_key_expires_once_the_bucket_is_idle_again(redis_client):
         limiter.reserve("kuaishou", 10)
     # The key lives as long as the backlog of promised sends, not longer.
     assert 300 < redis_client.pttl(key) <= 500
-    time.sleep(0.55)
+    wait_for("the idle bucket's key to expire", lambda: not redis_client.exists(key), 10, interval=0.02)
     assert not redis_client.exists(key)
     assert limiter.reserve("kuaishou", 10).wait == 0  # and a fresh bucket is a full one
 
@@ -165,8 +168,8 @@ def test_redis_going_away_falls_back_logs_once_and_recovers(tmp_path, caplog):
             assert limiter.outages == 1
             server.start()  # a restart comes back on the same port
             assert limiter.reserve("bilibili", 5) is None  # still inside retry_after
-            time.sleep(0.35)
-            back = limiter.reserve("bilibili", 5)
+            back = wait_for("the limiter to reach Redis again", lambda: limiter.reserve("bilibili", 5), 10,
+                            interval=0.05)
             assert back is not None and back.granted
             assert any("Fleet rate limit back" in r.getMessage() for r in caplog.records)
     finally:
@@ -202,7 +205,7 @@ def test_middleware_holds_platform_requests_to_the_fleet_rate(redis_server):
         await asyncio.gather(*(one(_request(n, download_slot="bilibili")) for n in range(6)))
         free_start = time.monotonic()
         await asyncio.gather(*(one(request) for request in (
-            _request(10, download_slot="bilibili", **{UNLIMITED: True}),  # exempt
+            _request(10, download_slot="bilibili", **{UNLIMITED_META: True}),  # exempt
             _request(11, download_slot="douyin"),  # fleet rate 0: none
             _request(12, download_slot="kuaishou"),  # no fleet rate
             _request(13),  # no slot
@@ -307,7 +310,7 @@ def test_scrapy_settings_wait_for_the_fleet_with_a_warm_session_and_before_signi
     assert settings.getfloat("LIVEFLEET_FLEET_BURST") == 1
     order = settings.getdict("DOWNLOADER_MIDDLEWARES")
     fleet = order["crawlers.download.ratelimit.FleetRateLimitMiddleware"]
-    render, sessions = "crawlers.download.browser.RenderMiddleware", "crawlers.download.sessions.SessionMiddleware"
+    render, sessions = "crawlers.download.render.RenderMiddleware", "crawlers.download.sessions.SessionMiddleware"
     assert order[render] < order[sessions] < fleet
     assert fleet < order["spiders.taobao.middleware.MtopSignMiddleware"]
     assert fleet < order["spiders.douyin.middleware.PageSignMiddleware"]

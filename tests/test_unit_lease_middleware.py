@@ -6,8 +6,8 @@ import scrapy
 from scrapy.http import TextResponse
 from scrapy.utils.test import get_crawler
 
-from crawlers.queue.lease_queue import CRAWL_META, LEASE_META
 from crawlers.queue.middleware import LeaseSpiderMiddleware
+from spiders.meta import CRAWL_META, LEASE_META
 
 
 def _page() -> TextResponse:
@@ -40,8 +40,9 @@ def test_a_retry_of_the_same_page_keeps_the_lease_to_hand_it_on():
 def test_records_carry_the_pages_crawl_and_monitor_and_children_inherit_the_monitor():
     from datetime import UTC, datetime
 
-    from crawlers.queue.origin import MONITOR_META, origin_of
+    from crawlers.queue.origin import origin_of
     from models.entities import RoomSnapshot
+    from spiders.meta import MONITOR_META
 
     page = _page()
     page.meta[MONITOR_META] = "m-7"

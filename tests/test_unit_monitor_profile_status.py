@@ -22,12 +22,15 @@ import scrapy
 from scrapy.http import TextResponse
 from scrapy.utils.test import get_crawler
 
-from crawlers.monitor.middleware import TICK_META, MonitorSpiderMiddleware
+from crawlers.monitor.middleware import MonitorSpiderMiddleware
 from crawlers.monitor.registry import Registry
-from crawlers.queue.origin import MONITOR_META, origin_of, set_origin
+from crawlers.queue.origin import origin_of, set_origin
 from models.entities import Room, Streamer
 from pipelines.p100_validate import contract_problem
 from pipelines.store.ops import writes
+from spiders.meta import MONITOR_META, TICK_META
+
+pytestmark = pytest.mark.integration
 
 SEC_UID = "MS4wLjABAAAA" + "x7Qm2pL9vR4sT1uW8yZ0aB3cD6eF5gH2iJ4kL7mN0oP"
 UID = "58763916245"

@@ -60,11 +60,12 @@ from scrapy_playwright._utils import (
 from scrapy_playwright.handler import DEFAULT_CONTEXT_NAME, ScrapyPlaywrightDownloadHandler
 from scrapy_playwright.page import PageMethod
 
+from settings.defaults import value
+from spiders.meta import KEEP_PAGE_META
+
 _HEAVY = frozenset({"image", "media", "font"})
 #: The same resource types as DevTools names them, for ``Fetch.enable`` patterns.
 _HEAVY_CDP = ("Image", "Media", "Font")
-#: ``meta[KEEP_PAGE] = True``: a page its owner keeps open across many requests.
-KEEP_PAGE = "livefleet_keep_page"
 
 
 def abort_heavy_resources(request: Any) -> bool:
@@ -90,9 +91,9 @@ class PageReusingHandler(ScrapyPlaywrightDownloadHandler):
         super().__init__(crawler)
         settings = crawler.settings
         #: Renders per page before it is replaced (0: a new page per request, as scrapy-playwright does).
-        self.page_uses = settings.getint("LIVEFLEET_BROWSER_PAGE_USES", 50)
-        self.page_idle_seconds = settings.getfloat("LIVEFLEET_BROWSER_PAGE_IDLE_SECONDS", 10.0)
-        self.gc_every = settings.getint("LIVEFLEET_BROWSER_GC_PAGES", 10)
+        self.page_uses = value(settings, "LIVEFLEET_BROWSER_PAGE_USES")
+        self.page_idle_seconds = value(settings, "LIVEFLEET_BROWSER_PAGE_IDLE_SECONDS")
+        self.gc_every = value(settings, "LIVEFLEET_BROWSER_GC_PAGES")
         self._renders: dict[str, int] = {}  # context name -> pages rendered in it
         self._idle: dict[str, list[_PooledPage]] = {}  # context name -> free pages, most recently used last
         self._closing: set[asyncio.Task[None]] = set()
@@ -116,7 +117,7 @@ class PageReusingHandler(ScrapyPlaywrightDownloadHandler):
         return (self.page_uses > 0 and self.process_request_headers is None
                 and self.abort_request in (None, abort_heavy_resources)
                 and request.method == "GET" and not request.body
-                and not meta.get("playwright_include_page") and not meta.get(KEEP_PAGE)
+                and not meta.get("playwright_include_page") and not meta.get(KEEP_PAGE_META)
                 and meta.get("playwright_page") is None and not meta.get("playwright_page_event_handlers"))
 
     async def _download_request_with_retry(self, request: Request, spider: Any) -> Response:

@@ -46,11 +46,11 @@ from scrapy.exceptions import NotConfigured
 
 from crawlers.redis.connection import get_redis, redis_url_from_settings
 from crawlers.redis.keys import FleetKeys
+from settings.defaults import value
+from spiders.meta import UNLIMITED_META
 
 logger = logging.getLogger(__name__)
 
-#: Request meta key: this request is not counted against its platform's fleet rate.
-UNLIMITED = "livefleet_unlimited"
 #: A request that wakes up later than its send time by more than the burst's worth of intervals
 #: (and at least this many seconds: timer jitter) takes a new one, at most LATE_RETRIES times.
 LATE_SECONDS = 0.02
@@ -195,22 +195,22 @@ class FleetRateLimitMiddleware:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         settings = crawler.settings
-        rates = {str(platform): float(rate) for platform, rate in settings.getdict("LIVEFLEET_FLEET_RATES").items()
+        rates = {str(platform): float(rate) for platform, rate in value(settings, "LIVEFLEET_FLEET_RATES").items()
                  if float(rate) > 0}
         if not rates:
             raise NotConfigured("no fleet-wide rate is set (LIVEFLEET_FLEET_RATES)")
         limiter = FleetRateLimiter(
             get_redis(redis_url_from_settings(settings)),
-            settings.get("LIVEFLEET_KEY_PREFIX") or "livefleet",
-            burst=settings.getfloat("LIVEFLEET_FLEET_BURST", 1.0),
-            max_wait=settings.getfloat("LIVEFLEET_FLEET_MAX_WAIT_SECONDS", 30.0),
+            value(settings, "LIVEFLEET_KEY_PREFIX"),
+            burst=value(settings, "LIVEFLEET_FLEET_BURST"),
+            max_wait=value(settings, "LIVEFLEET_FLEET_MAX_WAIT_SECONDS"),
         )
         return cls(crawler, limiter, rates)
 
     async def process_request(self, request: Request) -> None:
         platform = request.meta.get("download_slot")
         rate = self.rates.get(platform) if isinstance(platform, str) else None
-        if not rate or request.meta.get(UNLIMITED):
+        if not rate or request.meta.get(UNLIMITED_META):
             return None
         stats = self.crawler.stats
         assert stats is not None

@@ -33,11 +33,11 @@ from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
+from settings.defaults import value
+from spiders.meta import PINNED_META, SESSION_META
+
 logger = logging.getLogger(__name__)
 
-#: A request the pool must leave alone (a warm-up, or one bound to a session on purpose).
-PINNED = "livefleet_session_pinned"
-SESSION = "livefleet_session"
 
 
 @dataclass
@@ -94,10 +94,10 @@ class SessionMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        size = crawler.settings.getint("LIVEFLEET_SESSIONS_PER_PLATFORM", 3)
+        size = value(crawler.settings, "LIVEFLEET_SESSIONS_PER_PLATFORM")
         if size <= 0:
             raise NotConfigured("LIVEFLEET_SESSIONS_PER_PLATFORM is 0")
-        middleware = cls(crawler, size, crawler.settings.getfloat("LIVEFLEET_SESSION_COOLDOWN_SECONDS", 60))
+        middleware = cls(crawler, size, value(crawler.settings, "LIVEFLEET_SESSION_COOLDOWN_SECONDS"))
         crawler.signals.connect(middleware.spider_opened, signal=signals.spider_opened)
         return middleware
 
@@ -108,10 +108,10 @@ class SessionMiddleware:
     async def process_request(self, request: Request) -> None:
         spider = self.crawler.spider
         pool: SessionPool | None = getattr(spider, "sessions", None)
-        if pool is None or request.meta.get(PINNED):
+        if pool is None or request.meta.get(PINNED_META):
             return None
         session = pool.pick()
-        request.meta[SESSION] = session.name
+        request.meta[SESSION_META] = session.name
         request.meta["cookiejar"] = session.name
         if request.meta.get("playwright"):
             request.meta["playwright_context"] = session.name
@@ -124,7 +124,7 @@ class SessionMiddleware:
     async def _warm_up(self, spider: Spider, session: Session) -> None:
         warmup = spider.warmup_request(session.name)  # type: ignore[attr-defined]
         if warmup is not None:
-            warmup.meta.update({PINNED: True, SESSION: session.name, "cookiejar": session.name,
+            warmup.meta.update({PINNED_META: True, SESSION_META: session.name, "cookiejar": session.name,
                                 "download_slot": spider.platform})  # type: ignore[attr-defined]
             if warmup.meta.get("playwright"):
                 warmup.meta["playwright_context"] = session.name

@@ -88,20 +88,31 @@ class Monitor:
         return asdict(self)
 
 
-# KEYS: due zset, monitors hash. ARGV: state key prefix, events key prefix, limit, late fraction, resend after,
-# events kept. Returns a JSON list of {id, tick, late_ms, skipped, send, reason, seed} or {id, expired}.
+# KEYS: due zset. ARGV: limit. The ids of the monitors due now (Redis server time), read only: a claim
+# then names their state and events keys in its own KEYS, as Redis wants of a script.
+DUE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+"""
+
+# KEYS: due zset, monitors hash, then per claimed monitor its state hash and events list. ARGV: late
+# fraction, resend after, events kept, then the monitors' ids (in the order of their keys). A monitor no
+# longer due (another worker claimed it since DUE read it) is passed over. Returns a JSON list of
+# {id, tick, late_ms, skipped, send, reason, seed} or {id, expired}.
 CLAIM = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
-for i = 1, #ids, 2 do
-  local id, due = ids[i], tonumber(ids[i + 1])
-  local raw = redis.call('HGET', KEYS[2], id)
-  local state = ARGV[1] .. id .. ':state'
-  if not raw then
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local state, events = KEYS[3 + (i - 4) * 2], KEYS[4 + (i - 4) * 2]
+  local score = redis.call('ZSCORE', KEYS[1], id)
+  local due = score and tonumber(score)
+  local raw = due and due <= now and redis.call('HGET', KEYS[2], id)
+  if due and due <= now and not raw then
     redis.call('ZREM', KEYS[1], id)
-  else
+  elseif raw then
     local m = cjson.decode(raw)
     local every = math.max(1, math.floor(m['every_s'] * 1000))
     if now >= m['until_ms'] then
@@ -116,11 +127,11 @@ for i = 1, #ids, 2 do
       local answered = tonumber(redis.call('HGET', state, 'answered_tick') or '0')
       local sent_ms = tonumber(redis.call('HGET', state, 'pending_ms') or '0')
       local unanswered = pending > answered
-      local send = (not unanswered) or (now - sent_ms >= every * tonumber(ARGV[5]))
+      local send = (not unanswered) or (now - sent_ms >= every * tonumber(ARGV[2]))
       local reason = false
       if unanswered then
         reason = 'previous tick unanswered'
-      elseif pending > 0 and late_ms > every * tonumber(ARGV[4]) then
+      elseif pending > 0 and late_ms > every * tonumber(ARGV[1]) then
         reason = 'claimed ' .. late_ms .. ' ms late'
       end
       local tick = 0
@@ -133,8 +144,8 @@ for i = 1, #ids, 2 do
         redis.call('HSET', state, 'last_late_ms', now, 'last_late_reason', reason)
         local event = cjson.encode({event = 'late', at_ms = now, reason = reason, skipped = skipped,
                                     sent = send})
-        redis.call('LPUSH', ARGV[2] .. id .. ':events', event)
-        redis.call('LTRIM', ARGV[2] .. id .. ':events', 0, tonumber(ARGV[6]) - 1)
+        redis.call('LPUSH', events, event)
+        redis.call('LTRIM', events, 0, tonumber(ARGV[3]) - 1)
       end
       table.insert(out, {id = id, tick = tick, late_ms = late_ms, skipped = skipped, send = send,
                          reason = reason, seed = m['seed']})
@@ -174,6 +185,7 @@ class Registry:
     def __init__(self, server: redis.Redis, prefix: str) -> None:
         self.server = server
         self.keys = FleetKeys(prefix)
+        self._due = server.register_script(DUE)
         self._claim = server.register_script(CLAIM)
         self._status = server.register_script(STATUS)
         self._answer = server.register_script(ANSWER)
@@ -256,10 +268,14 @@ class Registry:
     # -- workers -------------------------------------------------------------------------------
     def claim(self, platform: str, limit: int = 100, late_fraction: float = 0.25) -> list[dict[str, Any]]:
         """Claim the due ticks of ``platform``'s monitors (atomic across workers)."""
-        raw = self._claim(
-            keys=[self.keys.monitor_due(platform), self.keys.monitors],
-            args=[f"{self.keys.prefix}:monitor:", f"{self.keys.prefix}:monitor:", limit, late_fraction,
-                  RESEND_AFTER, EVENTS_KEPT])
+        due_key = self.keys.monitor_due(platform)
+        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in self._due(keys=[due_key], args=[limit])]
+        if not ids:
+            return []
+        keys = [due_key, self.keys.monitors]
+        for monitor_id in ids:
+            keys += [self.keys.monitor_state(monitor_id), self.keys.monitor_events(monitor_id)]
+        raw = self._claim(keys=keys, args=[late_fraction, RESEND_AFTER, EVENTS_KEPT, *ids])
         claims = json.loads(raw)
         return claims if isinstance(claims, list) else []  # cjson encodes an empty table as {}
 

@@ -22,9 +22,10 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import DontCloseSpider, NotConfigured
 from twisted.internet.base import DelayedCall
 
-from crawlers.queue.lease_queue import CRAWL_META, PRIORITY_META
 from crawlers.redis.connection import get_redis, redis_url_from_settings
 from crawlers.redis.keys import SpiderKeys
+from settings.defaults import value
+from spiders.meta import CRAWL_META, PRIORITY_META
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +48,14 @@ class SeedFeeder:
     backing off to ``LIVEFLEET_POLL_MAX_SECONDS`` while the fleet is quiet) and
     wakes the engine as soon as there is a queued request or a seed.
 
-    Settings: ``LIVEFLEET_SEED_BATCH`` (seeds taken at once, default 16),
+    Settings (their defaults: ``settings/defaults.py``): ``LIVEFLEET_SEEDS_ENABLED``,
+    ``LIVEFLEET_SEED_BATCH`` (seeds taken at once),
     ``LIVEFLEET_IDLE_CLOSE_SECONDS`` (close the spider after this long with no
     seed, no queued request and nothing in flight; 0 keeps it open forever).
     """
 
     def __init__(self, crawler: Crawler, server: redis.Redis, prefix: str, batch: int, idle_close: float,
-                 poll: float = 0.2, poll_max: float = 2.0):
+                 poll: float, poll_max: float):
         self.crawler = crawler
         self.server = server
         self.prefix = prefix
@@ -68,16 +70,16 @@ class SeedFeeder:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         settings = crawler.settings
-        if not settings.getbool("LIVEFLEET_SEEDS_ENABLED", True):
+        if not value(settings, "LIVEFLEET_SEEDS_ENABLED"):
             raise NotConfigured("LIVEFLEET_SEEDS_ENABLED is off")
         feeder = cls(
             crawler,
             get_redis(redis_url_from_settings(settings)),
-            prefix=settings.get("LIVEFLEET_KEY_PREFIX") or "livefleet",
-            batch=settings.getint("LIVEFLEET_SEED_BATCH", 16),
-            idle_close=settings.getfloat("LIVEFLEET_IDLE_CLOSE_SECONDS", 0),
-            poll=settings.getfloat("LIVEFLEET_POLL_SECONDS", 0.2),
-            poll_max=settings.getfloat("LIVEFLEET_POLL_MAX_SECONDS", 2.0),
+            prefix=value(settings, "LIVEFLEET_KEY_PREFIX"),
+            batch=value(settings, "LIVEFLEET_SEED_BATCH"),
+            idle_close=value(settings, "LIVEFLEET_IDLE_CLOSE_SECONDS"),
+            poll=value(settings, "LIVEFLEET_POLL_SECONDS"),
+            poll_max=value(settings, "LIVEFLEET_POLL_MAX_SECONDS"),
         )
         crawler.signals.connect(feeder.spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(feeder._busy, signal=signals.response_received)

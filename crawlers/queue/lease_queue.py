@@ -7,7 +7,7 @@ the sequence makes every entry unique (two equal requests never collapse into
 one), the failure count travels with the request, and the JSON is an
 :class:`Entry` (the request's ``to_dict()``, its fingerprint and its crawl).
 
-Every step is one Lua script, so it is atomic across the fleet:
+Every step is one Lua script (``crawlers/queue/scripts.py``), so it is atomic across the fleet:
 
 * **push**: skip the request when its fingerprint is already queued or leased
   in its crawl (``dedup:<crawl>:queued``) or was handled in that crawl
@@ -27,6 +27,13 @@ Every step is one Lua script, so it is atomic across the fleet:
 * **retry_dead**: dead letters go back to the queue (``livefleet queue retry-dead``).
 
 Delivery is at least once; stores are idempotent upserts, so data lands once.
+
+Every script gets every key it touches in ``KEYS`` (Redis requires it of scripts
+under replication and in Cluster, where it routes a script by its keys); none
+builds a key name. A step that needs a crawl's key for a request it has not
+read yet (reap, release without a crawl, retry-dead) reads the request first,
+derives its crawl's key here, and the script checks that what it was given is
+still what is there.
 """
 
 from __future__ import annotations
@@ -43,182 +50,12 @@ from scrapy.utils.request import request_from_dict
 from scrapy_redis.queue import Base
 
 from crawlers.queue import serialize
-from crawlers.queue.bloom import BLOOM_LUA, BloomSpec
+from crawlers.queue.bloom import BloomSpec
+from crawlers.queue.scripts import ACK, EXPIRED, FORGET, PUSH, REAP, RELEASE, RENEW, RETRY_DEAD, TAKE
 from crawlers.redis.keys import SpiderKeys
+from spiders.meta import CRAWL_META, LEASE_META, WORKER_LOCAL_META
 
 logger = logging.getLogger(__name__)
-
-#: Meta keys that only mean something inside the worker that set them.
-WORKER_LOCAL_META = frozenset({"playwright_page_methods", "playwright_page", "download_latency",
-                               "livefleet_lease"})
-#: Request meta naming the crawl (dedup namespace) a request belongs to.
-CRAWL_META = "livefleet_crawl"
-#: Request meta: a priority offset (a campaign's priority) added to the request and to all its children.
-PRIORITY_META = "livefleet_priority"
-#: Request meta holding the lease id of a leased request (worker-local).
-LEASE_META = "livefleet_lease"
-
-_NOW_MS = """
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-"""
-
-# Split "<seq>|<failures>|<json>".
-_SPLIT = """
-local function split(member)
-  local a = string.find(member, '|', 1, true)
-  local b = string.find(member, '|', a + 1, true)
-  return string.sub(member, 1, a - 1), tonumber(string.sub(member, a + 1, b - 1)), string.sub(member, b + 1)
-end
-"""
-
-# Move a failed lease's request back to the queue, or to the dead letters.
-# Returns 1 (requeued), 2 (dead), 0 (no such lease).
-_FAIL = _NOW_MS + _SPLIT + """
-local function fail(leases, leased, requests, dead, id, max_failures, err, worker, prefix)
-  local rec = redis.call('HGET', leased, id)
-  if not rec then return 0 end
-  redis.call('ZREM', leases, id)
-  redis.call('HDEL', leased, id)
-  local sp = string.find(rec, ' ', 1, true)
-  local score = string.sub(rec, 1, sp - 1)
-  local seq, failures, body = split(string.sub(rec, sp + 1))
-  if max_failures >= 0 then failures = failures + 1 end
-  if max_failures >= 0 and failures >= max_failures then
-    local ok, entry = pcall(cjson.decode, body)
-    if ok and entry['fp'] and entry['fp'] ~= '' then
-      redis.call('SREM', prefix .. 'dedup:' .. (entry['c'] or 'default') .. ':queued', entry['fp'])
-    end
-    redis.call('RPUSH', dead, cjson.encode({entry = body, score = score, error = err, attempts = failures,
-                                            worker = worker, at = now_ms() / 1000}))
-    return 2
-  end
-  redis.call('ZADD', requests, score, seq .. '|' .. failures .. '|' .. body)
-  return 1
-end
-"""
-
-# KEYS: requests, seq, queued, seen-set or bloom bitmap.
-# ARGV: priority, entry json, fingerprint ('' = none), filter ('1'/'0'), ttl seconds, mode ('set'|'bloom'),
-#       [bloom size in bits, bit positions...]
-_PUSH = """
-local fp = ARGV[3]
-if fp ~= '' and ARGV[4] == '1' then
-  if redis.call('SISMEMBER', KEYS[3], fp) == 1 then return 0 end
-  if ARGV[6] == 'bloom' then
-    local all = #ARGV > 7
-    for i = 8, #ARGV do
-      if redis.call('GETBIT', KEYS[4], ARGV[i]) == 0 then all = false; break end
-    end
-    if all then return 0 end
-  elseif redis.call('SISMEMBER', KEYS[4], fp) == 1 then
-    return 0
-  end
-end
-if fp ~= '' then
-  redis.call('SADD', KEYS[3], fp)
-  local ttl = tonumber(ARGV[5])
-  if ttl > 0 and redis.call('TTL', KEYS[3]) == -1 then redis.call('EXPIRE', KEYS[3], ttl) end
-end
-local seq = redis.call('INCR', KEYS[2])
-local score = -tonumber(ARGV[1]) * 4294967296 + seq
-redis.call('ZADD', KEYS[1], string.format('%.0f', score), seq .. '|0|' .. ARGV[2])
-return 1
-"""
-
-# KEYS: requests, leases, leased, lease-seq.  ARGV: count, lease ms, worker id.
-# Returns [lease id, member, ...].
-_TAKE = _NOW_MS + """
-local popped = redis.call('ZPOPMIN', KEYS[1], ARGV[1])
-local out = {}
-if #popped == 0 then return out end
-local deadline = now_ms() + tonumber(ARGV[2])
-for i = 1, #popped, 2 do
-  local id = ARGV[3] .. '#' .. redis.call('INCR', KEYS[4])
-  redis.call('ZADD', KEYS[2], deadline, id)
-  redis.call('HSET', KEYS[3], id, popped[i + 1] .. ' ' .. popped[i])
-  out[#out + 1] = id
-  out[#out + 1] = popped[i]
-end
-return out
-"""
-
-# KEYS: leases, leased, queued, seen-set or bloom.  ARGV: lease id, fingerprint, ttl, mode,
-# [bloom size in bits, bit positions...].  The Bloom bitmap is created at full size at once (growing it
-# bit by bit would leave Redis up to a megabyte of slack).
-# Returns 1 if the lease was still held, 0 if it had expired (the request may run again elsewhere).
-_ACK = BLOOM_LUA + """
-local held = redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-local fp = ARGV[2]
-if fp ~= '' then
-  redis.call('SREM', KEYS[3], fp)
-  if ARGV[4] == 'bloom' then
-    bloom_create(KEYS[4], tonumber(ARGV[5]), tonumber(ARGV[3]))
-    bloom_set(KEYS[4], ARGV, 6, #ARGV)
-  else
-    redis.call('SADD', KEYS[4], fp)
-  end
-  local ttl = tonumber(ARGV[3])
-  if ttl > 0 and redis.call('TTL', KEYS[4]) == -1 then redis.call('EXPIRE', KEYS[4], ttl) end
-end
-return held
-"""
-
-# KEYS: leases, leased.  ARGV: lease id.  A lease handed on to its own retry or redirect.
-_FORGET = """
-redis.call('HDEL', KEYS[2], ARGV[1])
-return redis.call('ZREM', KEYS[1], ARGV[1])
-"""
-
-# KEYS: leases, leased, requests, dead.  ARGV: lease id, max failures, error, worker, key prefix.
-_RELEASE = _FAIL + """
-return fail(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5])
-"""
-
-# KEYS: leases, leased, requests, dead.  ARGV: max failures, limit, key prefix.  Returns [requeued, dead].
-_REAP = _FAIL + """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[2]))
-local requeued, dead = 0, 0
-for _, id in ipairs(ids) do
-  local worker = string.match(id, '^(.*)#') or ''
-  local r = fail(KEYS[1], KEYS[2], KEYS[3], KEYS[4], id, tonumber(ARGV[1]), 'lease expired', worker, ARGV[3])
-  if r == 1 then requeued = requeued + 1 elseif r == 2 then dead = dead + 1 end
-  if r == 0 then redis.call('ZREM', KEYS[1], id) end
-end
-return {requeued, dead}
-"""
-
-# KEYS: leases.  ARGV: lease ms, ids...  Returns how many of the ids were still held.
-_RENEW = _NOW_MS + """
-local deadline = now_ms() + tonumber(ARGV[1])
-local held = 0
-for i = 2, #ARGV do
-  held = held + redis.call('ZADD', KEYS[1], 'XX', 'CH', deadline, ARGV[i])
-end
-return held
-"""
-
-# KEYS: dead, requests, seq.  ARGV: limit, the spider's key base.  Returns how many went back.
-_RETRY_DEAD = """
-local n = 0
-for i = 1, tonumber(ARGV[1]) do
-  local raw = redis.call('LPOP', KEYS[1])
-  if not raw then break end
-  local letter = cjson.decode(raw)
-  local body = letter['entry']
-  local ok, entry = pcall(cjson.decode, body)
-  if ok and entry['fp'] and entry['fp'] ~= '' then
-    redis.call('SADD', ARGV[2] .. 'dedup:' .. (entry['c'] or 'default') .. ':queued', entry['fp'])
-  end
-  local seq = redis.call('INCR', KEYS[3])
-  redis.call('ZADD', KEYS[2], letter['score'], seq .. '|0|' .. body)
-  n = n + 1
-end
-return n
-"""
 
 
 @dataclass(frozen=True)
@@ -261,8 +98,8 @@ class LeaseQueue(Base):
         self.max_failures = max(1, max_failures)
         self.dedup = dedup or DedupMode()
         self._scripts = {name: server.register_script(src) for name, src in (
-            ("push", _PUSH), ("take", _TAKE), ("ack", _ACK), ("forget", _FORGET), ("release", _RELEASE),
-            ("reap", _REAP), ("renew", _RENEW))}
+            ("push", PUSH), ("take", TAKE), ("ack", ACK), ("forget", FORGET), ("release", RELEASE),
+            ("expired", EXPIRED), ("reap", REAP), ("renew", RENEW))}
         self._bloom: BloomSpec | None = None
         if self.dedup.bloom:
             self._bloom = BloomSpec(self.dedup.bloom_capacity, self.dedup.bloom_error_rate)
@@ -335,14 +172,29 @@ class LeaseQueue(Base):
         """Drop a lease whose request was handed on (its retry or redirect is queued)."""
         return self._scripts["forget"](keys=[self.keys.leases, self.keys.leased], args=[lease], client=client)
 
-    def release(self, lease: str, error: str, *, final: bool = False, failed: bool = True,
-                client: Any = None) -> Any:
+    def release(self, lease: str, error: str, *, crawl: str | None = None, final: bool = False,
+                failed: bool = True, client: Any = None) -> Any:
         """A failed delivery: back to the queue, or to the dead letters (``final``, or too many
-        failures). ``failed=False`` hands a request back untouched (a worker stopping cleanly)."""
-        keys = [self.keys.leases, self.keys.leased, self.keys.requests, self.keys.dead]
+        failures). ``failed=False`` hands a request back untouched (a worker stopping cleanly).
+
+        ``crawl`` is the lease's crawl (the scheduler knows it); without it, the lease is read
+        first (one more round trip, outside ``client``). Returns 1 (requeued), 2 (dead), 0 (no
+        such lease) or -1 (the lease is of another crawl: nothing done)."""
+        if crawl is None:
+            crawl = self._crawl_of(self.server.hget(self.keys.leased, lease))
+        keys = [self.keys.leases, self.keys.leased, self.keys.requests, self.keys.dead, self.keys.queued(crawl)]
         limit = 0 if final else (self.max_failures if failed else -1)
-        args = [lease, limit, error[:2000], self.worker, self.keys.base]
+        args = [lease, limit, error[:2000], self.worker, crawl]
         return self._scripts["release"](keys=keys, args=args, client=client)
+
+    @staticmethod
+    def _crawl_of(record: bytes | str | None) -> str:
+        """The crawl of a leased record (``"<score> <seq>|<failures>|<json>"``), as the scripts read it."""
+        if record is None:
+            return "default"
+        text = record.decode("utf-8", "replace") if isinstance(record, bytes) else record
+        parts = text.split("|", 2)
+        return crawl_of_entry(parts[2]) if len(parts) == 3 else "default"
 
     def renew(self, leases: Sequence[str], *, client: Any = None) -> Any:
         if not leases:
@@ -350,10 +202,21 @@ class LeaseQueue(Base):
         return self._scripts["renew"](keys=[self.keys.leases], args=[self.lease_ms, *leases], client=client)
 
     def reap(self, limit: int = 500) -> tuple[int, int]:
-        """Return expired leases to the queue; (requeued, dead-lettered)."""
-        keys = [self.keys.leases, self.keys.leased, self.keys.requests, self.keys.dead]
-        requeued, dead = self._scripts["reap"](keys=keys, args=[self.max_failures, limit, self.keys.base])
-        return int(requeued), int(dead)
+        """Return expired leases to the queue; (requeued, dead-lettered).
+
+        The expired leases are read first and settled per crawl, each with its crawl's dedup
+        key; a lease renewed in between is left alone."""
+        raw = self._scripts["expired"](keys=[self.keys.leases, self.keys.leased], args=[limit])
+        by_crawl: dict[str, list[str]] = {}
+        for i in range(0, len(raw), 2):
+            lease = raw[i].decode() if isinstance(raw[i], bytes) else raw[i]
+            by_crawl.setdefault(self._crawl_of(raw[i + 1] or None), []).append(lease)
+        requeued = dead = 0
+        for crawl, leases in by_crawl.items():
+            keys = [self.keys.leases, self.keys.leased, self.keys.requests, self.keys.dead, self.keys.queued(crawl)]
+            back, lost = self._scripts["reap"](keys=keys, args=[self.max_failures, crawl, *leases])
+            requeued, dead = requeued + int(back), dead + int(lost)
+        return requeued, dead
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -366,6 +229,15 @@ class LeaseQueue(Base):
     def clear(self) -> None:
         """Delete the queue. Only explicit admin commands call this, never a worker's shutdown."""
         self.server.delete(self.keys.requests, self.keys.sequence)
+
+
+def crawl_of_entry(body: str) -> str:
+    """The crawl of a queue entry's JSON (``"default"`` when it names none or cannot be read)."""
+    try:
+        entry = json.loads(body)
+    except ValueError:
+        return "default"
+    return str(entry.get("c") or "default") if isinstance(entry, dict) else "default"
 
 
 def dead_letters(server: redis.Redis, keys: SpiderKeys, limit: int = 100) -> list[dict[str, Any]]:
@@ -383,8 +255,29 @@ def dead_letters(server: redis.Redis, keys: SpiderKeys, limit: int = 100) -> lis
     return letters
 
 
-def retry_dead(server: redis.Redis, keys: SpiderKeys, limit: int = 1_000_000) -> int:
-    """Put dead letters back into the queue (``livefleet queue retry-dead``)."""
-    script = server.register_script(_RETRY_DEAD)
-    return int(script(keys=[keys.dead, keys.requests, keys.sequence], args=[limit, keys.base]))
+def retry_dead(server: redis.Redis, keys: SpiderKeys, limit: int = 1_000_000, *, batch: int = 500) -> int:
+    """Put dead letters back into the queue (``livefleet queue retry-dead``).
+
+    Letters are read from the list's head in batches; each batch goes back in one script
+    given the queued sets of the batch's crawls, while the head is still what was read."""
+    script = server.register_script(RETRY_DEAD)
+    moved = 0
+    while moved < limit:
+        letters = server.lrange(keys.dead, 0, min(batch, limit - moved) - 1)
+        if not letters:
+            break
+        crawl_keys: list[str] = []
+        args: list[Any] = []
+        for raw in letters:
+            try:
+                crawl = crawl_of_entry(json.loads(raw)["entry"])
+            except (ValueError, KeyError, TypeError):
+                args += [raw, 0]
+                continue
+            key = keys.queued(crawl)
+            if key not in crawl_keys:
+                crawl_keys.append(key)
+            args += [raw, 4 + crawl_keys.index(key)]  # KEYS: dead, requests, seq, then these
+        moved += int(script(keys=[keys.dead, keys.requests, keys.sequence, *crawl_keys], args=args))
+    return moved
 

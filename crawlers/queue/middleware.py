@@ -18,8 +18,8 @@ from scrapy import Request
 from scrapy.http import Response
 from scrapy.spidermiddlewares.base import BaseSpiderMiddleware
 
-from crawlers.queue.lease_queue import CRAWL_META, LEASE_META, PRIORITY_META
-from crawlers.queue.origin import MONITOR_META, origin_from_meta, set_origin
+from crawlers.queue.origin import origin_from_meta, set_origin
+from spiders.meta import CRAWL_META, LEASE_META, MONITOR_META, PRIORITY_META
 
 
 class LeaseSpiderMiddleware(BaseSpiderMiddleware):

@@ -13,10 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from crawlers.queue.lease_queue import CRAWL_META
+from spiders.meta import CRAWL_META, MONITOR_META
 
-#: Request meta naming the monitor a request was made for (its id).
-MONITOR_META = "livefleet_monitor"
 #: The meta keys that make a record's origin, and their names in it.
 ORIGIN_META = {CRAWL_META: "crawl", MONITOR_META: "monitor"}
 

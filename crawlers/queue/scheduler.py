@@ -52,19 +52,18 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
+from crawlers.queue.config import SchedulerConfig
 from crawlers.queue.crawls import stopped_crawls
-from crawlers.queue.lease_queue import CRAWL_META, LEASE_META, DedupMode, Leased, LeaseQueue
-from crawlers.redis.connection import get_redis, redis_url_from_settings
+from crawlers.queue.lease_queue import DedupMode, Leased, LeaseQueue
+from crawlers.redis.connection import get_redis
 from crawlers.redis.keys import SpiderKeys
 from models.errors import StoreUnavailableError
+from spiders.meta import CRAWL_META, GAVE_UP_META, LEASE_META
 
 logger = logging.getLogger(__name__)
 
 #: How often the queue thread looks up which of this worker's crawls were stopped.
 STOPPED_CHECK_SECONDS = 2.0
-
-#: Request meta a spider sets when it gives up on a page after its retries (value: the reason).
-GAVE_UP_META = "livefleet_gave_up"
 
 
 @dataclass
@@ -81,21 +80,20 @@ class _InFlight:
 class RedisScheduler(BaseScheduler):
     """Schedules through ``<prefix>:<spider>:requests`` with leases, per-crawl dedup and dead letters."""
 
-    def __init__(self, crawler: Crawler, redis_url: str, prefix: str, prefetch: int, *, seen_ttl: int = 0,
-                 lease_seconds: float = 60.0, max_failures: int = 3, crawl: str = "default",
-                 bloom_capacity: int = 0, bloom_error_rate: float = 0.001, background: bool = True,
-                 poll: float = 0.05, poll_max: float = 1.0) -> None:
+    def __init__(self, crawler: Crawler, config: SchedulerConfig) -> None:
         self.crawler = crawler
         self.stats = crawler.stats
-        self.server = get_redis(redis_url)
-        self.prefix = prefix
-        self.prefetch = max(1, prefetch)
-        self.lease_seconds = lease_seconds
-        self.max_failures = max_failures
-        self.default_crawl = crawl or "default"
-        self.dedup = DedupMode(ttl=seen_ttl, bloom_capacity=bloom_capacity, bloom_error_rate=bloom_error_rate)
-        self.background = background
-        self.poll, self.poll_max = poll, poll_max
+        self.config = config
+        self.server = get_redis(config.redis_url)
+        self.prefix = config.prefix
+        self.prefetch = config.prefetch
+        self.lease_seconds = config.lease_seconds
+        self.max_failures = config.max_failures
+        self.default_crawl = config.crawl or "default"
+        self.dedup = DedupMode(ttl=config.seen_ttl, bloom_capacity=config.bloom_capacity,
+                               bloom_error_rate=config.bloom_error_rate)
+        self.background = config.background
+        self.poll, self.poll_max = config.poll, config.poll_max
         self.worker_id = ""
         self.queue: LeaseQueue | None = None
         self._ready: deque[Leased] = deque()
@@ -113,20 +111,7 @@ class RedisScheduler(BaseScheduler):
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        s = crawler.settings
-        scheduler = cls(
-            crawler,
-            redis_url=redis_url_from_settings(s),
-            prefix=s.get("LIVEFLEET_KEY_PREFIX") or "livefleet",
-            prefetch=s.getint("LIVEFLEET_PREFETCH", 8),
-            seen_ttl=s.getint("LIVEFLEET_SEEN_TTL_SECONDS", 12 * 3600),
-            lease_seconds=s.getfloat("LIVEFLEET_LEASE_SECONDS", 60.0),
-            max_failures=s.getint("LIVEFLEET_MAX_FAILURES", 3),
-            crawl=s.get("LIVEFLEET_CRAWL") or "default",
-            bloom_capacity=s.getint("LIVEFLEET_BLOOM_CAPACITY", 0),
-            bloom_error_rate=s.getfloat("LIVEFLEET_BLOOM_ERROR_RATE", 0.001),
-            background=s.getbool("LIVEFLEET_QUEUE_BACKGROUND", True),
-        )
+        scheduler = cls(crawler, SchedulerConfig.from_settings(crawler.settings))
         crawler.signals.connect(scheduler._spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(scheduler._spider_error, signal=signals.spider_error)
         crawler.signals.connect(scheduler._item_error, signal=signals.item_error)
@@ -159,14 +144,16 @@ class RedisScheduler(BaseScheduler):
         if self.queue is None:
             return
         # Hand back what this worker took but will not finish: not a failure.
-        held = [item.lease for item in self._ready] + list(self._inflight)
+        held = [(item.lease, item.crawl) for item in self._ready]
+        held += [(lease, state.crawl) for lease, state in self._inflight.items()]
         self._ready.clear()
         self._inflight.clear()
         for attempt in range(5):
             try:
                 with self.server.pipeline(transaction=False) as pipe:
-                    for lease in held:
-                        self.queue.release(lease, f"returned by {self.worker_id}", failed=False, client=pipe)
+                    for lease, crawl in held:
+                        self.queue.release(lease, f"returned by {self.worker_id}", crawl=crawl, failed=False,
+                                           client=pipe)
                     pipe.execute()
                 break
             except redis.RedisError as exc:
@@ -290,11 +277,11 @@ class RedisScheduler(BaseScheduler):
                 self._submit(("ack", lease, state.fingerprint, state.crawl))
             else:
                 error = f"download failed: {result.type.__name__}: {result.getErrorMessage()}"
-                self._submit(("release", lease, error, True))
+                self._submit(("release", lease, state.crawl, error, True))
         elif state.error is not None:
-            self._submit(("release", lease, state.error, False, state.counts))
+            self._submit(("release", lease, state.crawl, state.error, False, state.counts))
         elif request.meta.get(GAVE_UP_META):
-            self._submit(("release", lease, f"gave up: {request.meta[GAVE_UP_META]}", True))
+            self._submit(("release", lease, state.crawl, f"gave up: {request.meta[GAVE_UP_META]}", True))
         else:
             self._submit(("ack", lease, state.fingerprint, state.crawl))
 
@@ -320,8 +307,8 @@ class RedisScheduler(BaseScheduler):
                 elif kind == "ack":
                     self.queue.ack(op[1], op[2], op[3], client=pipe)
                 elif kind == "release":
-                    self.queue.release(op[1], op[2], final=op[3], failed=op[4] if len(op) > 4 else True,
-                                       client=pipe)
+                    self.queue.release(op[1], op[3], crawl=op[2], final=op[4],
+                                       failed=op[5] if len(op) > 5 else True, client=pipe)
                 else:
                     continue
                 kinds.append(op)
@@ -338,7 +325,7 @@ class RedisScheduler(BaseScheduler):
                 self.stats.inc_value("livefleet/queue/enqueued" if result else "livefleet/queue/duplicate")
             elif kind == "ack":
                 self.stats.inc_value("livefleet/queue/acked" if result else "livefleet/queue/acked_late")
-            elif kind == "release" and result:
+            elif kind == "release" and int(result) > 0:  # -1: the lease's crawl was not the one given
                 self.stats.inc_value("livefleet/queue/dead" if result == 2 else "livefleet/queue/released")
         if pushes:
             with self._unsent_lock:

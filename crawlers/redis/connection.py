@@ -9,14 +9,16 @@ Redis restart is ridden out instead of killing the worker.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+from scrapy.exceptions import NotConfigured
 from scrapy.settings import BaseSettings
+
+from settings.defaults import value
 
 _lock = threading.Lock()
 _clients: dict[str, redis.Redis] = {}
@@ -51,15 +53,14 @@ def close_all() -> None:
 
 
 def redis_url_from_settings(settings: BaseSettings) -> str:
-    """The Redis URL a worker uses: the configured one, else the embedded server."""
-    url = settings.get("LIVEFLEET_REDIS_URL")
-    if url:
-        return str(url)
-    from crawlers.services.registry import ensure_services
+    """The Redis URL of the fleet (``LIVEFLEET_REDIS_URL``); ``NotConfigured`` when it is unset.
 
-    services = ensure_services(
-        Path(settings.get("LIVEFLEET_VAR_DIR") or "var"),
-        redis_url=None,
-        mongo_uri=settings.get("LIVEFLEET_MONGO_URI") or None,
-    )
-    return services.redis_url
+    A component gets its server's address, it never starts one: ``livefleet worker``
+    ensures the embedded servers and passes their URLs, and a plain ``scrapy crawl``
+    gets them from the services add-on (``crawlers/services/addon.py``).
+    """
+    url = value(settings, "LIVEFLEET_REDIS_URL")
+    if not url:
+        raise NotConfigured("LIVEFLEET_REDIS_URL is not set (run `livefleet worker`, set REDIS_URL, or enable "
+                            "LIVEFLEET_EMBEDDED_SERVICES for the embedded servers)")
+    return str(url)

@@ -19,7 +19,7 @@ class SpiderKeys:
 
     @property
     def base(self) -> str:
-        """What every key of this spider starts with (Lua scripts build per-crawl keys from it)."""
+        """What every key of this spider starts with."""
         return f"{self.prefix}:{self.spider}:"
 
     def _key(self, name: str) -> str:
@@ -56,9 +56,7 @@ class SpiderKeys:
         return self._key("dead")
 
     def queued(self, crawl: str) -> str:
-        """Set of fingerprints queued or leased (not yet handled) in one crawl.
-
-        The queue's Lua scripts build this key too (``base .. 'dedup:' .. crawl .. ':queued'``)."""
+        """Set of fingerprints queued or leased (not yet handled) in one crawl (passed to the queue's scripts)."""
         return self._key(f"dedup:{crawl}:queued")
 
     def seen(self, crawl: str) -> str:

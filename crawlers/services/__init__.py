@@ -9,9 +9,7 @@
 """
 
 from crawlers.services.base import EmbeddedServer, PortInUseError, ServiceError
-from crawlers.services.mongo_server import EmbeddedMongo, find_secantusd
-from crawlers.services.redis_server import EmbeddedRedis, find_redis_server
-from crawlers.services.registry import (
+from crawlers.services.lifecycle import (
     Services,
     ensure_services,
     owned_services,
@@ -19,6 +17,8 @@ from crawlers.services.registry import (
     restart_service,
     stop_services,
 )
+from crawlers.services.mongo_server import EmbeddedMongo, find_secantusd
+from crawlers.services.redis_server import EmbeddedRedis, find_redis_server
 from pipelines.store.spool import pid_alive
 
 __all__ = [

@@ -104,6 +104,28 @@ def free_port(host: str = LOCALHOST) -> int:
         return int(sock.getsockname()[1])
 
 
+class PortReservation:
+    """A free port held for a server that cannot bind port 0 itself (``redis-server``).
+
+    Picking a free port, closing it and letting the server bind it later is a race:
+    any process binding port 0 in between may be handed the same port. So the port
+    stays bound here, with ``SO_REUSEADDR`` and never listening, until the server
+    listens on it: Linux then refuses it to every other ``bind`` (port 0 or not) that
+    does not itself set ``SO_REUSEADDR``, while the server (which sets it, as servers
+    do) binds and listens. A process that does set it can still take the port first;
+    the server then reports the address in use and the start tries another port.
+    """
+
+    def __init__(self, host: str = LOCALHOST) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, 0))
+        self.port = int(self._sock.getsockname()[1])
+
+    def close(self) -> None:
+        self._sock.close()
+
+
 def port_from_url(url: str) -> int:
     """The TCP port of a ``redis://`` or ``mongodb://`` URL on 127.0.0.1."""
     match = re.search(r"://(?:[^@/]*@)?[^:/]+:(\d+)", url)
@@ -208,6 +230,7 @@ class EmbeddedServer(ABC):
         self._proc: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
         self._port: int | None = None
+        self._reservation: PortReservation | None = None
 
     # ----------------------------------------------------------- subclass hooks
 
@@ -217,7 +240,21 @@ class EmbeddedServer(ABC):
 
     @abstractmethod
     def _first_port(self) -> int:
-        """The port to try on a first start (0 lets the server choose one itself)."""
+        """The port to try on a first start (0 lets the server choose one itself).
+
+        A server that needs a port chosen for it takes one with :meth:`_reserve_port`, so
+        no other process is handed it before the server listens."""
+
+    def _reserve_port(self) -> int:
+        """A free port, held (:class:`PortReservation`) until the start that uses it ends."""
+        self._drop_reservation()
+        self._reservation = PortReservation(LOCALHOST)
+        return self._reservation.port
+
+    def _drop_reservation(self) -> None:
+        if self._reservation is not None:
+            self._reservation.close()
+            self._reservation = None
 
     @abstractmethod
     def _ready_port(self, output: str, port: int) -> int | None:
@@ -330,6 +367,8 @@ class EmbeddedServer(ABC):
                     time.sleep(min(0.25 * attempt, 1.0))  # only the holder can free it
                 else:
                     log.info("port %d was taken before embedded %s bound it; trying another", port, self.name)
+            finally:
+                self._drop_reservation()  # the server listens on it now (or the start failed)
         self.startup_seconds = time.monotonic() - started
         log.info(
             "embedded %s ready at %s (pid %s, %s) in %.3fs; log %s",

@@ -1,9 +1,11 @@
 """An embedded ``redis-server`` on 127.0.0.1, for when REDIS_URL is not given.
 
-``redis-server --port 0`` disables TCP, so the port is chosen here: a free
-*candidate* port is picked, the server is started on it, and if the server
-reports ``Address already in use`` (someone took the port in between) it is
-started again on another candidate. A restart reuses the same port.
+``redis-server --port 0`` disables TCP, so the port is chosen here: a free port
+is reserved (held bound, see ``PortReservation``, so no other process binding
+port 0 is handed it), the server is started on it, and if the server still
+reports ``Address already in use`` (a process binding that very port with
+``SO_REUSEADDR`` got there first) it is started again on another one. A restart
+reuses the same port.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import ClassVar
 
 import redis
 
-from crawlers.services.base import LOCALHOST, EmbeddedServer, PortInUseError, ServiceError, free_port
+from crawlers.services.base import LOCALHOST, EmbeddedServer, PortInUseError, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,7 @@ class EmbeddedRedis(EmbeddedServer):
         return argv
 
     def _first_port(self) -> int:
-        return free_port(LOCALHOST)
+        return self._reserve_port()  # held until redis-server listens: no other picker gets it
 
     def _ready_port(self, output: str, port: int) -> int | None:
         if _IN_USE.search(output):

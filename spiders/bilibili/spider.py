@@ -26,6 +26,7 @@ from scrapy.http import Response
 from models.entities import Room, Streamer
 from spiders.base import PlatformSpider
 from spiders.bilibili import pages
+from spiders.meta import PAGE_META
 
 LIVE_API = "api.live.bilibili.com"
 MAIN_API = "api.bilibili.com"
@@ -102,7 +103,7 @@ class BilibiliSpider(PlatformSpider):
         raise ValueError(f"unknown bilibili seed kind {kind!r} (areas, area, room, streamer)")
 
     def follow(self, response: Response, kind: str, records: list[Any]) -> Iterable[scrapy.Request]:
-        context = response.meta["livefleet"]
+        context = response.meta[PAGE_META]
         follow = context.get("follow", DEFAULT_FOLLOW)
         rooms = [r for r in records if isinstance(r, Room)]
         if kind == "area_list":

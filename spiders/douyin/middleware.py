@@ -25,6 +25,8 @@ from urllib.parse import quote
 from scrapy import Request
 from scrapy.crawler import Crawler
 
+from spiders.meta import KEEP_PAGE_META, PINNED_META
+
 logger = logging.getLogger(__name__)
 
 #: ``meta[SIGN] = True`` marks a request to sign.
@@ -77,8 +79,8 @@ class PageSignMiddleware:
                 request = Request(
                     spider.signer_page_url(),  # type: ignore[attr-defined]
                     dont_filter=True,
-                    meta={"playwright": True, "playwright_include_page": True, "livefleet_keep_page": True,
-                          "livefleet_session_pinned": True, "playwright_context": "douyin-signer",
+                    meta={"playwright": True, "playwright_include_page": True, KEEP_PAGE_META: True,
+                          PINNED_META: True, "playwright_context": "douyin-signer",
                           "download_slot": "douyin"},
                 )
                 response = await self.crawler.engine.download_async(request)

@@ -37,8 +37,12 @@ from scrapy.http import Response
 from scrapy.settings import BaseSettings
 
 from models.entities import Product, Room, Streamer
+from settings.browser import browser_settings
+from settings.defaults import value
 from spiders.base import PlatformSpider
 from spiders.douyin import pages
+from spiders.douyin.middleware import SIGN
+from spiders.meta import PAGE_META, RENDER_META
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +69,8 @@ class DouyinSpider(PlatformSpider):
     def update_settings(cls, settings: BaseSettings) -> None:
         """Install the browser download handler, for this spider only."""
         super().update_settings(settings)
-        from crawlers.download.browser import browser_settings
-
-        for name, value in browser_settings(settings.get("LIVEFLEET_CHROMIUM") or "/usr/bin/chromium").items():
-            settings.set(name, value, priority="spider")
+        for name, setting in browser_settings(value(settings, "LIVEFLEET_CHROMIUM")).items():
+            settings.set(name, setting, priority="spider")
 
     def warmup_request(self, session: str) -> scrapy.Request:
         """The home page hands a visitor its ``ttwid`` cookie, which every API call needs."""
@@ -88,7 +90,7 @@ class DouyinSpider(PlatformSpider):
              **context: Any) -> scrapy.Request:
         request = self.page_request(kind, self.url(host, path, params), priority=_PRIORITY.get(kind, 0),
                                     dont_filter=dont_filter, follow=list(follow), **context)
-        request.meta["douyin_sign"] = True
+        request.meta[SIGN] = True
         if form is not None:
             return request.replace(method="POST", body=urlencode(form),
                                    headers={"Content-Type": "application/x-www-form-urlencoded"})
@@ -100,7 +102,7 @@ class DouyinSpider(PlatformSpider):
         context = {"handle": ident} if by_handle else {}
         request = self.page_request("room_page", self.url(LIVE, f"/{ident}"), priority=_PRIORITY["room_page"],
                                     dont_filter=dont_filter, follow=list(follow), **context)
-        request.meta["livefleet_render"] = {
+        request.meta[RENDER_META] = {
             # The page marks <body data-ready> once its script has built (or failed to build) the state.
             "wait_for": "document.body && document.body.dataset.ready",
             "warm_url": self.url(LIVE, "/"),
@@ -155,7 +157,7 @@ class DouyinSpider(PlatformSpider):
         raise ValueError(f"unknown douyin seed kind {kind!r} (category, room, streamer)")
 
     def follow(self, response: Response, kind: str, records: list[Any]) -> Iterable[scrapy.Request]:
-        context = response.meta["livefleet"]
+        context = response.meta[PAGE_META]
         follow = context.get("follow", DEFAULT_FOLLOW)
         rooms = [r for r in records if isinstance(r, Room)]
         if kind == "partition_rooms":
@@ -199,7 +201,7 @@ class DouyinSpider(PlatformSpider):
 
     async def parse_page(self, response: Response) -> AsyncIterator[Any]:
         """The base parse; a room page asked for by handle echoes that handle as its ``web_rid``: dropped."""
-        handle = (response.meta.get("livefleet") or {}).get("handle")
+        handle = (response.meta.get(PAGE_META) or {}).get("handle")
         async for item in super().parse_page(response):
             if handle and isinstance(item, Room) and item.web_rid == handle:
                 item = item.model_copy(update={"web_rid": None})

@@ -30,6 +30,7 @@ from scrapy.http import Response
 from models.entities import Product, Room, Streamer
 from spiders.base import PlatformSpider
 from spiders.kuaishou import pages
+from spiders.meta import PAGE_META
 
 LIVE = "live.kuaishou.com"
 SHOP = "openapi.kwaixiaodian.com"
@@ -107,7 +108,7 @@ class KuaishouSpider(PlatformSpider):
         raise ValueError(f"unknown kuaishou seed kind {kind!r} (categories, category, room, shop)")
 
     def follow(self, response: Response, kind: str, records: list[Any]) -> Iterable[scrapy.Request]:
-        context = response.meta["livefleet"]
+        context = response.meta[PAGE_META]
         follow = context.get("follow", DEFAULT_FOLLOW)
         if kind == "category_list":
             for category in records:

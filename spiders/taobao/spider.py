@@ -29,6 +29,7 @@ from scrapy.http import Response
 
 from models.entities import Product, Room
 from spiders.base import PlatformSpider
+from spiders.meta import PAGE_META
 from spiders.taobao import pages
 from spiders.taobao.sign import mtop_url
 
@@ -88,7 +89,7 @@ class TaobaoSpider(PlatformSpider):
         raise ValueError(f"unknown taobao seed kind {kind!r} (room, item)")
 
     def follow(self, response: Response, kind: str, records: list[Any]) -> Iterable[scrapy.Request]:
-        context = response.meta["livefleet"]
+        context = response.meta[PAGE_META]
         follow = context.get("follow", DEFAULT_FOLLOW)
         if kind == "live_detail":
             for room in records:
