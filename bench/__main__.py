@@ -22,7 +22,7 @@ from bench import AT_MOST, TARGETS
 from bench.crawl import CrawlError, CrawlResult, CrawlSetup, crawl_pair, service_processes
 from bench.machine import QUIET_CORES, wait_for_quiet
 from bench.store import StoreRate, build_records, bulk_plain_set_rate, bulk_rate, single_rate
-from crawlers.services.registry import owned_services
+from crawlers.services.lifecycle import owned_services
 from sandbox.process import start_sandbox
 
 #: Largest relative difference of the two crawls' item counts still called "the same crawl".

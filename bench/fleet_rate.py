@@ -47,7 +47,7 @@ from bench.machine import busy_cpu_seconds, wait_for_quiet
 from crawlers.cli.worker import read_worker_stats, worker_command
 from crawlers.queue.feeder import push_seeds
 from crawlers.redis.keys import SpiderKeys
-from crawlers.services.registry import owned_services
+from crawlers.services.lifecycle import owned_services
 from sandbox.process import SandboxProcess, start_sandbox
 from settings.config import child_environment
 

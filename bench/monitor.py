@@ -37,7 +37,7 @@ from pymongo import MongoClient
 from bench.machine import wait_for_quiet
 from crawlers.cli.worker import worker_command
 from crawlers.monitor.registry import Registry
-from crawlers.services.registry import owned_services
+from crawlers.services.lifecycle import owned_services
 from sandbox.process import start_sandbox
 from settings.config import child_environment
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from models.platforms import PLATFORMS, check_keys
+
 __all__ = ["PLATFORM_HOSTS", "SHORT_HOSTS", "Target", "TargetError", "parse_target"]
 
 
@@ -138,6 +140,13 @@ _EXAMPLES: dict[tuple[str, str], tuple[str, ...]] = {
     ("bilibili", "room"): ("https://live.bilibili.com/<room_id>",),
     ("bilibili", "streamer"): ("https://space.bilibili.com/<uid>",),
 }
+# Every table above covers every platform (models/platforms.py), no more.
+for _what, _table in (("_SEED_KEYS", {p for p, _ in _SEED_KEYS}), ("_IDS", {p for p, _ in _IDS}),
+                      ("_BARE_KINDS", _BARE_KINDS), ("PLATFORM_HOSTS", PLATFORM_HOSTS),
+                      ("SHORT_HOSTS", SHORT_HOSTS), ("_URL_FORMS", _URL_FORMS),
+                      ("_CANONICAL", {p for p, _ in _CANONICAL}), ("_EXAMPLES", {p for p, _ in _EXAMPLES})):
+    check_keys(_table, f"crawlers.targets.{_what}")
+
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _BAD_CHARS = re.compile(r"[\s\\\x00-\x1f\x7f]")
 
@@ -149,7 +158,7 @@ def parse_target(platform: str, text: str, kind: str | None = None) -> Target:
     anything else; nothing is ever fetched here.
     """
     if platform not in PLATFORM_HOSTS:
-        raise TargetError(f"unknown platform {platform!r} (known: {', '.join(sorted(PLATFORM_HOSTS))})")
+        raise TargetError(f"unknown platform {platform!r} (known: {', '.join(PLATFORMS)})")
     if kind is not None and (platform, kind) not in _IDS:
         raise TargetError(f"{platform} takes no {kind} IDs")
     what = kind or "room or profile"

@@ -22,8 +22,9 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, field_validator
 
-Platform = Literal["douyin", "kuaishou", "taobao", "bilibili"]
-PLATFORMS: tuple[str, ...] = ("douyin", "kuaishou", "taobao", "bilibili")
+# The one platform list (models/platforms.py), re-exported for the records' users.
+from models.platforms import PLATFORMS as PLATFORMS
+from models.platforms import Platform as Platform
 
 RoomStatus = Literal["live", "ended", "offline", "replay", "unknown"]
 

@@ -3,7 +3,9 @@
 This module is the only code in livefleet that reads ``os.environ``. Everything
 else receives a :class:`Config` (fleet commands) or Scrapy settings built from
 it (spiders, pipelines). The README's configuration table lists ``ENV_VARS``
-below; a test keeps the two in step.
+below; a test keeps the two in step. A variable that sets the Scrapy setting of
+its name takes that setting's default (``settings/defaults.py``); the
+per-platform variables follow the one platform list (``models/platforms.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.platforms import PLATFORMS
+from settings.defaults import DEFAULTS
+
+#: Requests per second per worker, per platform (``models/platforms.py`` lists them): the
+#: cautious default, unless a platform is known to take more. The live-commerce platforms
+#: block faster than Bilibili.
+_RATE_DEFAULT = 5.0
+_RATE_EXCEPTIONS: dict[str, float] = {"bilibili": 20.0}
+assert set(_RATE_EXCEPTIONS) <= set(PLATFORMS), "settings.config: a rate for an unknown platform"
+PLATFORM_RATE_DEFAULTS: dict[str, float] = {p: _RATE_EXCEPTIONS.get(p, _RATE_DEFAULT) for p in PLATFORMS}
+
+#: The per-platform rate variables, two per platform (``LIVEFLEET_RATE_<PLATFORM>``,
+#: ``LIVEFLEET_FLEET_RATE_<PLATFORM>``), in the order of ``models.platforms.PLATFORMS``.
+_RATE_VARS: tuple[tuple[str, str, str], ...] = (
+    *((f"LIVEFLEET_RATE_{p.upper()}", f"{PLATFORM_RATE_DEFAULTS[p]:g}",
+       f"Requests per second per worker to {p.capitalize()} (0 = unlimited).") for p in PLATFORMS),
+    *((f"LIVEFLEET_FLEET_RATE_{p.upper()}", f"= `LIVEFLEET_RATE_{p.upper()}`",
+       f"Requests per second to {p.capitalize()} from the whole fleet, however many workers "
+       "(0 = no fleet-wide limit).") for p in PLATFORMS),
+)
+
 #: (variable, default, meaning) for every variable livefleet reads.
 ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("REDIS_URL", "(unset)", "Redis to use. Unset: livefleet starts its own redis-server on 127.0.0.1."),
@@ -21,18 +44,7 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("LIVEFLEET_VAR_DIR", "./var", "Where embedded servers keep data, logs, pid records and the spool."),
     ("LIVEFLEET_KEY_PREFIX", "livefleet", "Prefix of every Redis key livefleet writes."),
     ("LIVEFLEET_SANDBOX_URL", "(unset)", "Send every platform request to this sandbox instead of the real hosts."),
-    ("LIVEFLEET_RATE_BILIBILI", "20", "Requests per second per worker to Bilibili (0 = unlimited)."),
-    ("LIVEFLEET_RATE_DOUYIN", "5", "Requests per second per worker to Douyin (0 = unlimited)."),
-    ("LIVEFLEET_RATE_KUAISHOU", "5", "Requests per second per worker to Kuaishou (0 = unlimited)."),
-    ("LIVEFLEET_RATE_TAOBAO", "5", "Requests per second per worker to Taobao (0 = unlimited)."),
-    ("LIVEFLEET_FLEET_RATE_BILIBILI", "= `LIVEFLEET_RATE_BILIBILI`",
-     "Requests per second to Bilibili from the whole fleet, however many workers (0 = no fleet-wide limit)."),
-    ("LIVEFLEET_FLEET_RATE_DOUYIN", "= `LIVEFLEET_RATE_DOUYIN`",
-     "Requests per second to Douyin from the whole fleet, however many workers (0 = no fleet-wide limit)."),
-    ("LIVEFLEET_FLEET_RATE_KUAISHOU", "= `LIVEFLEET_RATE_KUAISHOU`",
-     "Requests per second to Kuaishou from the whole fleet, however many workers (0 = no fleet-wide limit)."),
-    ("LIVEFLEET_FLEET_RATE_TAOBAO", "= `LIVEFLEET_RATE_TAOBAO`",
-     "Requests per second to Taobao from the whole fleet, however many workers (0 = no fleet-wide limit)."),
+    *_RATE_VARS,
     ("LIVEFLEET_CONCURRENCY", "16", "Concurrent requests per worker."),
     ("LIVEFLEET_SESSION_COOLDOWN_SECONDS", "60", "How long a platform session rests after it drew a block page."),
     ("LIVEFLEET_LEASE_SECONDS", "60", "How long a worker holds a request before the fleet gives it to another "
@@ -56,19 +68,15 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
      "start without one."),
 )
 
-#: Requests per second per worker. The live-commerce platforms block faster than Bilibili.
-PLATFORM_RATE_DEFAULTS: dict[str, float] = {"bilibili": 20.0, "douyin": 5.0, "kuaishou": 5.0, "taobao": 5.0}
-
-
 @dataclass(frozen=True)
 class Config:
     """livefleet's configuration, read once from the environment."""
 
     redis_url: str | None = None
     mongo_uri: str | None = None
-    mongo_db: str = "livefleet"
-    var_dir: Path = Path("var")
-    key_prefix: str = "livefleet"
+    mongo_db: str = DEFAULTS["LIVEFLEET_MONGO_DB"]
+    var_dir: Path = Path(DEFAULTS["LIVEFLEET_VAR_DIR"])
+    key_prefix: str = DEFAULTS["LIVEFLEET_KEY_PREFIX"]
     sandbox_url: str | None = None
     #: Requests per second per worker, per platform; 0 means unlimited.
     rates: Mapping[str, float] = field(default_factory=lambda: dict(PLATFORM_RATE_DEFAULTS))
@@ -76,22 +84,22 @@ class Config:
     #: Unset, a platform's fleet rate is its per-worker rate: the fleet is as polite as one worker.
     fleet_rates: Mapping[str, float] = field(default_factory=lambda: dict(PLATFORM_RATE_DEFAULTS))
     concurrency: int = 16
-    session_cooldown: float = 60.0
-    lease_seconds: float = 60.0
-    max_failures: int = 3
-    crawl: str = "default"
-    seen_ttl: int = 12 * 3600
-    bloom_capacity: int = 0
-    bloom_error_rate: float = 0.001
-    store_batch: int = 500
-    store_retries: int = 4
+    session_cooldown: float = DEFAULTS["LIVEFLEET_SESSION_COOLDOWN_SECONDS"]
+    lease_seconds: float = DEFAULTS["LIVEFLEET_LEASE_SECONDS"]
+    max_failures: int = DEFAULTS["LIVEFLEET_MAX_FAILURES"]
+    crawl: str = DEFAULTS["LIVEFLEET_CRAWL"]
+    seen_ttl: int = DEFAULTS["LIVEFLEET_SEEN_TTL_SECONDS"]
+    bloom_capacity: int = DEFAULTS["LIVEFLEET_BLOOM_CAPACITY"]
+    bloom_error_rate: float = DEFAULTS["LIVEFLEET_BLOOM_ERROR_RATE"]
+    store_batch: int = DEFAULTS["LIVEFLEET_STORE_BATCH"]
+    store_retries: int = DEFAULTS["LIVEFLEET_STORE_RETRIES"]
     log_level: str = "INFO"
-    chromium: str = "/usr/bin/chromium"
+    chromium: str = DEFAULTS["LIVEFLEET_CHROMIUM"]
     #: Seconds between a worker's heartbeats (and stats flushes); a worker is stale after three.
-    heartbeat_seconds: float = 5.0
+    heartbeat_seconds: float = DEFAULTS["LIVEFLEET_HEARTBEAT_SECONDS"]
     #: Publish stored changes to the feeds (Redis Streams), each kept near ``feed_maxlen`` messages.
-    feeds: bool = True
-    feed_maxlen: int = 1_000_000
+    feeds: bool = DEFAULTS["LIVEFLEET_FEEDS_ENABLED"]
+    feed_maxlen: int = DEFAULTS["LIVEFLEET_FEED_MAXLEN"]
     #: The token of the HTTP API (``livefleet api``); None: the API does not start.
     api_token: str | None = None
     #: The HMAC secret of monitors' webhooks.
@@ -107,33 +115,40 @@ class Config:
         return cls(
             redis_url=env.get("REDIS_URL") or None,
             mongo_uri=env.get("MONGO_URI") or None,
-            mongo_db=env.get("LIVEFLEET_MONGO_DB") or "livefleet",
-            var_dir=Path(env.get("LIVEFLEET_VAR_DIR") or "var").absolute(),
-            key_prefix=env.get("LIVEFLEET_KEY_PREFIX") or "livefleet",
+            mongo_db=env.get("LIVEFLEET_MONGO_DB") or cls.mongo_db,
+            var_dir=Path(env.get("LIVEFLEET_VAR_DIR") or cls.var_dir).absolute(),
+            key_prefix=env.get("LIVEFLEET_KEY_PREFIX") or cls.key_prefix,
             sandbox_url=(env.get("LIVEFLEET_SANDBOX_URL") or "").rstrip("/") or None,
             rates=rates,
             fleet_rates={
                 platform: _float(env, f"LIVEFLEET_FLEET_RATE_{platform.upper()}", rate)
                 for platform, rate in rates.items()
             },
-            concurrency=_int(env, "LIVEFLEET_CONCURRENCY", 16),
-            session_cooldown=_float(env, "LIVEFLEET_SESSION_COOLDOWN_SECONDS", 60.0),
-            lease_seconds=_float(env, "LIVEFLEET_LEASE_SECONDS", 60.0),
-            max_failures=max(1, _int(env, "LIVEFLEET_MAX_FAILURES", 3)),
-            crawl=env.get("LIVEFLEET_CRAWL") or "default",
-            seen_ttl=_int(env, "LIVEFLEET_SEEN_TTL_SECONDS", 12 * 3600),
-            bloom_capacity=_int(env, "LIVEFLEET_BLOOM_CAPACITY", 0),
-            bloom_error_rate=_float(env, "LIVEFLEET_BLOOM_ERROR_RATE", 0.001),
-            store_batch=_int(env, "LIVEFLEET_STORE_BATCH", 500),
-            store_retries=_int(env, "LIVEFLEET_STORE_RETRIES", 4),
-            log_level=(env.get("LIVEFLEET_LOG_LEVEL") or "INFO").upper(),
-            chromium=env.get("LIVEFLEET_CHROMIUM") or "/usr/bin/chromium",
-            heartbeat_seconds=_float(env, "LIVEFLEET_HEARTBEAT_SECONDS", 5.0),
-            feeds=(env.get("LIVEFLEET_FEEDS") or "1").strip().lower() not in ("0", "false", "no", "off"),
-            feed_maxlen=_int(env, "LIVEFLEET_FEED_MAXLEN", 1_000_000),
+            concurrency=_int(env, "LIVEFLEET_CONCURRENCY", cls.concurrency),
+            session_cooldown=_float(env, "LIVEFLEET_SESSION_COOLDOWN_SECONDS", cls.session_cooldown),
+            lease_seconds=_float(env, "LIVEFLEET_LEASE_SECONDS", cls.lease_seconds),
+            max_failures=max(1, _int(env, "LIVEFLEET_MAX_FAILURES", cls.max_failures)),
+            crawl=env.get("LIVEFLEET_CRAWL") or cls.crawl,
+            seen_ttl=_int(env, "LIVEFLEET_SEEN_TTL_SECONDS", cls.seen_ttl),
+            bloom_capacity=_int(env, "LIVEFLEET_BLOOM_CAPACITY", cls.bloom_capacity),
+            bloom_error_rate=_float(env, "LIVEFLEET_BLOOM_ERROR_RATE", cls.bloom_error_rate),
+            store_batch=_int(env, "LIVEFLEET_STORE_BATCH", cls.store_batch),
+            store_retries=_int(env, "LIVEFLEET_STORE_RETRIES", cls.store_retries),
+            log_level=(env.get("LIVEFLEET_LOG_LEVEL") or cls.log_level).upper(),
+            chromium=env.get("LIVEFLEET_CHROMIUM") or cls.chromium,
+            heartbeat_seconds=_float(env, "LIVEFLEET_HEARTBEAT_SECONDS", cls.heartbeat_seconds),
+            feeds=_bool(env, "LIVEFLEET_FEEDS", cls.feeds),
+            feed_maxlen=_int(env, "LIVEFLEET_FEED_MAXLEN", cls.feed_maxlen),
             api_token=env.get("LIVEFLEET_API_TOKEN") or None,
             webhook_secret=env.get("LIVEFLEET_WEBHOOK_SECRET") or None,
         )
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if not raw:
+        return default
+    return raw.strip().lower() not in ("0", "false", "no", "off")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -29,91 +29,108 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     # -- where things are -----------------------------------------------------------------------
-    Setting("LIVEFLEET_REDIS_URL", None, "Redis of the fleet (queue, heartbeats, monitors, feeds); set by the "
-            "worker from `REDIS_URL`, or the embedded server the worker ensured."),
-    Setting("LIVEFLEET_MONGO_URI", None, "MongoDB the store writes to; set by the worker from `MONGO_URI`, or the "
-            "embedded server the worker ensured."),
-    Setting("LIVEFLEET_MONGO_DB", "livefleet", "Database name inside MongoDB."),
-    Setting("LIVEFLEET_MONGO_TIMEOUT_MS", 3000, "How long one store attempt waits for an unreachable MongoDB "
-            "before it counts as failed."),
-    Setting("LIVEFLEET_KEY_PREFIX", "livefleet", "Prefix of every Redis key livefleet writes."),
-    Setting("LIVEFLEET_VAR_DIR", "var", "Where embedded servers keep data, logs, pid records and the spools."),
-    Setting("LIVEFLEET_SANDBOX_URL", None, "Send every platform request to this sandbox instead of the real hosts."),
+    Setting("LIVEFLEET_REDIS_URL", None, "Redis of the fleet (queue, heartbeats, monitors, feeds), for every "
+            "component that talks to it (`crawlers/redis/connection.py`); set by `livefleet worker` from "
+            "`REDIS_URL`, or the embedded server it ensured."),
+    Setting("LIVEFLEET_MONGO_URI", None, "MongoDB the store pipeline (`pipelines/p300_store.py`) writes to; set "
+            "by `livefleet worker` from `MONGO_URI`, or the embedded server it ensured."),
+    Setting("LIVEFLEET_MONGO_DB", "livefleet", "Database name inside MongoDB (the store pipeline)."),
+    Setting("LIVEFLEET_MONGO_TIMEOUT_MS", 3000, "How long one attempt of the store pipeline waits for an "
+            "unreachable MongoDB before it counts as failed."),
+    Setting("LIVEFLEET_KEY_PREFIX", "livefleet", "Prefix of every Redis key livefleet writes (every component "
+            "that talks to Redis)."),
+    Setting("LIVEFLEET_VAR_DIR", "var", "Where embedded servers keep data, logs, pid records and the spools "
+            "(the services, the store pipeline's spool)."),
+    Setting("LIVEFLEET_SANDBOX_URL", None, "Send every platform request to this sandbox instead of the real "
+            "hosts (the spiders' URLs, `spiders/base.py`)."),
     Setting("LIVEFLEET_EMBEDDED_SERVICES", True, "Let a Scrapy command (`scrapy crawl`, `scrapy shell`) start the "
             "embedded Redis/MongoDB when `LIVEFLEET_REDIS_URL`/`LIVEFLEET_MONGO_URI` are unset (the services "
-            "add-on); `livefleet worker` ensures them itself."),
-    # -- the queue -----------------------------------------------------------------------------
-    Setting("LIVEFLEET_PREFETCH", 8, "Leased requests a worker keeps ready (taken from Redis in one round trip)."),
-    Setting("LIVEFLEET_QUEUE_BACKGROUND", True, "Run the worker's Redis traffic on a background thread (off: on "
-            "the reactor thread, for tests of the queue's steps)."),
-    Setting("LIVEFLEET_QUEUE_POLL_SECONDS", 0.05, "How often a worker's queue thread asks Redis for requests "
+            "add-on, `crawlers/services/`); `livefleet worker` ensures them itself."),
+    # -- the queue (the scheduler, crawlers/queue/scheduler.py) ---------------------------------------
+    Setting("LIVEFLEET_PREFETCH", 8, "Leased requests the queue scheduler keeps ready (taken from Redis in one "
+            "round trip)."),
+    Setting("LIVEFLEET_QUEUE_BACKGROUND", True, "Run the queue scheduler's Redis traffic on a background thread "
+            "(off: on the reactor thread, for tests of the queue's steps)."),
+    Setting("LIVEFLEET_QUEUE_POLL_SECONDS", 0.05, "How often the queue scheduler's thread asks Redis for requests "
             "while it has none, at first."),
-    Setting("LIVEFLEET_QUEUE_POLL_MAX_SECONDS", 1.0, "... backing off to this while the queue stays empty."),
+    Setting("LIVEFLEET_QUEUE_POLL_MAX_SECONDS", 1.0, "... backing off to this while the queue stays empty (the "
+            "queue scheduler)."),
     Setting("LIVEFLEET_SEEN_TTL_SECONDS", 12 * 3600, "How long a crawl's seen-set lives, so a later crawl "
-            "revisits pages."),
+            "revisits pages (the queue scheduler's dedup)."),
     Setting("LIVEFLEET_LEASE_SECONDS", 60.0, "How long a worker holds a request before the fleet gives it to "
-            "another worker (renewed while the worker lives)."),
-    Setting("LIVEFLEET_MAX_FAILURES", 3, "Failed deliveries of a request before it becomes a dead letter."),
-    Setting("LIVEFLEET_CRAWL", "default", "The crawl (dedup namespace) of requests that do not name one."),
+            "another worker (renewed while the worker lives; the queue scheduler)."),
+    Setting("LIVEFLEET_MAX_FAILURES", 3, "Failed deliveries of a request before the queue scheduler makes it a "
+            "dead letter."),
+    Setting("LIVEFLEET_CRAWL", "default", "The crawl (dedup namespace) the queue scheduler gives requests that "
+            "do not name one."),
     Setting("LIVEFLEET_BLOOM_CAPACITY", 0, "Fingerprints per crawl for a Bloom filter instead of a seen-set "
-            "(0 = a plain set)."),
-    Setting("LIVEFLEET_BLOOM_ERROR_RATE", 0.001, "False-positive rate the Bloom filter is sized for."),
-    # -- seeds ---------------------------------------------------------------------------------
-    Setting("LIVEFLEET_SEEDS_ENABLED", True, "Feed the spider from its seed list in Redis (`livefleet crawl`)."),
-    Setting("LIVEFLEET_SEED_BATCH", 16, "Seeds a worker takes from Redis at a time."),
-    Setting("LIVEFLEET_POLL_SECONDS", 0.2, "How often an idle worker looks for seeds, at first."),
-    Setting("LIVEFLEET_POLL_MAX_SECONDS", 2.0, "... backing off to this while there are none."),
-    Setting("LIVEFLEET_IDLE_CLOSE_SECONDS", 0.0, "Close a worker after this many seconds with nothing to do "
-            "fleet-wide (0: never)."),
-    # -- politeness and sessions -------------------------------------------------------------------
+            "(0 = a plain set; the queue scheduler's dedup)."),
+    Setting("LIVEFLEET_BLOOM_ERROR_RATE", 0.001, "False-positive rate the Bloom filter is sized for (the queue "
+            "scheduler's dedup)."),
+    # -- seeds (the seed feeder, crawlers/queue/feeder.py) ----------------------------------------------
+    Setting("LIVEFLEET_SEEDS_ENABLED", True, "Feed the spider from its seed list in Redis (`livefleet crawl`): "
+            "the seed feeder extension."),
+    Setting("LIVEFLEET_SEED_BATCH", 16, "Seeds the seed feeder takes from Redis at a time."),
+    Setting("LIVEFLEET_POLL_SECONDS", 0.2, "How often the seed feeder of an idle worker looks for seeds and "
+            "queued requests, at first (not the queue scheduler's: `LIVEFLEET_QUEUE_POLL_SECONDS`)."),
+    Setting("LIVEFLEET_POLL_MAX_SECONDS", 2.0, "... backing off to this while there are none (the seed feeder)."),
+    Setting("LIVEFLEET_IDLE_CLOSE_SECONDS", 0.0, "The seed feeder closes a worker after this many seconds with "
+            "nothing to do fleet-wide (0: never)."),
+    # -- politeness and sessions (crawlers/download/) ----------------------------------------------------
     Setting("LIVEFLEET_FLEET_RATES", {}, "Requests per second per platform for the whole fleet (a token bucket "
-            "in Redis; 0 = none); from `LIVEFLEET_FLEET_RATE_<PLATFORM>`."),
-    Setting("LIVEFLEET_FLEET_BURST", 1.0, "Sends the fleet may make at once after a quiet spell (1: strictly "
-            "1/rate apart)."),
-    Setting("LIVEFLEET_FLEET_MAX_WAIT_SECONDS", 30.0, "The farthest ahead a worker reserves one send; a longer "
-            "backlog is re-checked later."),
+            "in Redis; 0 = none), for the fleet rate limiter (`crawlers/download/ratelimit.py`); from "
+            "`LIVEFLEET_FLEET_RATE_<PLATFORM>`."),
+    Setting("LIVEFLEET_FLEET_BURST", 1.0, "Sends the fleet rate limiter lets go at once after a quiet spell (1: "
+            "strictly 1/rate apart)."),
+    Setting("LIVEFLEET_FLEET_MAX_WAIT_SECONDS", 30.0, "The farthest ahead the fleet rate limiter reserves one "
+            "send; a longer backlog is re-checked later."),
     Setting("LIVEFLEET_SESSIONS_PER_PLATFORM", 3, "Visitor identities (cookie jars / browser contexts) per "
-            "platform per worker."),
-    Setting("LIVEFLEET_SESSION_COOLDOWN_SECONDS", 60.0, "How long a platform session rests after it drew a "
-            "block page."),
-    # -- the store -----------------------------------------------------------------------------
-    Setting("LIVEFLEET_STORE_BATCH", 500, "Records per bulk write to MongoDB."),
-    Setting("LIVEFLEET_STORE_RETRIES", 4, "Attempts of one bulk write before its batch is spooled to disk."),
-    Setting("LIVEFLEET_STORE_FLUSH_SECONDS", 1.0, "A batch is written at least this often, full or not."),
-    Setting("LIVEFLEET_STORE_COOLDOWN_SECONDS", 10.0, "After the store failed a batch, spool without trying "
-            "for this long."),
-    Setting("LIVEFLEET_STORE_HOLD_SECONDS", 300.0, "How long an item spooled (not yet in MongoDB) holds its "
-            "request before the request goes back to the queue."),
-    # -- feeds ---------------------------------------------------------------------------------
+            "platform per worker (the session middleware, `crawlers/download/sessions.py`)."),
+    Setting("LIVEFLEET_SESSION_COOLDOWN_SECONDS", 60.0, "How long the session middleware rests a platform "
+            "session after it drew a block page."),
+    # -- the store (the store pipeline, pipelines/p300_store.py) ------------------------------------------
+    Setting("LIVEFLEET_STORE_BATCH", 500, "Records per bulk write of the store pipeline to MongoDB."),
+    Setting("LIVEFLEET_STORE_RETRIES", 4, "Attempts of one bulk write before the store pipeline spools its "
+            "batch to disk."),
+    Setting("LIVEFLEET_STORE_FLUSH_SECONDS", 1.0, "The store pipeline writes a batch at least this often, full "
+            "or not."),
+    Setting("LIVEFLEET_STORE_COOLDOWN_SECONDS", 10.0, "After a batch failed, the store pipeline spools without "
+            "trying MongoDB for this long."),
+    Setting("LIVEFLEET_STORE_HOLD_SECONDS", 300.0, "How long the store pipeline holds an item spooled (not yet "
+            "in MongoDB) before failing it, so its request goes back to the queue."),
+    # -- feeds (published by the store pipeline, crawlers/feeds/) -----------------------------------------
     Setting("LIVEFLEET_FEEDS_ENABLED", True, "Publish every stored record to a Redis Stream per collection (the "
             "per-crawl item counters are kept either way); from `LIVEFLEET_FEEDS`."),
     Setting("LIVEFLEET_FEED_MAXLEN", 1_000_000, "Messages each feed stream keeps, about (older ones are trimmed)."),
-    Setting("LIVEFLEET_FEED_BUFFER", 10_000, "Messages kept in memory while Redis is away, before they go to "
-            "`<var>/feed-spool`."),
-    Setting("LIVEFLEET_FEED_COOLDOWN_SECONDS", 5.0, "After a failed publish, leave Redis alone for this long."),
-    # -- monitors and health ---------------------------------------------------------------------
+    Setting("LIVEFLEET_FEED_BUFFER", 10_000, "Messages the feed publisher keeps in memory while Redis is away, "
+            "before they go to `<var>/feed-spool`."),
+    Setting("LIVEFLEET_FEED_COOLDOWN_SECONDS", 5.0, "After a failed publish, the feed publisher leaves Redis "
+            "alone for this long."),
+    # -- monitors and health (crawlers/monitor/, crawlers/health/) ----------------------------------------
     Setting("LIVEFLEET_MONITORS_ENABLED", True, "Every worker serves the due monitor ticks of its spider's "
-            "platform."),
-    Setting("LIVEFLEET_MONITOR_POLL_SECONDS", 0.25, "How often a worker looks for due monitor ticks."),
-    Setting("LIVEFLEET_MONITOR_LATE_FRACTION", 0.25, "A tick claimed later than this share of its interval (or "
-            "due while the last is unanswered) is late."),
-    Setting("LIVEFLEET_MONITOR_PRIORITY", 1000, "Queue priority of monitor requests."),
-    Setting("LIVEFLEET_MONITOR_CLAIM_BATCH", 200, "Due ticks a worker claims at a time."),
+            "platform (the monitor extension and spider middleware)."),
+    Setting("LIVEFLEET_MONITOR_POLL_SECONDS", 0.25, "How often the monitor extension looks for due ticks."),
+    Setting("LIVEFLEET_MONITOR_LATE_FRACTION", 0.25, "A tick the monitor extension claims later than this share "
+            "of its interval (or due while the last is unanswered) is late."),
+    Setting("LIVEFLEET_MONITOR_PRIORITY", 1000, "Queue priority the monitor extension adds to monitor requests."),
+    Setting("LIVEFLEET_MONITOR_CLAIM_BATCH", 200, "Due ticks the monitor extension claims at a time."),
     Setting("LIVEFLEET_HEARTBEAT_SECONDS", 5.0, "Seconds between a worker's heartbeats and stats flushes to "
-            "Redis (0: off)."),
-    # -- the browser ---------------------------------------------------------------------------
+            "Redis (the heartbeat extension, `crawlers/health/heartbeat.py`; 0: off)."),
+    # -- the browser (crawlers/download/browser.py, pages.py) -------------------------------------------
     Setting("LIVEFLEET_CHROMIUM", "/usr/bin/chromium", "The Chromium that Playwright drives for pages that need "
-            "a browser."),
-    Setting("LIVEFLEET_BROWSER_RECYCLE_PAGES", 300, "Pages a browser renders before it is recycled."),
-    Setting("LIVEFLEET_BROWSER_MAX_RSS_MB", 1200, "Memory of the browser's processes above which it is "
-            "recycled."),
-    Setting("LIVEFLEET_BROWSER_RSS_CHECK_PAGES", 50, "The browser's memory is read every this many pages (on a "
-            "thread: it costs ~0.1 s of CPU)."),
-    Setting("LIVEFLEET_BROWSER_PAGE_USES", 50, "Requests one browser page renders before it is replaced (0: a "
-            "new page per request)."),
-    Setting("LIVEFLEET_BROWSER_PAGE_IDLE_SECONDS", 10.0, "A reused page is closed after this long unused."),
+            "a browser (the Douyin spider's browser settings)."),
+    Setting("LIVEFLEET_BROWSER_RECYCLE_PAGES", 300, "Pages a browser renders before the browser handler recycles "
+            "it."),
+    Setting("LIVEFLEET_BROWSER_MAX_RSS_MB", 1200, "Memory of the browser's processes above which the browser "
+            "handler recycles it."),
+    Setting("LIVEFLEET_BROWSER_RSS_CHECK_PAGES", 50, "The browser handler reads the browser's memory every this "
+            "many pages (on a thread: it costs ~0.1 s of CPU)."),
+    Setting("LIVEFLEET_BROWSER_PAGE_USES", 50, "Requests one browser page renders before the page pool replaces "
+            "it (0: a new page per request)."),
+    Setting("LIVEFLEET_BROWSER_PAGE_IDLE_SECONDS", 10.0, "The page pool closes a reused page after this long "
+            "unused."),
     Setting("LIVEFLEET_BROWSER_GC_PAGES", 10, "Renders per browser context between two garbage collections of "
-            "its renderer (0: never)."),
+            "its renderer by the page pool (0: never)."),
 )
 
 #: name -> default, the starting point of ``settings.scrapy_settings``.
@@ -145,3 +162,24 @@ def _bool(raw: Any) -> bool:
     if isinstance(raw, str):
         return raw.strip().lower() not in ("0", "false", "no", "off", "")
     return bool(raw)
+
+
+def shown(default: Any) -> str:
+    """A default as the README's table of Scrapy settings writes it."""
+    if default is None:
+        return "(unset)"
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, dict) and not default:
+        return "(none)"
+    return str(default)
+
+
+def readme_table() -> str:
+    """The README's table of Scrapy settings, from :data:`SETTINGS` (``python -m settings.defaults`` prints it)."""
+    rows = [f"| `{s.name}` | {shown(s.default)} | {s.meaning} |" for s in SETTINGS]
+    return "\n".join(["| setting | default | meaning |", "|---|---|---|", *rows])
+
+
+if __name__ == "__main__":
+    print(readme_table())

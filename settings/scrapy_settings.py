@@ -36,7 +36,7 @@ DEFAULT_REQUEST_HEADERS = {
 
 DOWNLOADER_MIDDLEWARES = {
     # Rendered requests get their browser meta, then a session, then cookies.
-    "crawlers.download.browser.RenderMiddleware": 550,
+    "crawlers.download.render.RenderMiddleware": 550,
     "crawlers.download.sessions.SessionMiddleware": 600,
     # Platform requests wait for the fleet-wide rate limit (crawlers/download/ratelimit.py) once their
     # session is warm (a session's first requests wait for its warm-up; had they taken their
@@ -45,10 +45,14 @@ DOWNLOADER_MIDDLEWARES = {
     "crawlers.download.ratelimit.FleetRateLimitMiddleware": 620,
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
     "crawlers.download.cookies.OfflineCookiesMiddleware": 700,
-    # Platform request signing, at download time (only requests marked for it).
+    # Platform request signing, at download time (only requests marked for it). Each its own
+    # priority: two equal ones would run in an undefined order.
     "spiders.taobao.middleware.MtopSignMiddleware": 650,
-    "spiders.douyin.middleware.PageSignMiddleware": 650,
+    "spiders.douyin.middleware.PageSignMiddleware": 660,
 }
+# A plain `scrapy crawl` gets the embedded Redis/MongoDB when their URLs are unset
+# (LIVEFLEET_EMBEDDED_SERVICES); `livefleet worker` passes its URLs, and the add-on does nothing.
+ADDONS = {"crawlers.services.addon.EmbeddedServices": 0}
 # Retried requests carry Scrapy's own retry counter on purpose (get_retry_request).
 META_COPY_WARN_SKIP_KEYS = ["retry_times"]
 
@@ -81,6 +85,7 @@ ITEM_PIPELINES = {
     "pipelines.p100_validate.ValidatePipeline": 100,
     "pipelines.p200_quarantine.QuarantinePipeline": 200,
     "pipelines.p300_store.StorePipeline": 300,
+    "crawlers.feeds.pipeline.FeedPipeline": 400,
 }
 
 # The deployment's values (settings/config.py, from the environment).

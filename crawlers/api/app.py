@@ -27,7 +27,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import redis
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, status
@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymongo.database import Database
 
 from crawlers.health.status import collect_status
+from models.platforms import Platform
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ class MonitorIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    platform: Literal["douyin", "kuaishou", "taobao", "bilibili"]
+    platform: Platform
     target: str = Field(min_length=1, max_length=2048, description="room URL, profile URL or ID on the platform")
     every: str | float = Field("30s", description="interval: seconds, or 30s / 5m / 1h")
     for_: str | float = Field("6h", alias="for", description="how long to watch: seconds, or 30m / 6h / 2d")
@@ -217,7 +218,7 @@ def run_api(config: Any, *, host: str, port: int, campaigns_dir: Path) -> int:
     """``livefleet api``: serve the API until stopped (embedded Redis/MongoDB when none is configured)."""
     import uvicorn
 
-    from crawlers.services.registry import ensure_services
+    from crawlers.services.lifecycle import ensure_services
     from pipelines.p300_store import close_store, open_store
 
     if not config.api_token:

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from crawlers.targets import parse_target
+from models.platforms import check_keys
 from spiders.platforms import PLATFORMS
 
 Depth = Literal["lists", "rooms", "streamers", "shelves", "products"]
@@ -82,6 +83,9 @@ REFUSED: dict[str, dict[str, str]] = {
         "streamers": "taobao offers no public anchor-to-room lookup; list the anchor's room by liveId or room URL",
     },
 }
+
+check_keys(FOLLOW, "crawlers.campaigns.seeds.FOLLOW")
+check_keys(REFUSED, "crawlers.campaigns.seeds.REFUSED")
 
 #: Douyin's "recommended" pseudo-partition: every live room, the platform's popular ones first.
 DOUYIN_RANKINGS = {"recommended": ("720", "1")}
@@ -314,3 +318,6 @@ class Platforms(Strict):
 
     def given(self) -> dict[str, PlatformSeeds]:
         return {name: seeds for name in PLATFORMS if (seeds := getattr(self, name, None)) is not None}
+
+
+check_keys(Platforms.model_fields, "crawlers.campaigns.seeds.Platforms")

@@ -54,7 +54,7 @@ def validate(target: Path, out: TextIO | None = None) -> int:
 
 @contextmanager
 def _stores(config: Config) -> Iterator[tuple[Any, Database[dict[str, Any]], str, str]]:
-    from crawlers.services.registry import ensure_services
+    from crawlers.services.lifecycle import ensure_services
 
     services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
     client: MongoClient[dict[str, Any]] = MongoClient(services.mongo_uri, serverSelectionTimeoutMS=10_000)

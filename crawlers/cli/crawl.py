@@ -14,7 +14,7 @@ from typing import Any
 from crawlers.queue.feeder import push_seeds
 from crawlers.redis.connection import get_redis
 from crawlers.redis.keys import SpiderKeys
-from crawlers.services.registry import ensure_services
+from crawlers.services.lifecycle import ensure_services
 from settings.config import Config
 from spiders.platforms import platform as get_platform
 

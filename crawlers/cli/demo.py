@@ -24,7 +24,8 @@ from crawlers.queue.feeder import push_seeds
 from crawlers.redis.connection import get_redis
 from crawlers.redis.keys import SpiderKeys
 from crawlers.reports.summary import collection_counts, platform_counts
-from crawlers.services.registry import owned_services
+from crawlers.services.lifecycle import owned_services
+from models.platforms import check_keys
 from sandbox.process import start_sandbox
 from settings.config import Config, child_environment
 from spiders.platforms import platform as get_platform
@@ -36,6 +37,7 @@ DEMO_SEEDS: dict[str, list[dict[str, Any]]] = {
     "kuaishou": [{"kind": "categories", "types": [1, 6], "max_pages": 1}],
     "taobao": [],
 }
+check_keys(DEMO_SEEDS, "DEMO_SEEDS")
 
 
 def account_seeds(sandbox: Any) -> dict[str, list[dict[str, Any]]]:

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from crawlers.reports.exporter import run_export
-from crawlers.services.registry import ensure_services
+from crawlers.services.lifecycle import ensure_services
 from settings.config import Config
 
 

@@ -39,7 +39,7 @@ def add_parsers(sub: Any) -> None:
 
 def _server(config: Config) -> redis.Redis:
     from crawlers.redis.connection import get_redis
-    from crawlers.services.registry import ensure_services
+    from crawlers.services.lifecycle import ensure_services
 
     services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
     return get_redis(services.redis_url)

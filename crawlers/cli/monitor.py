@@ -14,6 +14,7 @@ import argparse
 import json
 
 from crawlers.monitor.registry import Monitor, Registry
+from models.platforms import PLATFORMS
 from settings.config import Config
 
 
@@ -22,7 +23,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p = sub.add_parser("monitor", help="watch a competitor's room every N seconds for a while: add, list, stop")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     a = actions.add_parser("add", help="watch a room or streamer (room URL, profile URL or ID)")
-    a.add_argument("platform", help="douyin, kuaishou, taobao or bilibili")
+    a.add_argument("platform", help=" or ".join(PLATFORMS))
     a.add_argument("target", help="the platform's room URL, profile URL or bare ID")
     a.add_argument("--every", default="30s", help="interval between captures, e.g. 30s, 5m (default 30s)")
     a.add_argument("--for", dest="for_", default="6h", help="how long to watch, e.g. 6h, 1d (default 6h)")
@@ -37,7 +38,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 def run(args: argparse.Namespace, config: Config) -> int:
     from crawlers.redis.connection import get_redis
-    from crawlers.services.registry import ensure_services
+    from crawlers.services.lifecycle import ensure_services
 
     if args.action == "add":  # refuse a bad target before starting anything
         from crawlers.monitor.registry import parse_duration

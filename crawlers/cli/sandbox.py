@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +13,8 @@ def add_parsers(sub: Any) -> None:
 
 
 def run_sandbox(argv: Sequence[str]) -> int:
-    from sandbox.server import main  # the sandbox's own command line, untouched by ours
-
-    return main(list(argv)) or 0
+    """Become ``python -m sandbox ARGS``: the fleet starts the sandbox, it never imports its insides."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "sandbox", *argv])
+    return 0  # not reached

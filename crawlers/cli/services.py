@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from crawlers.services.base import pid_alive
-from crawlers.services.registry import SERVICE_NAMES, ensure_services, read_record, stop_services
+from crawlers.services.lifecycle import SERVICE_NAMES, ensure_services, read_record, stop_services
 from settings.config import Config
 
 

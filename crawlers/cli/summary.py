@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from crawlers.reports.summary import collection_counts, platform_counts
-from crawlers.services.registry import ensure_services
+from crawlers.services.lifecycle import ensure_services
 from settings.config import Config
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
-from crawlers.services.registry import Services, ensure_services
+from crawlers.services.lifecycle import Services, ensure_services
 from settings.config import Config
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Worker health: heartbeats in Redis, and the fleet's stats added up there.
 
-Every ``LIVEFLEET_HEARTBEAT_SECONDS`` (default 5) the :class:`Heartbeat` of
+Every ``LIVEFLEET_HEARTBEAT_SECONDS`` (``settings/defaults.py``) the :class:`Heartbeat` of
 each spider of each worker
 
 - writes ``FleetKeys.worker(id)``, a JSON document (worker, host, pid, spider,
@@ -48,6 +48,7 @@ from scrapy.exceptions import NotConfigured
 
 from crawlers.redis.connection import get_redis, redis_url_from_settings
 from crawlers.redis.keys import FleetKeys, SpiderKeys
+from settings.defaults import value
 
 logger = logging.getLogger(__name__)
 
@@ -228,11 +229,11 @@ class Heartbeat:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         settings = crawler.settings
-        interval = settings.getfloat("LIVEFLEET_HEARTBEAT_SECONDS", 5.0)
+        interval = value(settings, "LIVEFLEET_HEARTBEAT_SECONDS")
         if interval <= 0:
             raise NotConfigured("LIVEFLEET_HEARTBEAT_SECONDS is 0")
         heartbeat = cls(crawler, get_redis(redis_url_from_settings(settings)),
-                        settings.get("LIVEFLEET_KEY_PREFIX") or "livefleet", interval)
+                        value(settings, "LIVEFLEET_KEY_PREFIX"), interval)
         crawler.signals.connect(heartbeat.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(heartbeat.spider_closed, signal=signals.spider_closed)
         return heartbeat

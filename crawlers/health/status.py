@@ -40,8 +40,9 @@ from redis.retry import Retry
 from crawlers.health.heartbeat import STALE_AFTER_BEATS, items_minute_key, server_time, summarize
 from crawlers.redis.keys import FleetKeys, SpiderKeys
 from crawlers.services.base import pid_alive
-from crawlers.services.registry import read_record, record_path
+from crawlers.services.lifecycle import read_record, record_path
 from settings.config import Config
+from settings.defaults import DEFAULTS
 from spiders.platforms import PLATFORMS
 
 #: Scores of one priority span this much (score = -priority * 2**32 + arrival sequence).
@@ -152,7 +153,7 @@ def _platform(server: redis.Redis, keys: SpiderKeys, now: float) -> dict[str, An
     }
 
 
-def collect_status(server: redis.Redis, prefix: str, *, interval: float = 5.0,
+def collect_status(server: redis.Redis, prefix: str, *, interval: float = DEFAULTS["LIVEFLEET_HEARTBEAT_SECONDS"],
                    spiders: Iterable[str] | None = None) -> dict[str, Any]:
     """The fleet's state under key ``prefix``; pure reads.
 

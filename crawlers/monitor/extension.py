@@ -28,9 +28,10 @@ from scrapy import Spider, signals
 from scrapy.crawler import Crawler
 from twisted.internet import task, threads
 
-from crawlers.monitor.middleware import ROOT_META, TICK_META, registry_from_settings
+from crawlers.monitor.middleware import registry_from_settings
 from crawlers.monitor.registry import Registry
-from crawlers.queue.origin import MONITOR_META
+from settings.defaults import value
+from spiders.meta import MONITOR_META, ROOT_META, TICK_META
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +39,11 @@ logger = logging.getLogger(__name__)
 class MonitorServer:
     """Claims the due ticks of the spider's platform and schedules their requests.
 
-    Settings: ``LIVEFLEET_MONITORS_ENABLED`` (default on), ``LIVEFLEET_MONITOR_POLL_SECONDS``
-    (how often due ticks are looked for, default 0.25), ``LIVEFLEET_MONITOR_LATE_FRACTION``
-    (a tick claimed later than this share of its interval is late, default 0.25),
-    ``LIVEFLEET_MONITOR_PRIORITY`` (added to the priority of a tick's requests, default 1000),
-    ``LIVEFLEET_MONITOR_CLAIM_BATCH`` (ticks claimed at once, default 200).
+    Settings (their defaults: ``settings/defaults.py``): ``LIVEFLEET_MONITORS_ENABLED``,
+    ``LIVEFLEET_MONITOR_POLL_SECONDS`` (how often due ticks are looked for),
+    ``LIVEFLEET_MONITOR_LATE_FRACTION`` (a tick claimed later than this share of its interval is late),
+    ``LIVEFLEET_MONITOR_PRIORITY`` (added to the priority of a tick's requests),
+    ``LIVEFLEET_MONITOR_CLAIM_BATCH`` (ticks claimed at once).
     """
 
     def __init__(self, crawler: Crawler, registry: Registry, poll: float, late_fraction: float, priority: int,
@@ -61,10 +62,10 @@ class MonitorServer:
     def from_crawler(cls, crawler: Crawler) -> Self:
         settings = crawler.settings
         ext = cls(crawler, registry_from_settings(settings),
-                  poll=settings.getfloat("LIVEFLEET_MONITOR_POLL_SECONDS", 0.25),
-                  late_fraction=settings.getfloat("LIVEFLEET_MONITOR_LATE_FRACTION", 0.25),
-                  priority=settings.getint("LIVEFLEET_MONITOR_PRIORITY", 1000),
-                  batch=settings.getint("LIVEFLEET_MONITOR_CLAIM_BATCH", 200))
+                  poll=value(settings, "LIVEFLEET_MONITOR_POLL_SECONDS"),
+                  late_fraction=value(settings, "LIVEFLEET_MONITOR_LATE_FRACTION"),
+                  priority=value(settings, "LIVEFLEET_MONITOR_PRIORITY"),
+                  batch=value(settings, "LIVEFLEET_MONITOR_CLAIM_BATCH"))
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext

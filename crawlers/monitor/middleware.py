@@ -48,16 +48,15 @@ from scrapy.http import Response
 from scrapy.settings import Settings
 
 from crawlers.monitor.registry import Registry
-from crawlers.queue.origin import MONITOR_META, origin_of, set_origin
+from crawlers.queue.origin import origin_of, set_origin
 from crawlers.redis.connection import get_redis, redis_url_from_settings
 from models.entities import Room, Streamer
+from models.platforms import check_keys
+from settings.defaults import value
+from spiders.meta import MONITOR_META, PAGE_META, ROOT_META, TICK_META
 
 logger = logging.getLogger(__name__)
 
-#: Request meta: the monitor's tick a request belongs to.
-TICK_META = "livefleet_monitor_tick"
-#: Request meta: set on the requests the extension scheduled for a tick (not on their children).
-ROOT_META = "livefleet_monitor_root"
 #: Page kinds a monitor follows, per platform: the room and its shelf (None: no limit).
 MONITOR_KINDS: dict[str, frozenset[str]] = {
     "douyin": frozenset({"room_page", "shelf", "user_profile"}),
@@ -65,6 +64,7 @@ MONITOR_KINDS: dict[str, frozenset[str]] = {
     "bilibili": frozenset({"room_init", "room_info", "info_by_room", "room_info_old", "user_card", "master_info"}),
     "kuaishou": frozenset({"live_page", "live_detail", "profile"}),
 }
+check_keys(MONITOR_KINDS, "crawlers.monitor.middleware.MONITOR_KINDS")
 #: Statuses that say nothing about whether the room is live.
 _NO_STATUS = frozenset({"unknown"})
 #: Fields of the monitor's state hash: the room it last saw live and that room's streamer ("" if unknown).
@@ -77,9 +77,9 @@ T = TypeVar("T")
 def registry_from_settings(settings: Settings) -> Registry:
     """The monitor registry of the worker's Redis and key prefix (for this middleware and the
     :mod:`~crawlers.monitor.extension`); ``NotConfigured`` when ``LIVEFLEET_MONITORS_ENABLED`` is off."""
-    if not settings.getbool("LIVEFLEET_MONITORS_ENABLED", True):
+    if not value(settings, "LIVEFLEET_MONITORS_ENABLED"):
         raise NotConfigured("LIVEFLEET_MONITORS_ENABLED is off")
-    return Registry(get_redis(redis_url_from_settings(settings)), settings.get("LIVEFLEET_KEY_PREFIX") or "livefleet")
+    return Registry(get_redis(redis_url_from_settings(settings)), value(settings, "LIVEFLEET_KEY_PREFIX"))
 
 
 class MonitorSpiderMiddleware:
@@ -109,7 +109,7 @@ class MonitorSpiderMiddleware:
         async for item in result:
             if isinstance(item, Request):
                 if item.url != response.request.url:  # a retry of this page keeps what it has
-                    kind = (item.meta.get("livefleet") or {}).get("kind")
+                    kind = (item.meta.get(PAGE_META) or {}).get("kind")
                     if allowed is not None and kind not in allowed:
                         stats.inc_value(f"livefleet/monitor/dropped/{kind}")
                         continue

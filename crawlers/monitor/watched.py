@@ -18,11 +18,13 @@ from typing import Any
 
 from crawlers import targets
 from crawlers.targets import PLATFORM_HOSTS, TargetError
+from models.platforms import check_keys
 
 __all__ = ["FOLLOW", "PLATFORM_HOSTS", "SHELF", "Target", "TargetError", "parse_target"]
 
 #: What a monitored page may lead to: the room's shelf ("products") where the platform has one.
 SHELF = {"douyin": ("products",), "kuaishou": ("rooms",), "taobao": ("products",), "bilibili": ("rooms",)}
+check_keys(SHELF, "crawlers.monitor.watched.SHELF")
 #: Where a target's own page is not the room: what it follows to reach the room, then the shelf.
 FOLLOW = {("douyin", "streamer"): ("rooms", "products")}
 
