@@ -58,6 +58,7 @@ def test_validate_names_file_line_and_field(tmp_path, capsys):
     assert f"bad  {bad}:7: platforms.bilibili.keywords: bilibili has no keyword search" in out
 
 
+@pytest.mark.integration
 def test_a_bad_file_is_refused_and_enqueues_nothing(env, capsys):
     bad = env["tmp"] / "bad.yaml"
     bad.write_text(TINY.replace("depth: rooms", "depth: rooms\nschedule: {cron: '0 * * * *', timezone: Nowhere}")
@@ -70,6 +71,7 @@ def test_a_bad_file_is_refused_and_enqueues_nothing(env, capsys):
     assert env["db"]["campaign_runs"].count_documents({}) == 0
 
 
+@pytest.mark.integration
 def test_run_without_a_worker_warns_and_leaves_the_seeds_waiting(env, capsys):
     path = env["tmp"] / "tiny.yaml"
     path.write_text(TINY)
@@ -84,6 +86,7 @@ def test_run_without_a_worker_warns_and_leaves_the_seeds_waiting(env, capsys):
     assert document["status"] == "running" and document["trigger"] == "manual" and document["firing"] is None
 
 
+@pytest.mark.integration
 def test_run_with_a_local_worker_is_recorded_done_with_its_counts(env, capsys):
     path = env["tmp"] / "tiny.yaml"
     path.write_text(TINY)
@@ -109,6 +112,7 @@ def test_run_with_a_local_worker_is_recorded_done_with_its_counts(env, capsys):
     assert table[1].startswith(run_id) and " done " in table[1]
 
 
+@pytest.mark.integration
 def test_scheduler_once_runs_what_is_due_and_records_its_end(env, caplog):
     folder = env["tmp"] / "campaigns"
     folder.mkdir()

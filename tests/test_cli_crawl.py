@@ -8,6 +8,8 @@ import pytest
 
 from crawlers.cli.main import main
 
+pytestmark = pytest.mark.integration
+
 
 def _seeds(client, spider: str) -> list[dict]:
     return [json.loads(x) for x in client.lrange(f"clitest:{spider}:seeds", 0, -1)]

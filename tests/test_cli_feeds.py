@@ -13,6 +13,8 @@ from crawlers.feeds.publish import FeedPublisher, publisher_client
 from crawlers.queue.origin import set_origin
 from models.entities import Room
 
+pytestmark = pytest.mark.integration
+
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 

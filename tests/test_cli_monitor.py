@@ -11,6 +11,9 @@ import pytest
 from crawlers.cli.main import main
 from crawlers.feeds.webhooks import list_webhooks
 from crawlers.monitor.registry import Registry, parse_duration
+from tests.crawl_helpers import wait_for
+
+pytestmark = pytest.mark.integration
 
 
 def test_add_list_stop(cli_env, capsys):
@@ -98,7 +101,7 @@ def test_claims_are_atomic_late_ticks_reported_and_expired_monitors_stop(redis_c
     assert [e["event"] for e in state.events] == ["late", "late"]
     assert "LATE 2 of 2 ticks" in _table(registry)
 
-    time.sleep(10.1 - 6.5)
+    wait_for("the monitor's end", lambda: registry.get(monitor.id).state == "expired", 10, interval=0.05)
     assert registry.claim("taobao") == [{"id": monitor.id, "expired": True}]
     assert registry.get(monitor.id).state == "expired"
     assert redis_client.zcard("claimtest:monitors:due:taobao") == 0

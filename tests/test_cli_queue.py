@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import scrapy
 
 from crawlers.cli.main import main
 from crawlers.queue.lease_queue import LeaseQueue
 from crawlers.redis.keys import SpiderKeys
 from spiders.bilibili.spider import BilibiliSpider
+
+pytestmark = pytest.mark.integration
 
 
 def test_dead_letters_are_listed_and_put_back(redis_server, redis_client, monkeypatch, capsys):

@@ -15,6 +15,8 @@ from crawlers.cli.main import main
 from crawlers.reports.ranking import text_width as display_width
 from models.entities import RECORD_TYPES, Product, ProductSnapshot, Room, RoomSnapshot, Streamer
 
+pytestmark = pytest.mark.integration
+
 NOW = datetime.now(UTC).replace(microsecond=0)
 OLD = NOW - timedelta(days=3)
 

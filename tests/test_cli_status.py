@@ -43,6 +43,7 @@ def env(monkeypatch, tmp_path):
     return tmp_path
 
 
+@pytest.mark.integration
 def test_text(env, monkeypatch, redis_server, fleet, capsys):
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     assert main(["status"]) == 0
@@ -56,6 +57,7 @@ def test_text(env, monkeypatch, redis_server, fleet, capsys):
     assert row[-2:] == ["10.0%", "0.0%"]
 
 
+@pytest.mark.integration
 def test_json_is_one_document(env, monkeypatch, redis_server, fleet, capsys):
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     assert main(["status", "--json"]) == 0
@@ -68,6 +70,7 @@ def test_json_is_one_document(env, monkeypatch, redis_server, fleet, capsys):
     assert document["fleet"]["queued"] == 3
 
 
+@pytest.mark.integration
 def test_uses_the_running_embedded_redis(env, redis_server, fleet, capsys):
     run = env / "run"
     run.mkdir()
@@ -103,6 +106,7 @@ def test_unreachable_redis_url(env, monkeypatch, capsys):
     assert "secret" not in document["error"]
 
 
+@pytest.mark.integration
 def test_python_dash_m_prints_only_the_json(env, redis_server, fleet):
     environment = child_environment(REDIS_URL=redis_server.url, LIVEFLEET_VAR_DIR=str(env),
                                     LIVEFLEET_KEY_PREFIX="clistatus")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,6 +15,9 @@ import pytest
 import uvicorn
 
 from crawlers.api.app import ApiContext, create_app
+from tests.crawl_helpers import wait_for
+
+pytestmark = pytest.mark.integration
 
 TOKEN = "s3cret-token"
 PREFIX = "lfapi"
@@ -52,10 +54,7 @@ def api(redis_client, mongo_db, tmp_path: Path) -> Iterator[Api]:
     server = uvicorn.Server(uvicorn.Config(create_app(context), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.05)
+    wait_for("the API to start", lambda: server.started, 20, interval=0.05)
     try:
         yield Api(f"http://127.0.0.1:{port}")
     finally:
@@ -191,14 +190,16 @@ def test_livefleet_api_serves_with_the_configured_token_and_refuses_to_start_wit
                             stderr=subprocess.DEVNULL)
     try:
         client = Api(f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 30
-        while True:
+
+        def healthy() -> bool:
             try:
                 assert client.call("GET", "/healthz", token=None)[0] == 200
-                break
+                return True
             except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, "livefleet api did not start"
-                time.sleep(0.2)
+                assert proc.poll() is None, "livefleet api did not start"
+                return False
+
+        wait_for("livefleet api to start", healthy, 30)
         assert client.call("GET", "/v1/status", token=None)[0] == 401
         code, body = client.call("GET", "/v1/status")
         assert code == 200 and body["prefix"] == PREFIX

@@ -14,6 +14,8 @@ from pymongo import MongoClient
 from sandbox.process import SandboxProcess, start_sandbox
 from tests import crawl_helpers
 
+pytestmark = pytest.mark.integration
+
 
 def run_crawl(tmp_path: Path, sandbox: SandboxProcess, redis_url: str, mongo_uri: str, *, workers: int,
               seeds: list[dict[str, Any]], rate: float = 0) -> tuple[str, str, list[dict[str, Any]]]:

@@ -13,6 +13,8 @@ from models.normalize import parse_count
 from sandbox.process import start_sandbox
 from tests.crawl_helpers import run_crawl, stat_sum
 
+pytestmark = pytest.mark.integration
+
 TYPES = [1, 2, 3, 4, 5, 6, 7, 8]
 
 

@@ -12,6 +12,8 @@ from pymongo import MongoClient
 from sandbox.process import start_sandbox
 from tests.crawl_helpers import run_crawl, stat_sum
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def crawled(tmp_path_factory, redis_server, mongo_server) -> Iterator[dict[str, Any]]:

@@ -8,11 +8,14 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
+import pytest
 from pymongo import MongoClient
 
 from crawlers.feeds.message import COLLECTIONS
 from crawlers.redis.keys import FleetKeys
 from tests.crawl_helpers import run_crawl, stat_sum
+
+pytestmark = pytest.mark.integration
 
 KEYS = {"streamers": ("platform", "streamer_id"), "rooms": ("platform", "room_id"),
         "room_snapshots": ("platform", "room_id", "captured_at")}

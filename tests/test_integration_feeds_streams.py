@@ -3,7 +3,6 @@ consumer's messages go to another, a restarted one re-reads what it held."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +11,9 @@ import pytest
 from crawlers.feeds.publish import FeedPublisher, publisher_client
 from crawlers.feeds.streams import FeedReader, feed_info
 from models.entities import RoomSnapshot
+from tests.crawl_helpers import wait_for
+
+pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -71,7 +73,8 @@ def test_a_crashed_consumers_messages_are_claimed_by_another(redis_client, prefi
     first = other.read(200)
     assert {m.id for m in first}.isdisjoint(m.id for m in held), "not stale yet: only new messages"
     other.ack(m.id for m in first)
-    time.sleep(0.4)
+    wait_for("the held messages to go stale", lambda: len(redis_client.xpending_range(
+        other.key, other.group, "-", "+", 200, idle=300)) == len(held), 10, interval=0.02)
     rest = _drain(other, 100)
     assert sorted(rest) == sorted(m.id for m in held)
     assert other.pending() == 0

@@ -27,6 +27,9 @@ from crawlers.feeds.webhooks import (
 from crawlers.queue.origin import set_origin
 from crawlers.redis.keys import FleetKeys
 from models.entities import ProductSnapshot, Room
+from tests.crawl_helpers import wait_for
+
+pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 SECRET = "correct horse battery staple"
@@ -213,9 +216,7 @@ def test_the_long_running_dispatcher_delivers_as_changes_arrive(redis_server, re
     try:
         for n in range(3):
             _publish(redis_server.url, prefix, [{"monitor": "live"}])
-            deadline = time.monotonic() + 10
-            while len(_events(receiver)) < 2 * (n + 1) and time.monotonic() < deadline:
-                time.sleep(0.02)
+            wait_for("the deliveries", lambda n=n: len(_events(receiver)) >= 2 * (n + 1), 10, interval=0.02)
             assert len(_events(receiver)) == 2 * (n + 1)
     finally:
         stop.set()

@@ -23,6 +23,8 @@ from crawlers.monitor.registry import Registry
 from sandbox.process import SandboxProcess, start_sandbox
 from tests.crawl_helpers import Fleet, wait_for
 
+pytestmark = pytest.mark.integration
+
 STEP_MIN = 5
 
 

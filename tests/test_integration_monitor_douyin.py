@@ -16,12 +16,15 @@ import subprocess
 import time
 from typing import Any
 
+import pytest
 import redis as redis_lib
 from pymongo import MongoClient
 
 from crawlers.monitor.registry import Registry
 from sandbox.process import SandboxProcess, start_sandbox
 from tests.crawl_helpers import Fleet, wait_for
+
+pytestmark = pytest.mark.integration
 
 #: World minutes between looks at the sandbox while looking for a stream's end (sessions are whole
 #: slots of 60 minutes or more, so no offline gap is stepped over).

@@ -19,6 +19,8 @@ from crawlers.reports import ranking
 from sandbox.process import start_sandbox
 from tests.crawl_helpers import Fleet
 
+pytestmark = pytest.mark.integration
+
 TOP = 6
 
 

@@ -11,6 +11,8 @@ from crawlers.health.heartbeat import items_minute_key, server_time
 from crawlers.health.status import collect_status, queue_depth, render_status
 from crawlers.redis.keys import FleetKeys, SpiderKeys
 
+pytestmark = pytest.mark.integration
+
 BAND = 2**32
 
 

@@ -17,8 +17,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from sandbox.douyin import pages as H
 from sandbox.douyin import payloads as P
 from sandbox.douyin import sign as sig
-from sandbox.douyin.routes import DouyinPlatform
 from sandbox.douyin.entities import STATUS_ENDED, STATUS_LIVE
+from sandbox.douyin.routes import DouyinPlatform
 from sandbox.douyin.world import FAULT_KINDS, DouyinWorld
 from sandbox.world import DEFAULT_START, WorldClock
 
