@@ -161,7 +161,7 @@ def test_a_flush_whose_reply_was_lost_is_not_added_twice(redis_server, redis_cli
 
 
 def test_a_redis_outage_is_ridden_out_and_nothing_is_counted_twice(tmp_path, caplog):
-    with EmbeddedRedis(tmp_path / "redis") as server:
+    with EmbeddedRedis(tmp_path / "redis", persistent=False) as server:  # comes back empty
         client = redis.Redis.from_url(server.url, socket_connect_timeout=1, retry=Retry(NoBackoff(), 1))
         try:
             heartbeat = _heartbeat(server.url, "outage", 1.0, server=client)
@@ -183,6 +183,11 @@ def test_a_redis_outage_is_ridden_out_and_nothing_is_counted_twice(tmp_path, cap
             # The first flush's 3 died with the old server; the growth since (4 + 2) arrives once.
             assert client.hget(keys.stats, "item_scraped_count") == b"6"
             assert client.zscore(FleetKeys("outage").workers, heartbeat.worker_id) is not None
+            # ... and the empty Redis is reported, once: the fleet's state is gone with it.
+            errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+            assert len(errors) == 1 and errors[0].startswith("Redis lost the fleet's state: epoch ")
+            assert stats.get_value("livefleet/health/state_lost") == 1
+            assert client.llen(FleetKeys("outage").epoch_lost) == 1
         finally:
             client.close()
 

@@ -137,7 +137,7 @@ def test_redis_start_stop(tmp_path: Path) -> None:
     url = server.start()
     try:
         assert url == server.url
-        assert url.startswith("redis://127.0.0.1:") and url.endswith("/0")
+        assert url.startswith("redis://livefleet:") and "@127.0.0.1:" in url and url.endswith("/0")
         pid = server.pid
         assert pid is not None and pid_alive(pid)
         assert server.alive()
@@ -232,7 +232,8 @@ def test_mongo_start_stop(tmp_path: Path) -> None:
     server = EmbeddedMongo(tmp_path / "mongo")
     url = server.start()
     try:
-        assert url.startswith("mongodb://127.0.0.1:") and url.endswith("/?directConnection=true")
+        assert url.startswith("mongodb://livefleet:") and "@127.0.0.1:" in url  # --auth, provisioned
+        assert url.endswith("/?directConnection=true")
         pid = server.pid
         assert pid is not None and pid_alive(pid)
         assert server.alive()

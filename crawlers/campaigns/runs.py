@@ -8,11 +8,15 @@ the queue. The run document, in collection ``campaign_runs``::
     {_id: run id, campaign, firing (the scheduled time, or None for a run asked for by hand),
      trigger: "schedule" | "manual", started_at, ended_at, status, spiders, seeds {spider: [seed]},
      caps {pages, duration_s}, counts {pages, items {collection: n}, dead}, errors [text], notes [text],
-     stop {reason, at, pages, pending, removed} (when a cap stopped it: where it stood then)}
+     stop {reason, at, pages, pending, removed} (when a cap stopped it: where it stood then),
+     epoch (the fleet's epoch in Redis when the run started), state_lost {at, found, reason} (when it changed)}
 
 ``status`` is ``running`` until the run ends, then ``done`` (nothing of it is
 left in the queue), ``capped_pages`` / ``capped_duration`` (a cap was reached:
-the crawl was stopped fleet-wide) or ``failed``. A unique index on (campaign,
+the crawl was stopped fleet-wide) or ``failed``. A run whose Redis lost the
+fleet's state under it (``crawlers/redis/epoch.py``: the epoch recorded at its
+start is gone or changed) would look done, its queue being empty: it is
+recorded ``failed``, with ``state_lost`` and an error saying so, never ``done``. A unique index on (campaign,
 firing), over scheduled runs only, makes a firing's document the second lock
 after Redis's: the document is inserted before any seed is pushed, so a firing
 that lost either race enqueues nothing.
@@ -41,6 +45,7 @@ from pymongo.errors import DuplicateKeyError
 from crawlers.campaigns.spec import Campaign, Caps
 from crawlers.queue.crawls import crawl_progress, stop_crawl
 from crawlers.queue.feeder import push_seeds
+from crawlers.redis.epoch import current_epoch, ensure_epoch
 from crawlers.redis.keys import FleetKeys, SpiderKeys
 
 logger = logging.getLogger(__name__)
@@ -86,6 +91,7 @@ def start_run(server: redis.Redis, db: Database[dict[str, Any]], prefix: str, sp
     run_id = run_id_for(spec, firing, started)
     seeds = spec.seeds(run_id)
     ensure_run_indexes(db)
+    epoch = ensure_epoch(server, prefix)
     document = {
         "_id": run_id,
         "campaign": spec.name,
@@ -103,6 +109,7 @@ def start_run(server: redis.Redis, db: Database[dict[str, Any]], prefix: str, sp
         "counts": {"pages": 0, "items": {}, "dead": 0},
         "errors": [],
         "notes": spec.notes(),
+        "epoch": epoch.id,
     }
     try:
         db[COLLECTION].insert_one(document)
@@ -129,8 +136,9 @@ def subscribe_webhook(server: redis.Redis, prefix: str, spec: Campaign,
     """Subscribe the campaign's webhook to its runs' changes; returns a problem, or None.
 
     The secret is read from the variable the file names (``secret_env``), else
-    ``LIVEFLEET_WEBHOOK_SECRET``; without one the run goes on, unsubscribed, and says so."""
-    from crawlers.feeds.webhooks import register_webhook
+    ``LIVEFLEET_WEBHOOK_SECRET``; without one, or when the URL is refused (``crawlers.feeds.urlcheck``:
+    not a public address, and not in ``LIVEFLEET_WEBHOOK_ALLOW``), the run goes on, unsubscribed, and says so."""
+    from crawlers.feeds.webhooks import UrlRefused, register_webhook
 
     assert spec.webhook is not None
     env = os.environ if environ is None else environ
@@ -138,7 +146,10 @@ def subscribe_webhook(server: redis.Redis, prefix: str, spec: Campaign,
     secret = env.get(name)
     if not secret:
         return f"webhook {spec.webhook.url} not subscribed: {name} is not set (its deliveries are signed with it)"
-    register_webhook(server, prefix, campaign=spec.name, url=spec.webhook.url, secret=secret)
+    try:
+        register_webhook(server, prefix, campaign=spec.name, url=spec.webhook.url, secret=secret)
+    except UrlRefused as exc:  # a private or metadata address the operator has not allowed
+        return f"webhook not subscribed: {exc}"
     return None
 
 
@@ -184,6 +195,13 @@ def follow_run(server: redis.Redis, db: Database[dict[str, Any]], prefix: str, r
     try:
         while True:
             server.set(hold, "1", ex=FOLLOWER_TTL_SECONDS)
+            lost = _state_lost(server, prefix, document.get("epoch"))
+            if lost is not None:
+                logger.error("Run %s: %s", run_id, lost)
+                runs.update_one({"_id": run_id}, {"$set": {"state_lost": {
+                    "at": datetime.now(UTC), "epoch": document.get("epoch"), "reason": lost}}})
+                finish_run(db, run_id, "failed", error=lost)
+                return "failed"
             progress = crawl_progress(server, prefix, spiders, run_id)
             runs.update_one({"_id": run_id}, {"$set": {"counts": counts_of(progress)}})
             if on_progress is not None:
@@ -215,6 +233,21 @@ def follow_run(server: redis.Redis, db: Database[dict[str, Any]], prefix: str, r
             server.delete(hold)
         except redis.RedisError:
             pass
+
+
+def _state_lost(server: redis.Redis, prefix: str, epoch: str | None) -> str | None:
+    """Why the run's Redis no longer holds its state (its start's epoch gone or changed), or None.
+
+    A run started before epochs were recorded (``epoch`` None) is not checked."""
+    if not epoch:
+        return None
+    found = current_epoch(server, prefix)
+    if found is not None and found.id == epoch:
+        return None
+    now = "missing" if found is None else f"replaced by epoch {found.id}"
+    return (f"Redis state lost: the fleet's epoch {epoch} of the run's start is {now}, so its queued requests, "
+            "leases and seen-sets are gone and the run is not complete (push its seeds again: run the campaign "
+            "again)")
 
 
 def _stop(server: redis.Redis, db: Database[dict[str, Any]], prefix: str, spiders: list[str], run_id: str,

@@ -22,7 +22,7 @@ from pymongo.database import Database
 from crawlers.campaigns.loader import CampaignError, load_campaign, load_folder
 from crawlers.campaigns.runs import follow_run, recent_runs, start_run
 from crawlers.campaigns.spec import Campaign
-from crawlers.redis.connection import get_redis
+from crawlers.redis.connection import get_redis, redact
 from settings.config import Config, child_environment
 
 logger = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ def run_scheduler(config: Config, directory: Path, *, once: bool = False, interv
 
     with _stores(config) as (server, db, redis_url, _mongo_uri):
         scheduler = Scheduler(server, db, config.key_prefix, directory, name=f"{socket.gethostname()}:{os.getpid()}")
-        logger.info("Scheduler on %s: campaigns in %s, every %.0fs", redis_url, directory, interval)
+        logger.info("Scheduler on %s: campaigns in %s, every %.0fs", redact(redis_url), directory, interval)
         if once:
             started = scheduler.tick()
             logger.info("Started %d run(s): %s; following them to their end", len(started), ", ".join(started))

@@ -12,7 +12,8 @@ import json
 from typing import Any
 
 from crawlers.queue.feeder import push_seeds
-from crawlers.redis.connection import get_redis
+from crawlers.redis.connection import get_redis, redact
+from crawlers.redis.epoch import ensure_epoch
 from crawlers.redis.keys import SpiderKeys
 from crawlers.services.lifecycle import ensure_services
 from settings.config import Config
@@ -40,8 +41,10 @@ def run(args: argparse.Namespace, config: Config) -> int:
     info = get_platform(args.platform)
     seeds = seeds_from_args(args, info)
     services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
-    pushed = push_seeds(get_redis(services.redis_url), SpiderKeys(config.key_prefix, info.spider), seeds)
-    print(f"pushed {pushed} seeds for {info.spider} to {services.redis_url}")
+    server = get_redis(services.redis_url)
+    ensure_epoch(server, config.key_prefix)  # the crawl's state begins here: a Redis that loses it is noticed
+    pushed = push_seeds(server, SpiderKeys(config.key_prefix, info.spider), seeds)
+    print(f"pushed {pushed} seeds for {info.spider} to {redact(services.redis_url)}")
     return 0
 
 

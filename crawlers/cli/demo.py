@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from crawlers.cli.worker import read_worker_stats, stop_worker, worker_command
 from crawlers.queue.feeder import push_seeds
-from crawlers.redis.connection import get_redis
+from crawlers.redis.connection import get_redis, redact
 from crawlers.redis.keys import SpiderKeys
 from crawlers.reports.summary import collection_counts, platform_counts
 from crawlers.services.lifecycle import owned_services
@@ -64,8 +64,8 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
     started = time.monotonic()
     with ExitStack() as stack:
         services = stack.enter_context(owned_services(var_dir / "services"))
-        say(out, f"redis   {services.redis_url}")
-        say(out, f"mongodb {services.mongo_uri}")
+        say(out, f"redis   {redact(services.redis_url)}")
+        say(out, f"mongodb {redact(services.mongo_uri)}")
         sandbox = stack.enter_context(
             start_sandbox("--streamers", str(streamers), log_path=logs / "sandbox.log")
         )

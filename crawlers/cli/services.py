@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from crawlers.redis.connection import redact
 from crawlers.services.base import pid_alive
 from crawlers.services.lifecycle import SERVICE_NAMES, ensure_services, read_record, stop_services
 from settings.config import Config
@@ -27,12 +28,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
         for name in SERVICE_NAMES:
             record = read_record(config.var_dir, name)
             if configured[name]:
-                print(f"{name:7s} {configured[name]} (from the environment)")
+                print(f"{name:7s} {redact(configured[name])} (from the environment)")
             elif record and pid_alive(int(str(record["pid"]))):
-                print(f"{name:7s} {record['url']} (embedded, pid {record['pid']})")
+                print(f"{name:7s} {redact(record['url'])} (embedded, pid {record['pid']})")
             else:
                 print(f"{name:7s} not running (the next livefleet command starts it)")
         return 0
     services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
-    print(f"redis   {services.redis_url}\nmongodb {services.mongo_uri}")
+    print(f"redis   {redact(services.redis_url)}\nmongodb {redact(services.mongo_uri)}")
     return 0

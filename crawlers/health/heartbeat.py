@@ -20,6 +20,11 @@ in a per-worker marker key it WATCHes, and a flush whose reply was lost (a
 Redis restart in the middle of EXEC) is sent again under the same number and
 skipped if it had landed. Newer growth waits for the next flush.
 
+Each beat also checks the fleet's epoch (``crawlers/redis/epoch.py``): a Redis that
+came back without livefleet's state (no persistence, flushed, replaced) is reported at
+ERROR, counted in ``livefleet/health/state_lost``, and recorded in Redis for
+``livefleet status``, instead of the crawl ending "finished" in silence.
+
 Times are Redis server time (``TIME``), so workers on machines with skewed
 clocks still compare. Writes run on one dedicated thread: the reactor never
 waits for Redis, and a Redis outage is logged once and ridden out. On close a
@@ -47,6 +52,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
 from crawlers.redis.connection import get_redis, redis_url_from_settings
+from crawlers.redis.epoch import EpochWatch, loss_message
 from crawlers.redis.keys import FleetKeys, SpiderKeys
 from settings.defaults import value
 
@@ -222,6 +228,7 @@ class Heartbeat:
         self.worker_id: str | None = None
         self.flusher: StatsFlusher | None = None
         self.started_at: float | None = None
+        self.epoch: EpochWatch | None = None
         self.failures = 0
         self._executor: ThreadPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None
@@ -270,6 +277,7 @@ class Heartbeat:
         scheduler = self._scheduler()
         self.worker_id = str(getattr(scheduler, "worker_id", None) or f"{self.host}:{self.pid}:{spider_name}")
         self.flusher = StatsFlusher(self.server, SpiderKeys(self.prefix, spider_name), self.worker_id)
+        self.epoch = EpochWatch(self.server, self.prefix, self.worker_id)
 
     def _scheduler(self) -> Any:
         try:
@@ -299,10 +307,13 @@ class Heartbeat:
         assert self.flusher is not None and self.worker_id is not None, "heartbeat not opened"
         try:
             now = server_time(self.server)
+            self._check_epoch()
             self.flusher.flush(stats, now)
             if self.started_at is None:
                 self.started_at = now
-            body = json.dumps({**document, "started_at": self.started_at, "beat_at": now}, sort_keys=True)
+            epoch = self.epoch.known.id if self.epoch is not None and self.epoch.known is not None else None
+            body = json.dumps({**document, "started_at": self.started_at, "beat_at": now, "epoch": epoch},
+                              sort_keys=True)
             with self.server.pipeline(transaction=True) as pipe:
                 pipe.set(self.fleet.worker(self.worker_id), body, px=int(self.interval * STALE_AFTER_BEATS * 1000))
                 pipe.zadd(self.fleet.workers, {self.worker_id: now})
@@ -318,6 +329,15 @@ class Heartbeat:
             logger.info("Heartbeat of %s reached Redis again after %d failed beats", self.worker_id, self.failures)
             self.failures = 0
         return True
+
+    def _check_epoch(self) -> None:
+        """Remember the fleet's epoch on the first beat; on a later one, report it gone or changed."""
+        if self.epoch is None:
+            return
+        loss = self.epoch.check()
+        if loss is not None:
+            logger.error("%s", loss_message(loss, self.prefix))
+            self.crawler.stats.inc_value("livefleet/health/state_lost")
 
     def leave(self, stats: Mapping[str, Any]) -> bool:
         """The last flush, then the worker leaves the fleet's view; False (logged) when Redis is away."""

@@ -13,7 +13,11 @@ over the queue itself):
   and rejected, items per minute (average of the last five whole minutes, or of
   those since the first items when they came later), and
   the fleet-wide counters the workers flushed (:mod:`crawlers.health.heartbeat`);
-- **fleet**: the same added up over platforms.
+- **fleet**: the same added up over platforms;
+- **state**: the fleet's epoch in this Redis and the records of every time a process found
+  it gone or changed (``crawlers/redis/epoch.py``): the Redis lost the fleet's state then.
+  The table puts it first, in capitals; the JSON has it under ``state``
+  (``lost_count`` > 0).
 
 Block and error rates are **per page attempt**: a page the spider parsed,
 found blocked, retryable, gone or unparsable, or a request that failed for
@@ -31,13 +35,14 @@ import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from crawlers.health.heartbeat import STALE_AFTER_BEATS, items_minute_key, server_time, summarize
+from crawlers.redis.connection import redact
+from crawlers.redis.epoch import current_epoch, lost_records
 from crawlers.redis.keys import FleetKeys, SpiderKeys
 from crawlers.services.base import pid_alive
 from crawlers.services.lifecycle import read_record, record_path
@@ -178,8 +183,31 @@ def collect_status(server: redis.Redis, prefix: str, *, interval: float = DEFAUL
         "counters": counters,
         **_rates(counters),
     }
-    return {"prefix": prefix, "at": now, "workers": workers, "platforms": platforms, "fleet": fleet,
+    epoch = current_epoch(server, prefix)
+    lost_count, lost = lost_records(server, prefix)
+    state = {"epoch": None if epoch is None else {"id": epoch.id, "created_at": epoch.created_at},
+             "lost_count": lost_count, "lost": lost}
+    return {"prefix": prefix, "at": now, "state": state, "workers": workers, "platforms": platforms, "fleet": fleet,
             "rates_per": "page attempt"}
+
+
+def _when(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _state_lines(state: dict[str, Any]) -> list[str]:
+    """The loss of the fleet's state, first and loud; nothing when there was none."""
+    if not state.get("lost_count"):
+        return []
+    latest = state["lost"][0] if state["lost"] else {}
+    found = "missing" if latest.get("found") is None else f"replaced by {latest.get('found')}"
+    at = _when(float(latest["at"])) if isinstance(latest.get("at"), int | float) else "?"
+    return ["", f"!! REDIS LOST THE FLEET'S STATE ({state['lost_count']} report(s)); latest at {at} by "
+                f"{latest.get('who', '?')}: epoch {latest.get('lost', '?')} {found}.",
+            "!! Queued and leased requests, seeds, seen-sets, dead letters, monitors and webhooks of that epoch "
+            "are gone:",
+            "!! crawls that were running are NOT complete. Push their seeds again, re-add monitors and webhooks; "
+            "see `--json` state.lost."]
 
 
 # -- text -------------------------------------------------------------------------------------
@@ -217,10 +245,11 @@ def _priorities(queue: dict[str, Any]) -> str:
 
 def render_status(status: dict[str, Any], *, source: str | None = None) -> str:
     """``status`` (from :func:`collect_status`) as text tables."""
-    at = datetime.fromtimestamp(status["at"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    at = _when(status["at"])
     fleet = status["fleet"]
-    lines = [f"livefleet status at {at}, key prefix {status['prefix']!r}" + (f", Redis {source}" if source else ""),
-             "", f"workers: {fleet['workers_live']} live, {fleet['workers_stale']} stale"]
+    lines = [f"livefleet status at {at}, key prefix {status['prefix']!r}" + (f", Redis {source}" if source else "")]
+    lines += _state_lines(status.get("state") or {})
+    lines += ["", f"workers: {fleet['workers_live']} live, {fleet['workers_stale']} stale"]
     if status["workers"]:
         rows = []
         for w in status["workers"]:
@@ -267,14 +296,6 @@ def redis_to_watch(config: Config) -> tuple[str | None, str]:
                   "starts one)")
 
 
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{netloc}"))
-
-
 def run_status(config: Config, *, as_json: bool) -> int:
     """``livefleet status [--json]``: print the fleet's state; 1 when there is no Redis to read."""
     url, origin = redis_to_watch(config)
@@ -285,18 +306,18 @@ def run_status(config: Config, *, as_json: bool) -> int:
         try:
             status = collect_status(client, config.key_prefix, interval=config.heartbeat_seconds)
         except redis.RedisError as exc:
-            error = f"Redis at {_redact(url)} ({origin}) does not answer: {exc}"
+            error = f"Redis at {redact(url)} ({origin}) does not answer: {exc}"
         finally:
             client.close()
     if error is not None:
         if as_json:
-            print(json.dumps({"redis": _redact(url) if url else None, "error": error}))
+            print(json.dumps({"redis": redact(url) if url else None, "error": error}))
         else:
             print(f"livefleet status: {error}", file=sys.stderr)
         return 1
     assert url is not None
     if as_json:
-        print(json.dumps({"redis": _redact(url), **status}, sort_keys=False))
+        print(json.dumps({"redis": redact(url), **status}, sort_keys=False))
     else:
-        print(render_status(status, source=f"{_redact(url)} ({origin})"))
+        print(render_status(status, source=f"{redact(url)} ({origin})"))
     return 0

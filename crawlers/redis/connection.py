@@ -8,6 +8,7 @@ Redis restart is ridden out instead of killing the worker.
 
 from __future__ import annotations
 
+import re
 import threading
 
 import redis
@@ -20,8 +21,36 @@ from scrapy.settings import BaseSettings
 
 from settings.defaults import value
 
+#: ``scheme://[user][:password]@`` - the credentials part of a URL (the last ``@`` before the path ends it).
+_CREDENTIALS = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://)(?P<auth>[^/?#]*)@")
+
+#: ``password=...`` in a query string (redis-py and pymongo take credentials there too).
+_SECRET_PARAM = re.compile(r"([?&;](?:password|pass|pwd)=)[^&;#]*", re.IGNORECASE)
+
 _lock = threading.Lock()
 _clients: dict[str, redis.Redis] = {}
+
+
+def redact(url: object) -> str:
+    """``url`` with its password replaced by ``***``, for anything printed, logged or stored.
+
+    The embedded Redis's URL carries livefleet's credentials
+    (``redis://livefleet:<password>@127.0.0.1:<port>/0``), and so may a REDIS_URL or
+    MONGO_URI: every place that shows a URL to a person or writes it where others read it
+    (logs, ``livefleet status``, heartbeats, stats) passes it through here. Works on any
+    text without raising: no URL, no credentials -> unchanged; a user without password is
+    kept only when a ``:`` separates it from a password; ``password=`` query parameters are
+    hidden too; a malformed URL with an ``@`` loses everything between ``://`` and that ``@``.
+    """
+    text = url.decode(errors="replace") if isinstance(url, bytes | bytearray) else str(url)
+    text = _SECRET_PARAM.sub(r"\g<1>***", text)
+    match = _CREDENTIALS.match(text)
+    if match is None:
+        return text
+    user, colon, _password = match.group("auth").partition(":")
+    # Without a ":" the one field may be a password (``redis://secret@host``): hide it too.
+    auth = f"{user}:***" if colon and "@" not in user else "***"
+    return f"{match.group('head')}{auth}@{text[match.end():]}"
 
 
 def get_redis(url: str) -> redis.Redis:

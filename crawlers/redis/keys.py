@@ -94,6 +94,19 @@ class FleetKeys:
     prefix: str
 
     @property
+    def epoch(self) -> str:
+        """JSON ``{"id", "created_at"}`` made when a fleet first uses this Redis; never expires.
+
+        Its disappearance (or replacement) means the Redis came back without the fleet's state
+        (``crawlers.redis.epoch``)."""
+        return f"{self.prefix}:epoch"
+
+    @property
+    def epoch_lost(self) -> str:
+        """List of JSON loss records (newest first): each time a process found the epoch gone or changed."""
+        return f"{self.prefix}:epoch:lost"
+
+    @property
     def workers(self) -> str:
         """Sorted set: worker id -> time of its last heartbeat (epoch seconds)."""
         return f"{self.prefix}:workers"

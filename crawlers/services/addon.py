@@ -18,6 +18,7 @@ from pathlib import Path
 
 from scrapy.settings import SETTINGS_PRIORITIES, BaseSettings
 
+from crawlers.redis.connection import redact
 from crawlers.services.lifecycle import Services, ensure_services
 from settings.defaults import value
 
@@ -45,7 +46,7 @@ class EmbeddedServices:
                 services = ensure_services(Path(var_dir), redis_url=redis_url, mongo_uri=mongo_uri)
                 _ensured[(var_dir, redis_url, mongo_uri)] = services
                 logger.info("Embedded services for this Scrapy command: Redis %s, MongoDB %s",
-                            services.redis_url, services.mongo_uri)
+                            redact(services.redis_url), redact(services.mongo_uri))
         for name, url in (("LIVEFLEET_REDIS_URL", services.redis_url), ("LIVEFLEET_MONGO_URI", services.mongo_uri)):
             # The project's settings module defines both (as None): an add-on's priority alone would lose.
             priority = max(settings.getpriority(name) or 0, SETTINGS_PRIORITIES["addon"])

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -27,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, Self
 
+from crawlers.redis.connection import redact
 from pipelines.store.spool import pid_alive
 
 log = logging.getLogger(__name__)
@@ -130,7 +132,7 @@ def port_from_url(url: str) -> int:
     """The TCP port of a ``redis://`` or ``mongodb://`` URL on 127.0.0.1."""
     match = re.search(r"://(?:[^@/]*@)?[^:/]+:(\d+)", url)
     if match is None:
-        raise ValueError(f"no port in URL {url!r}")
+        raise ValueError(f"no port in URL {redact(url)!r}")
     return int(match.group(1))
 
 
@@ -194,6 +196,45 @@ class _LogTail:
     def last_lines(self, count: int = 15) -> str:
         """The last ``count`` lines read so far, for error messages."""
         return "\n".join(self.read().splitlines()[-count:])
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def write_private(path: Path, text: str, *, exclusive: bool) -> bool:
+    """Write ``text`` to ``path`` with mode 0600, atomically: a temporary file, then a link or rename.
+
+    ``exclusive``: keep an existing ``path`` (returns False; another process made it first).
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if exclusive:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            return True
+        os.replace(tmp, path)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def ensure_password(path: Path) -> str:
+    """The password kept in ``path``: read, or generated once (mode 0600, atomically: racing starters agree)."""
+    if not path.exists():
+        write_private(path, secrets.token_urlsafe(32) + "\n", exclusive=True)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)  # someone loosened it: a password others can read is no password
+    password = path.read_text(encoding="utf-8").strip()
+    if not password:
+        raise ServiceError(f"{path} is empty; remove it to generate a new password")
+    return password
 
 
 # --------------------------------------------------------------------------- servers
@@ -373,7 +414,7 @@ class EmbeddedServer(ABC):
         log.info(
             "embedded %s ready at %s (pid %s, %s) in %.3fs; log %s",
             self.name,
-            self.url,
+            redact(self.url),
             self._pid,
             "detached" if self.detached else "attached",
             self.startup_seconds,

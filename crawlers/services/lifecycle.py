@@ -21,6 +21,11 @@ belong to the ``with`` block and are stopped when it exits, however it exits.
 Layout under ``var_dir``: ``data/<name>/`` (server data), ``log/<name>.log``
 (server output), ``run/<name>.json`` and ``run/services.lock``.
 
+The embedded Redis is persistent and password-protected by default
+(``crawlers/services/redis_server.py``): a kill -9 and the next ``ensure_services``
+bring the fleet's state back. Its record holds the URL with the password, so records
+are written mode 0600; everything logged about a server goes through ``redact``.
+
 Nothing here reads the environment: callers pass the URLs (None = embedded).
 """
 
@@ -38,6 +43,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from crawlers.redis.connection import redact
 from crawlers.services.base import EmbeddedServer, ServiceError
 from crawlers.services.mongo_server import EmbeddedMongo
 from crawlers.services.redis_server import EmbeddedRedis
@@ -96,8 +102,13 @@ def _write_record(var_dir: Path, name: str, server: EmbeddedServer) -> None:
     }
     if isinstance(server, EmbeddedRedis):
         record["persistent"] = server.persistent
+    if isinstance(server, EmbeddedRedis | EmbeddedMongo):
+        record["secure"] = server.secure
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # the URL carries the Redis password
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, indent=2) + "\n")
     os.replace(tmp, path)
 
 
@@ -117,8 +128,10 @@ def _adopt(name: str, record: dict[str, object]) -> EmbeddedServer:
     log_path = Path(str(record["log"])) if record.get("log") else None
     if _server_class(name) is EmbeddedRedis:
         persistent = bool(record.get("persistent", False))
-        return EmbeddedRedis.adopt(url, pid, data_dir, persistent=persistent, log_path=log_path)
-    return EmbeddedMongo.adopt(url, pid, data_dir, log_path=log_path)
+        secure = bool(record.get("secure", False))  # records from before passwords: a server without one
+        return EmbeddedRedis.adopt(url, pid, data_dir, persistent=persistent, secure=secure, log_path=log_path)
+    secure = bool(record.get("secure", False))
+    return EmbeddedMongo.adopt(url, pid, data_dir, secure=secure, log_path=log_path)
 
 
 @contextmanager
@@ -161,7 +174,7 @@ def _reusable(var_dir: Path, name: str) -> EmbeddedServer | int | None:
         record_path(var_dir, name).unlink(missing_ok=True)
         return None
     if server.alive():
-        log.info("reusing embedded %s at %s (pid %s)", name, server.url, record["pid"])
+        log.info("reusing embedded %s at %s (pid %s)", name, redact(server.url), record["pid"])
         return server
     if server.running():
         # The process is there but does not answer: stop it, or its data directory stays locked.
@@ -184,7 +197,7 @@ def ensure_services(
     *,
     redis_url: str | None,
     mongo_uri: str | None,
-    persistent_redis: bool = False,
+    persistent_redis: bool = True,
     lock_timeout: float = 120.0,
 ) -> Services:
     """Return the Redis and MongoDB URLs to use, starting shared embedded servers as needed.
@@ -192,7 +205,8 @@ def ensure_services(
     A given (non-empty) URL is used as it is and nothing is started for it. For a
     missing one, the embedded server recorded under ``var_dir/run`` is reused if it
     is alive and answers; otherwise a new detached one is started and recorded.
-    ``persistent_redis`` turns on AOF for a newly started Redis (fault drills).
+    A newly started Redis keeps an append-only file (``persistent_redis``, on by default: a
+    Redis killed mid-crawl comes back with the fleet's state) and has a password.
     """
     if redis_url and mongo_uri:
         return Services(redis_url=redis_url, mongo_uri=mongo_uri, started=())
@@ -227,7 +241,7 @@ def ensure_services(
                 log.info(
                     "started shared embedded %s at %s (pid %s) in %.2fs",
                     name,
-                    server.url,
+                    redact(server.url),
                     server.pid,
                     server.startup_seconds or 0.0,
                 )
@@ -239,7 +253,7 @@ def restart_service(var_dir: Path, name: str, *, lock_timeout: float = 120.0) ->
     """Restart the recorded shared embedded server ``name`` on its port (fault drills).
 
     Returns its URL (unchanged). Its data survives when it keeps data on disk
-    (MongoDB always; Redis when started with ``persistent_redis=True``).
+    (MongoDB always; Redis unless started with ``persistent_redis=False``).
     Raises :class:`ServiceError` when no such server is recorded.
     """
     var_dir = Path(var_dir).absolute()
@@ -253,7 +267,7 @@ def restart_service(var_dir: Path, name: str, *, lock_timeout: float = 120.0) ->
             raise ServiceError(f"bad {name} record: {exc}") from None
         url = server.restart()
         _write_record(var_dir, name, server)
-        log.info("restarted shared embedded %s at %s (pid %s)", name, url, server.pid)
+        log.info("restarted shared embedded %s at %s (pid %s)", name, redact(url), server.pid)
         return url
 
 
@@ -292,7 +306,7 @@ def owned_services(
     *,
     redis_url: str | None = None,
     mongo_uri: str | None = None,
-    persistent_redis: bool = False,
+    persistent_redis: bool = True,
     keep_data: bool = False,
 ) -> Iterator[Services]:
     """Fresh embedded servers owned by the ``with`` block (for one-shot commands).

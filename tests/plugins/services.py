@@ -3,7 +3,7 @@
 Listed in ``pytest_plugins`` by the top-level conftest (or loaded with
 ``-p tests.plugins.services``). Fixtures:
 
-- ``redis_server`` (session): an :class:`EmbeddedRedis` in a temporary directory.
+- ``redis_server`` (session): an :class:`EmbeddedRedis` in a temporary directory (in memory, no password).
 - ``mongo_server`` (session): an :class:`EmbeddedMongo` in a temporary directory.
 - ``redis_client``: a redis-py client on ``redis_server``; the database is flushed first.
 - ``mongo_client`` (session): a pymongo client on ``mongo_server``.
@@ -30,14 +30,16 @@ from crawlers.services import EmbeddedMongo, EmbeddedRedis
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     """One embedded redis-server for the whole test session."""
-    with EmbeddedRedis(tmp_path_factory.mktemp("redis-server")) as server:
+    # In memory and without a password: fast, and tests may CONFIG SET (the fleet's own servers are locked
+    # down and persistent; tests/test_hostile_redis.py and tests/test_integration_redis_durability.py drill those).
+    with EmbeddedRedis(tmp_path_factory.mktemp("redis-server"), persistent=False, secure=False) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedMongo]:
     """One embedded SecantusDB for the whole test session."""
-    with EmbeddedMongo(tmp_path_factory.mktemp("mongo-server")) as server:
+    with EmbeddedMongo(tmp_path_factory.mktemp("mongo-server"), secure=False) as server:  # no provisioning: fast
         yield server
 
 
