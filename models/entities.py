@@ -16,6 +16,8 @@ Conventions shared by every model:
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
@@ -213,10 +215,15 @@ class ProductSnapshot(Record):
 
 
 class QuarantineRecord(BaseModel):
-    """What could not be used, kept whole so it can be inspected and replayed.
+    """What could not be used, kept so it can be inspected and replayed.
 
     ``payload`` is the raw payload as text (``payload_encoding="utf-8"``) or, for
-    bytes that are not UTF-8, base64 (``payload_encoding="base64"``).
+    bytes that are not UTF-8, base64 (``payload_encoding="base64"``). Payloads are
+    bounded (:meth:`bounded`, applied by the quarantine and store pipelines): a
+    body of any size must still fit one MongoDB document (16 MB) and one spool
+    line, so a longer one keeps its first bytes only, with ``payload_truncated``,
+    and ``payload_size``/``payload_sha256`` of the whole raw payload, which tell
+    it apart from another body that starts the same way.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -232,12 +239,79 @@ class QuarantineRecord(BaseModel):
     reason: str
     payload: str | None = None
     payload_encoding: Literal["utf-8", "base64"] = "utf-8"
+    #: Bytes of the whole raw payload (``payload`` may hold only its first bytes).
+    payload_size: int | None = None
+    #: Hex sha256 of the whole raw payload.
+    payload_sha256: str | None = None
+    #: True when ``payload`` is a prefix of a longer raw payload.
+    payload_truncated: bool | None = None
     fetched_at: AwareDatetime | None = None
     quarantined_at: AwareDatetime
     replayed_at: AwareDatetime | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         return {"type": self.kind, **self.model_dump(mode="json", exclude_none=True)}
+
+    def raw_payload(self) -> bytes | None:
+        """The payload's bytes as kept (text that UTF-8 cannot hold keeps its code points)."""
+        if self.payload is None:
+            return None
+        if self.payload_encoding == "base64":
+            return base64.b64decode(self.payload)
+        return self.payload.encode("utf-8", errors="surrogatepass")
+
+    def bounded(self, limit: int) -> QuarantineRecord:
+        """This record with at most ``limit`` bytes of payload, its size and sha256, and text
+        fields any store can hold (lone surrogates escaped). Idempotent; ``self`` when nothing changes."""
+        update: dict[str, Any] = {
+            name: _storable_text(getattr(self, name)) for name in ("platform", "spider", "url", "reason")
+            if getattr(self, name) is not None and not _is_utf8(getattr(self, name))
+        }
+        raw = self.raw_payload()
+        if raw is not None and (self.payload_sha256 is None or len(raw) > limit or not _is_utf8(self.payload)):
+            update.update(payload_fields(raw, limit, size=self.payload_size, sha256=self.payload_sha256))
+        if not update:
+            return self
+        bounded = self.model_copy(update=update)
+        bounded._refused = self._refused
+        return bounded
+
+
+def payload_fields(raw: bytes, limit: int, *, size: int | None = None, sha256: str | None = None) -> dict[str, Any]:
+    """``payload``, ``payload_encoding``, ``payload_size``, ``payload_sha256`` and ``payload_truncated``
+    of a raw payload kept to its first ``limit`` bytes (``size``/``sha256``: of the original whole,
+    when ``raw`` is already a prefix)."""
+    limit = max(0, limit)
+    prefix = raw[:limit]
+    text: str | None = None
+    for cut in range(4 if len(raw) > limit else 1):  # a cut may split one UTF-8 character
+        try:
+            text = prefix[: len(prefix) - cut].decode("utf-8")
+            break
+        except UnicodeDecodeError:
+            continue
+    truncated = len(raw) > limit or bool(size and size > len(raw))
+    return {
+        "payload": text if text is not None else base64.b64encode(prefix).decode("ascii"),
+        "payload_encoding": "utf-8" if text is not None else "base64",
+        "payload_size": size if size is not None else len(raw),
+        "payload_sha256": sha256 or hashlib.sha256(raw).hexdigest(),
+        "payload_truncated": truncated or None,
+    }
+
+
+def _is_utf8(text: str | None) -> bool:
+    if text is None:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _storable_text(text: str) -> str:
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
 
 
 #: Every stored record type, by its ``kind``.

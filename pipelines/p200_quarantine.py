@@ -4,6 +4,12 @@ Quarantine records come from spiders (a payload that can never parse, with
 its raw bytes) and from the validate stage (a record that broke the
 contract). They are expected: logged at INFO once per reason kind, then only
 counted, and handed to the store, which writes them to ``quarantine``.
+
+Every record leaves here bounded (:meth:`QuarantineRecord.bounded`): at most
+``LIVEFLEET_QUARANTINE_PAYLOAD_BYTES`` of its payload, with the whole payload's
+size and sha256, and text any store takes. An unbounded body (60 MB of broken
+JSON) would otherwise be spooled whole while MongoDB is away and then refused
+by it (``DocumentTooLarge``), blocking the spool behind it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any, Self
 from scrapy.crawler import Crawler
 
 from models.entities import QuarantineRecord
+from settings.defaults import value
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +31,7 @@ class QuarantinePipeline:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self._logged: set[str] = set()
+        self.payload_bytes = int(value(crawler.settings, "LIVEFLEET_QUARANTINE_PAYLOAD_BYTES"))
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -32,6 +40,9 @@ class QuarantinePipeline:
     def process_item(self, item: Any) -> Any:
         if not isinstance(item, QuarantineRecord):
             return item
+        item = item.bounded(self.payload_bytes)
+        if item.payload_truncated:
+            self.crawler.stats.inc_value("livefleet/quarantine/truncated")
         kind = item.reason.split(":", 1)[0]
         self.crawler.stats.inc_value(f"livefleet/quarantine/{item.platform or 'unknown'}")
         self.crawler.stats.inc_value(f"livefleet/quarantine/reason/{kind}")

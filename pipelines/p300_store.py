@@ -8,7 +8,8 @@ or spooled, so a finished item is a durable item, and a slow store slows the
 crawl down instead of filling memory.
 
 When the store stays unreachable through the writer's retries, the batch is
-spooled to ``<var>/spool`` and the circuit opens: for the next
+spooled to ``<var>/spool`` (marked with this store's database and server: only
+a store of that database replays it) and the circuit opens: for the next
 ``LIVEFLEET_STORE_COOLDOWN_SECONDS`` batches go straight to the spool. The
 first batch written after that replays the spool; so does the next start,
 and ``livefleet spool replay``.
@@ -22,6 +23,10 @@ instead of running ahead of the store. An item held longer than
 ``LIVEFLEET_STORE_HOLD_SECONDS``, or when the worker stops, fails with
 :class:`StoreUnavailableError`: its request goes back to the fleet's queue (its
 data is in the spool as well, and idempotent upserts make the repeat harmless).
+When the spool cannot take a batch either (the disk is full), nothing of it is
+kept on disk and its items fail the same way at once: their requests go back to
+the queue, not to the dead letters (``StoreUnavailableError`` is not the request's
+fault). A spool file that cannot be replayed never stops a worker's start.
 
 Every batch written (a new one, or one written back from the spool) is then
 announced with the :data:`pipelines.signals.batch_stored` signal, on the same
@@ -55,7 +60,7 @@ from models.errors import StoreUnavailableError
 from pipelines.signals import batch_stored
 from pipelines.store.config import StoreConfig
 from pipelines.store.ops import StoredRecord
-from pipelines.store.spool import Spool
+from pipelines.store.spool import Spool, SpoolTarget
 from pipelines.store.writer import BulkWriter, WriteResult
 from settings.defaults import value
 
@@ -98,7 +103,10 @@ class StorePipeline:
         self.stats = crawler.stats
         self.config = config
         self.batch = config.batch
-        self.spool = Spool(config.spool_dir, name=crawler.spider.name if crawler.spider else "store")
+        # Payload bytes of the quarantine records the writer makes of records MongoDB refuses.
+        self.quarantine_bytes = int(value(crawler.settings, "LIVEFLEET_QUARANTINE_PAYLOAD_BYTES"))
+        self.spool = Spool(config.spool_dir, name=crawler.spider.name if crawler.spider else "store",
+                           target=SpoolTarget.of(config.uri, config.db))
         self._pending: list[tuple[StoredRecord, asyncio.Future[None]]] = []
         self._inflight: set[asyncio.Future[Any]] = set()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="livefleet-store")
@@ -125,7 +133,8 @@ class StorePipeline:
 
     def _open(self) -> None:
         self._client, db = open_store(self.config.uri, self.config.db, timeout_ms=self.config.timeout_ms)
-        self._writer = BulkWriter(db, retries=self.config.retries)
+        self._writer = BulkWriter(db, retries=self.config.retries, reject=self._reject,
+                                  quarantine_bytes=self.quarantine_bytes)
         self._indexes_ready = ensure_indexes(db)
         if self.spool.pending():
             if self._indexes_ready:
@@ -241,7 +250,7 @@ class StorePipeline:
         Returns (written per collection, spooled, the spool was written back)."""
         assert self._writer is not None
         if time.monotonic() < self._open_until:
-            self.spool.spill(records)
+            self._spill(records)
             return Counter(), True, False
         try:
             if not self._indexes_ready and not ensure_indexes(self._writer.db):
@@ -249,8 +258,8 @@ class StorePipeline:
             self._indexes_ready = True
             result = self._writer.write(records)
         except StoreUnavailableError as exc:
-            path = self.spool.spill(records)
             self._open_until = time.monotonic() + self.config.cooldown
+            path = self._spill(records)
             self._spooled_since_replay = True
             logger.error("Store unavailable (%s): %d records spooled to %s", exc, len(records), path)
             return Counter(), True, False
@@ -260,6 +269,22 @@ class StorePipeline:
             self._spooled_since_replay = False
             replayed = self._replay()
         return Counter(result.written), False, replayed
+
+    def _spill(self, records: list[StoredRecord]) -> Any:
+        """Spool ``records``; when the disk refuses (ENOSPC...), nothing is kept and the batch's
+        items fail with :class:`StoreUnavailableError` (their requests go back to the queue)."""
+        try:
+            return self.spool.spill(records)
+        except OSError as exc:
+            self.stats.inc_value("livefleet/store/spool_failed", len(records))
+            logger.error("Store unavailable and the spool refused %d records (%s): their requests go back "
+                         "to the queue", len(records), exc)
+            raise StoreUnavailableError(f"MongoDB unavailable and the spool is not writable: {exc}") from exc
+
+    def _reject(self, rejected: list[tuple[StoredRecord, str]]) -> None:
+        """Runs on the store thread: records nothing can store, kept in the spool's ``rejected/``."""
+        self.spool.reject(rejected)
+        self.stats.inc_value("livefleet/store/rejected", len(rejected))
 
     def _probe_store(self) -> bool:
         """Runs on the store thread: write the spool back if the store answers; True when it is empty."""
@@ -279,9 +304,15 @@ class StorePipeline:
             self._open_until = time.monotonic() + self.config.cooldown
             logger.warning("Spool replay postponed: %s", exc)
             return False
+        except OSError as exc:  # the spool's directory itself: never stop the worker for it
+            logger.error("Spool replay failed: %s", exc)
+            return False
         if result.records:
             logger.info("Replayed %d spooled records from %d files", result.records, result.files)
             self.stats.inc_value("livefleet/store/replayed", result.records)
+        if result.errors:
+            self.stats.inc_value("livefleet/store/replay_errors", len(result.errors))
+            return False
         return True
 
     def _write_and_announce(self, records: list[StoredRecord]) -> WriteResult:

@@ -9,6 +9,8 @@ same faults.
 from __future__ import annotations
 
 import asyncio
+import functools
+import gzip
 import itertools
 import math
 import time
@@ -41,6 +43,11 @@ class ChaosSettings:
     slow_rate: float = 0.02  # share of answers delayed by slow_seconds
     slow_seconds: float = 1.5
     block_rate: float = 0.01  # share of answers replaced by the risk-control block
+    # Every Nth platform answer (0: none) is replaced by an oversized one, alternately a gzip bomb
+    # (a small body that inflates to oversize_bytes) and a plain body of oversize_bytes: what a
+    # hostile or broken origin can send a crawler, whatever the platform.
+    oversize_every: float = 0
+    oversize_bytes: float = 64 * 1024 * 1024
 
     _RATES = ("error_rate", "slow_rate", "block_rate")
 
@@ -113,6 +120,21 @@ def error_page(code: int) -> web.Response:
     return web.Response(body=body, status=code, headers={"Content-Type": "text/html", "Server": SERVER})
 
 
+@functools.lru_cache(maxsize=4)
+def _oversized_body(size: int, bomb: bool) -> bytes:
+    if bomb:
+        return gzip.compress(b"\0" * size, compresslevel=9)  # ~1000x smaller than what it inflates to
+    return b" " * size
+
+
+def oversized(size: int, *, bomb: bool) -> web.Response:
+    """An answer of ``size`` bytes: a gzip bomb (``Content-Encoding: gzip``) or a plain body that large."""
+    headers = {"Content-Type": "application/json", "Server": SERVER}
+    if bomb:
+        headers["Content-Encoding"] = "gzip"
+    return web.Response(body=_oversized_body(size, bomb), headers=headers)
+
+
 class Chaos:
     """The chaos middleware and its state (settings, buckets, counters)."""
 
@@ -155,6 +177,10 @@ class Chaos:
             self.stats.outcomes["rate_limited"] += 1
             return platform.rate_limited(request)
         n = next(self._counter)
+        every = int(s.oversize_every)
+        if every >= 1 and n % every == every - 1:
+            self.stats.outcomes["oversized"] += 1
+            return oversized(int(s.oversize_bytes), bomb=(n // every) % 2 == 0)
         if s.error_rate > 0 and self._draw(0xE5, n) < s.error_rate:
             self.stats.outcomes["error_5xx"] += 1
             return error_page(502 if self._draw(0xE6, n) < 0.5 else 503)

@@ -6,7 +6,7 @@ prefix and are read by components with typed getters in ``from_crawler``.
 """
 
 from settings.config import Config
-from settings.defaults import DEFAULTS
+from settings.defaults import DEFAULTS, value
 
 _config = Config.from_env()
 
@@ -58,6 +58,10 @@ META_COPY_WARN_SKIP_KEYS = ["retry_times"]
 
 CONCURRENT_REQUESTS = _config.concurrency
 DOWNLOAD_TIMEOUT = 20
+# Bounded bodies: each platform spider sets its own LIVEFLEET_MAX_RESPONSE_BYTES as its crawler's
+# DOWNLOAD_MAXSIZE (spiders/base.py); this is the ceiling for anything else (Scrapy's default is 1 GiB).
+DOWNLOAD_MAXSIZE = max(value(None, "LIVEFLEET_MAX_RESPONSE_BYTES").values())
+DOWNLOAD_WARNSIZE = DOWNLOAD_MAXSIZE // 4
 # 429 and 5xx are passing faults. Block answers (Bilibili's HTTP 412 with code -412, or
 # a block code in a 200) are read by the spiders, which retry them with backoff.
 RETRY_ENABLED = True

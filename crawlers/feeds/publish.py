@@ -94,6 +94,7 @@ class FeedPublisher:
         self.buffer_limit = max(1, buffer_limit)
         self.spill_dir = Path(spill_dir) if spill_dir else None
         self._spool = SpoolFiles(self.spill_dir, name, _CLAIM) if self.spill_dir else None
+        self._spill_failed = False  # the last spill hit a full disk (logged once until one succeeds)
         self.attempts = max(1, attempts)
         self.backoff = backoff
         self.cooldown = cooldown
@@ -259,7 +260,16 @@ class FeedPublisher:
         """Move the in-memory backlog to a spill file (kept in memory when there is no spill directory)."""
         if not self._backlog or self._spool is None:
             return
-        self._spool.write(batch.to_json() for batch in self._backlog)
+        try:
+            self._spool.write(batch.to_json() for batch in self._backlog)
+        except OSError as exc:  # disk full: nothing was kept on disk, so the backlog stays in memory
+            self._inc("spill_failed", self._backlog_messages)
+            if not self._spill_failed:
+                logger.error("Feeds: cannot write %d held messages to %s (%s); they stay in memory",
+                             self._backlog_messages, self.spill_dir, exc)
+            self._spill_failed = True
+            return
+        self._spill_failed = False
         self._files_waiting = True
         self._inc("spilled", self._backlog_messages)
         logger.warning("Feeds: %d held messages written to %s until Redis is back", self._backlog_messages,

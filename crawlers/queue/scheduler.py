@@ -58,6 +58,7 @@ from crawlers.queue.lease_queue import DedupMode, Leased, LeaseQueue
 from crawlers.redis.connection import get_redis
 from crawlers.redis.keys import SpiderKeys
 from models.errors import StoreUnavailableError
+from spiders.base import oversize_reason
 from spiders.meta import CRAWL_META, GAVE_UP_META, LEASE_META
 
 logger = logging.getLogger(__name__)
@@ -273,7 +274,9 @@ class RedisScheduler(BaseScheduler):
         if state is None or state.handed_on:
             return
         if isinstance(result, Failure):
-            if result.check(IgnoreRequest):
+            if result.check(IgnoreRequest) or oversize_reason(result) is not None:
+                # Ignored, or a body over the size limit that the spider quarantined: fetching it
+                # again would give the same answer, so it is done, not failed.
                 self._submit(("ack", lease, state.fingerprint, state.crawl))
             else:
                 error = f"download failed: {result.type.__name__}: {result.getErrorMessage()}"
