@@ -62,6 +62,17 @@ _COUNT_RE = re.compile(
 _SEPARATOR_RE = re.compile(r"(?<=\d)[,\s'\u2009\u202f](?=\d{3}(?!\d))")
 
 
+#: Longest count, price or time text read. Real ones are a few characters ("10万+人看过",
+#: "¥59.9-99"); the regexes above backtrack over runs of spaces, so a megabyte of them
+#: took minutes. Longer text is refused at once, its error showing only its start.
+MAX_TEXT_CHARS = 100
+
+
+def _check_length(value: str, what: str) -> None:
+    if len(value) > MAX_TEXT_CHARS:
+        raise ValueError(f"not a {what}: {len(value)} characters (at most {MAX_TEXT_CHARS}): {value[:20]!r}...")
+
+
 def _normalize_text(text: str) -> str:
     # NFKC folds full-width digits, "＋", "，" and "￥" into their ASCII forms.
     return unicodedata.normalize("NFKC", text).strip()
@@ -90,6 +101,7 @@ def parse_count(value: object) -> CountValue | None:
     if not isinstance(value, str):
         raise ValueError(f"count must be a number or text, not {type(value).__name__}: {value!r}")
 
+    _check_length(value, "count")
     original = value.strip()
     text = _SEPARATOR_RE.sub("", _normalize_text(value))
     if text.lower() in _EMPTY:
@@ -137,6 +149,7 @@ def parse_money(value: object, *, unit: Literal["yuan", "fen"] = "yuan") -> floa
             raise ValueError(f"not a price: {value!r}")
         amount = Decimal(str(value))
     elif isinstance(value, str):
+        _check_length(value, "price")
         text = _normalize_text(value)
         if text.lower() in _EMPTY:
             return None
@@ -178,6 +191,7 @@ def parse_beijing_time(text: str | None) -> datetime | None:
         return None
     if not isinstance(text, str):
         raise ValueError(f"time must be text, not {type(text).__name__}: {text!r}")
+    _check_length(text, "time")
     stripped = text.strip()
     if not stripped or _ZERO_TIME_RE.match(stripped):
         return None
@@ -212,6 +226,7 @@ def from_unix(value: int | float | str | None) -> datetime | None:
     if isinstance(value, bool):
         raise ValueError(f"timestamp must be a number, not a bool: {value!r}")
     if isinstance(value, str):
+        _check_length(value, "timestamp")
         stripped = value.strip()
         if not stripped:
             return None

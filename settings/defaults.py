@@ -43,6 +43,12 @@ SETTINGS: tuple[Setting, ...] = (
             "(the services, the store pipeline's spool)."),
     Setting("LIVEFLEET_SANDBOX_URL", None, "Send every platform request to this sandbox instead of the real "
             "hosts (the spiders' URLs, `spiders/base.py`)."),
+    Setting("LIVEFLEET_PARSE_THREAD_BYTES", 262_144, "Response bodies of this many bytes or more are parsed in a "
+            "thread, not on the reactor, so a large hostile page cannot stall a worker's downloads and "
+            "heartbeat (`spiders/base.py`)."),
+    Setting("LIVEFLEET_API_MAX_BODY_BYTES", 65_536, "Largest request body `livefleet api` reads; a larger one "
+            "gets 413 before it is read or parsed, and a body without a valid token is never read "
+            "(`crawlers/api/guard.py`)."),
     Setting("LIVEFLEET_EMBEDDED_SERVICES", True, "Let a Scrapy command (`scrapy crawl`, `scrapy shell`) start the "
             "embedded Redis/MongoDB when `LIVEFLEET_REDIS_URL`/`LIVEFLEET_MONGO_URI` are unset (the services "
             "add-on, `crawlers/services/`); `livefleet worker` ensures them itself."),
@@ -98,6 +104,16 @@ SETTINGS: tuple[Setting, ...] = (
             "trying MongoDB for this long."),
     Setting("LIVEFLEET_STORE_HOLD_SECONDS", 300.0, "How long the store pipeline holds an item spooled (not yet "
             "in MongoDB) before failing it, so its request goes back to the queue."),
+    Setting("LIVEFLEET_QUARANTINE_PAYLOAD_BYTES", 256 * 1024, "Bytes of a raw payload a quarantine record keeps "
+            "(the quarantine and store pipelines); a longer body keeps this prefix with its full size and sha256, "
+            "so any record fits MongoDB and the spool."),
+    # -- bounded bodies (the platform spiders, spiders/base.py) ---------------------------------------------
+    Setting("LIVEFLEET_MAX_RESPONSE_BYTES", {"bilibili": 2 * 1024 * 1024, "douyin": 16 * 1024 * 1024,
+                                             "kuaishou": 8 * 1024 * 1024, "taobao": 16 * 1024 * 1024},
+            "Largest response body per platform, after decompression (the spider's `DOWNLOAD_MAXSIZE`; a quarter "
+            "of it is its `DOWNLOAD_WARNSIZE`); a larger body or a compression bomb is quarantined as "
+            "\"response larger than N bytes\", never retried. About 20 times the largest real page (fixtures: "
+            "Bilibili JSON 29 KB, Kuaishou 108 KB, Douyin 196 KB, Taobao 812 KB)."),
     # -- feeds (published by the store pipeline, crawlers/feeds/) -----------------------------------------
     Setting("LIVEFLEET_FEEDS_ENABLED", True, "Publish every stored record to a Redis Stream per collection (the "
             "per-crawl item counters are kept either way); from `LIVEFLEET_FEEDS`."),

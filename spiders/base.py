@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -27,7 +28,11 @@ from urllib.parse import urlencode
 
 import scrapy
 from scrapy.downloadermiddlewares.retry import get_retry_request
+from scrapy.exceptions import DownloadCancelledError, IgnoreRequest
 from scrapy.http import Response
+from scrapy.settings import BaseSettings
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
 from models.entities import QuarantineRecord, Record
@@ -116,7 +121,8 @@ class PlatformSpider(scrapy.Spider):
         fetched_at = datetime.now(UTC)
         stats = self.crawler.stats
         try:
-            records = self.parse_payload(response.body, url=response.url, fetched_at=fetched_at, kind=kind)
+            records = await self._parse_off_reactor(response.body, url=response.url, fetched_at=fetched_at,
+                                                    kind=kind)
         except BlockedError as exc:
             stats.inc_value(f"livefleet/spider/blocked/{self.platform}")
             self._slow_down()
@@ -148,6 +154,19 @@ class PlatformSpider(scrapy.Spider):
         for request in self.follow(response, kind, records):
             yield request
 
+    async def _parse_off_reactor(self, body: bytes, **inputs: Any) -> list[Any]:
+        """``parse_payload``, in a thread for a body of ``LIVEFLEET_PARSE_THREAD_BYTES`` or more.
+
+        Parsers are pure functions of their inputs, so a thread is safe; on the reactor
+        thread, a large hostile page (megabytes of HTML where JSON was expected) would
+        stop every download, heartbeat and lease renewal of the worker until it is done.
+        Small bodies parse inline: a thread hop costs more than they do.
+        """
+        if len(body) < value(self.settings, "LIVEFLEET_PARSE_THREAD_BYTES"):
+            return self.parse_payload(body, **inputs)
+        self.crawler.stats.inc_value(f"livefleet/spider/parsed_in_thread/{self.platform}")
+        return await maybe_deferred_to_future(deferToThread(self.parse_payload, body, **inputs))
+
     def _retry(self, response: Response, exc: PageError) -> Iterator[Any]:
         retry = get_retry_request(response.request, spider=self, reason=exc.kind)
         if retry is not None:
@@ -159,9 +178,33 @@ class PlatformSpider(scrapy.Spider):
         response.request.meta[GAVE_UP_META] = f"{exc.kind}: {exc}"  # the fleet dead-letters the request
         yield self.quarantine(response.url, exc, response.body, datetime.now(UTC), prefix="GaveUp")
 
+    @classmethod
+    def update_settings(cls, settings: BaseSettings) -> None:
+        """Bounded bodies: the platform's ``LIVEFLEET_MAX_RESPONSE_BYTES`` is its crawler's
+        ``DOWNLOAD_MAXSIZE`` (a quarter of it ``DOWNLOAD_WARNSIZE``). Scrapy's download handler
+        then cancels a longer body (``DownloadCancelledError``, by Content-Length or while
+        receiving) and ``HttpCompressionMiddleware`` stops inflating past it (``IgnoreRequest``):
+        a compression bomb never reaches memory. Both end in :meth:`on_error` (a command-line
+        ``-s DOWNLOAD_MAXSIZE`` still wins)."""
+        super().update_settings(settings)
+        limit = value(settings, "LIVEFLEET_MAX_RESPONSE_BYTES").get(cls.platform)
+        if limit:
+            settings.set("DOWNLOAD_MAXSIZE", int(limit), priority="spider")
+            settings.set("DOWNLOAD_WARNSIZE", int(limit) // 4, priority="spider")
+
     def on_error(self, failure: Failure) -> Iterator[Any]:
-        """Transport errors that outlived RetryMiddleware: recorded, never silently dropped."""
+        """Transport errors that outlived RetryMiddleware: recorded, never silently dropped.
+
+        A body over the size limit is no transport error: it is quarantined at once with the reason
+        ``response larger than N bytes`` (never retried: the next answer would be as large)."""
         request = failure.request  # type: ignore[attr-defined]
+        oversized = oversize_reason(failure)
+        if oversized is not None:
+            self.crawler.stats.inc_value(f"livefleet/spider/oversized/{self.platform}")
+            logger.warning("Oversized response quarantined: %s (%s)", request.url, oversized)
+            reason = PageError(oversized, platform=self.platform, url=request.url)
+            yield self.quarantine(request.url, reason, None, datetime.now(UTC), prefix="Oversized")
+            return
         self.crawler.stats.inc_value(f"livefleet/spider/failed/{self.platform}")
         logger.error("Request failed for good: %s (%s)", request.url, failure.getErrorMessage())
         response = getattr(failure.value, "response", None)
@@ -207,6 +250,24 @@ class PlatformSpider(scrapy.Spider):
         slot = self._slot()
         if slot is not None and self._base_delay is not None and slot.delay > self._base_delay:
             slot.delay = max(self._base_delay, slot.delay * 0.8)
+
+
+_CANCELLED = re.compile(r"(\d+) bytes which is larger than download max size \((\d+)\)")
+_INFLATED = re.compile(r"\((\d+) B compressed, (\d+) B decompressed so far\) exceeded DOWNLOAD_MAXSIZE \((\d+) B\)")
+
+
+def oversize_reason(failure: Failure) -> str | None:
+    """``response larger than N bytes (...)`` when ``failure`` is Scrapy refusing a body over
+    ``DOWNLOAD_MAXSIZE`` (the download handler's cancel, or the decompression limit); else None."""
+    message = failure.getErrorMessage()
+    if failure.check(DownloadCancelledError) and (match := _CANCELLED.search(message)):
+        size, limit = match.groups()
+        return f"response larger than {limit} bytes ({size} bytes announced or received)"
+    if failure.check(IgnoreRequest) and (match := _INFLATED.search(message)):
+        compressed, inflated, limit = match.groups()
+        return (f"response larger than {limit} bytes after decompression ({compressed} bytes compressed, "
+                f"over {inflated} inflated when stopped)")
+    return None
 
 
 def _payload_text(body: bytes | None) -> tuple[str | None, str]:

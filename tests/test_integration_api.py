@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -120,7 +121,16 @@ def test_monitors_are_added_listed_read_and_stopped_as_on_the_command_line(api, 
     ({"platform": "douyin", "target": "http://127.0.0.1/604946797621"}, "127.0.0.1"),
     ({"platform": "douyin", "target": "file:///etc/passwd"}, "file"),
     ({"platform": "douyin", "target": DOUYIN_ROOM, "every": "0s"}, "every"),
+    # Non-finite or overflowing intervals: NaN ran at 1 ms; the others ended in a 500 with a traceback.
+    ({"platform": "douyin", "target": DOUYIN_ROOM, "every": float("nan")}, "--every must be a finite"),
+    ({"platform": "douyin", "target": DOUYIN_ROOM, "every": "NaN"}, "--every must be a finite"),
+    ({"platform": "douyin", "target": DOUYIN_ROOM, "for": float("inf")}, "--for must be a finite"),
+    ({"platform": "douyin", "target": DOUYIN_ROOM, "for": 1e300}, "--for must be at most 30d"),
+    ({"platform": "douyin", "target": DOUYIN_ROOM, "for": "10000000d"}, "--for must be at most 30d"),
     ({"platform": "douyin", "target": DOUYIN_ROOM, "webhook": "ftp://x.example/h"}, "webhook"),
+    # Refused before the monitor is stored (it once was stored, then its webhook refused).
+    ({"platform": "douyin", "target": DOUYIN_ROOM, "webhook": "http://169.254.169.254/latest/meta-data"},
+     "link-local"),
 ])
 def test_refused_monitor_targets_get_422_with_the_reason_and_nothing_is_registered(api, redis_client, body, says):
     from crawlers.monitor.registry import Registry
@@ -138,6 +148,77 @@ def test_refused_monitor_targets_get_422_with_the_reason_and_nothing_is_register
 def test_bodies_that_do_not_fit_the_schema_get_422_naming_the_field(api, body, field):
     code, answer = api.call("POST", "/v1/monitors", body)
     assert code == 422 and any(field in error["loc"] for error in answer["detail"]), answer
+
+
+# -- hostile requests (the catalogue: tests/test_hostile_inputs.py) ---------------------------------
+
+def _raw(api: Api, head: str, body: bytes = b"", *, wait: float = 5.0) -> tuple[int, bytes, float]:
+    """Send ``head`` (and ``body``) on a bare socket; the status, the answer and how long it took."""
+    host, port = api.base.removeprefix("http://").split(":")
+    started = time.perf_counter()
+    with socket.create_connection((host, int(port)), timeout=wait) as sock:
+        sock.sendall(head.encode() + b"\r\n" + body)
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer) < answer.index(b"\r\n\r\n") + 4 + 20:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return int(answer.split(b" ", 2)[1]), answer, time.perf_counter() - started
+
+
+def _post_head(length: int | None, token: str | None) -> str:
+    lines = ["POST /v1/monitors HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json"]
+    lines += [f"Content-Length: {length}"] if length is not None else ["Transfer-Encoding: chunked"]
+    lines += [f"Authorization: Bearer {token}"] if token else []
+    return "\r\n".join(lines) + "\r\n"
+
+
+@pytest.mark.parametrize("token", [None, "wrong"])
+def test_a_body_without_a_valid_token_gets_401_before_it_is_read(api, token):
+    """400 MB without a token were read and parsed (3.4 s, 1.3 GB) before the 401. Now the 401
+    comes in < 1 s while the client has sent only the headers of its 400 MB."""
+    code, answer, took = _raw(api, _post_head(400_000_000, token))
+    assert code == 401 and b"bearer token" in answer and took < 1.0
+
+
+def test_an_announced_large_body_gets_413_before_it_is_read(api):
+    """With the token, Content-Length over LIVEFLEET_API_MAX_BODY_BYTES (64 KiB): 413 in < 1 s,
+    the body never sent."""
+    code, answer, took = _raw(api, _post_head(400_000_000, TOKEN))
+    assert code == 413 and b"larger than 65536 bytes" in answer and took < 1.0
+
+
+def test_a_streamed_large_body_gets_413_after_the_limit(api):
+    """Chunked, with no Content-Length: the bytes are counted, 413 once past 64 KiB."""
+    chunk = b"x" * 32768
+    body = (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 4 + b"0\r\n\r\n"
+    code, answer, _took = _raw(api, _post_head(None, TOKEN), body)
+    assert code == 413 and b"larger than 65536 bytes" in answer
+
+
+def test_a_422_never_echoes_a_large_input(api):
+    """A 422 echoed the whole input back; a 60 KB bad field now comes back as its first 120
+    characters and its length: the answer stays under 2 KB."""
+    request = urllib.request.Request(api.base + "/v1/monitors", method="POST",
+                                     data=json.dumps({"platform": "douyin", "target": "x" * 3000,
+                                                      "webhook": "y" * 60_000}).encode(),
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(request, timeout=20)
+    answer = error.value.read()
+    assert error.value.code == 422 and len(answer) < 2000, answer[:300]
+    assert b"characters)" in answer
+
+
+def test_campaigns_list_the_good_files_and_report_the_bad_one(api, tmp_path):
+    """One overflowing file broke GET /v1/campaigns for the whole folder (a 500)."""
+    (tmp_path / "good.yaml").write_text(CAMPAIGN)
+    (tmp_path / "bad.yaml").write_text(CAMPAIGN.replace("api-demo", "bad") + "schedule: {cron: '* * 31 2 *'}\n")
+    code, answer = api.call("GET", "/v1/campaigns")
+    assert code == 200 and [c["name"] for c in answer["campaigns"]] == ["api-demo"]
+    (problem,) = answer["problems"]
+    assert "bad.yaml" in problem and "never fires" in problem
 
 
 # -- campaigns ----------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ command line, so the two cannot drift:
   the campaign files, ``livefleet campaign run``, and the recorded runs.
 
 ``/healthz`` answers without a token (for load balancers); it says nothing
-about the fleet.
+about the fleet. The token and the body's size (``LIVEFLEET_API_MAX_BODY_BYTES``,
+``413`` beyond) are checked before a body is read (:mod:`crawlers.api.guard`), and a
+``422`` echoes no more than a short prefix of what was sent.
 """
 
 from __future__ import annotations
@@ -30,13 +32,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import redis
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.database import Database
 
+from crawlers.api.guard import Guard
 from crawlers.health.status import collect_status
 from models.platforms import Platform
+from settings.defaults import value
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +65,8 @@ class ApiContext:
     #: Set when the API shuts down: run followers let go (a scheduler takes the runs over).
     stopping: threading.Event = field(default_factory=threading.Event)
     followers: list[threading.Thread] = field(default_factory=list)
+    #: Largest request body read (``413`` beyond it, before anything is parsed).
+    max_body_bytes: int = field(default_factory=lambda: value(None, "LIVEFLEET_API_MAX_BODY_BYTES"))
 
     def shut_down(self) -> None:
         self.stopping.set()
@@ -90,6 +99,14 @@ def create_app(context: ApiContext) -> FastAPI:
                     "Every /v1 route needs `Authorization: Bearer <LIVEFLEET_API_TOKEN>`.",
     )
     app.state.context = context
+    app.add_middleware(Guard, token=context.token, max_body=context.max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming each field, echoing at most a short prefix of the input (never a whole body)."""
+        errors = [{key: (_short(item) if key == "input" else item) for key, item in error.items()
+                   if key not in ("ctx", "url")} for error in exc.errors()]
+        return JSONResponse(jsonable_encoder({"detail": errors}), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
     @app.get("/healthz", tags=["health"], summary="The API process answers (no token, no fleet data)")
     def healthz() -> dict[str, str]:
@@ -122,9 +139,21 @@ class MonitorIn(BaseModel):
     webhook: str | None = Field(None, max_length=2048, description="http(s) URL told about every stored change")
 
 
+#: Longest input a 422 shows back.
+_ECHO_CHARS = 120
+
+
+def _short(item: Any) -> Any:
+    """``item`` if it is short once encoded, else the start of its text and its length."""
+    text = str(item) if isinstance(item, str) else repr(item)
+    if len(text) <= _ECHO_CHARS:
+        return item
+    return f"{text[:_ECHO_CHARS]}... ({len(text)} characters)"
+
+
 def _refused(exc: Exception) -> HTTPException:
     """A body that passed the schema but not livefleet's own checks: 422, with the reason."""
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, _short(str(exc)))
 
 
 def _monitor_routes(router: APIRouter, context: ApiContext) -> None:
@@ -166,8 +195,10 @@ def _campaign_routes(router: APIRouter, context: ApiContext) -> None:
     from crawlers.campaigns.loader import load_folder
     from crawlers.campaigns.runs import FiringTaken, claim_follow, follow_run, recent_runs, start_run
 
+    cache: dict[Any, Any] = {}  # parsed files by (path, mtime, size): a listing re-parses only what changed
+
     def campaigns() -> tuple[dict[str, Any], list[Any]]:
-        found, problems = load_folder(context.campaigns_dir)
+        found, problems = load_folder(context.campaigns_dir, cache)
         return {c.name: (path, c) for path, c in found.items()}, problems
 
     @router.get("/campaigns", tags=["campaigns"], summary="The campaign files, and the problems of invalid ones")

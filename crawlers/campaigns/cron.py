@@ -32,13 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from crawlers.campaigns.loader import Problem, load_folder
 from crawlers.campaigns.runs import COLLECTION, FiringTaken, claim_follow, follow_run, followed, start_run
-from crawlers.campaigns.spec import Campaign, Schedule
+from crawlers.campaigns.spec import CRON_HORIZON_YEARS, Campaign, Schedule
 from crawlers.redis.keys import FleetKeys
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,9 @@ return 1
 def latest_firing(schedule: Schedule, now: datetime) -> datetime:
     """The latest time at or before ``now`` that ``schedule`` fires, in its time zone."""
     local = now.astimezone(schedule.zone).replace(microsecond=0) + timedelta(seconds=1)
-    return croniter(schedule.cron, local).get_prev(datetime)  # type: ignore[no-any-return]
+    # Bounded search: a schedule that never fires raises CroniterBadDateError instead of looping.
+    return croniter(schedule.cron, local,  # type: ignore[no-any-return]
+                    max_years_between_matches=CRON_HORIZON_YEARS).get_prev(datetime)
 
 
 class Scheduler:
@@ -84,12 +86,13 @@ class Scheduler:
         self._claim = server.register_script(_CLAIM)
         self._release = server.register_script(_RELEASE)
         self._reported: dict[str, list[Problem]] = {}
+        self._cache: dict[Any, Any] = {}  # parsed files by (path, mtime, size): re-read only when changed
 
     # -- one pass ---------------------------------------------------------------------------
 
     def tick(self) -> list[str]:
         """Start the runs that are due now; returns their ids."""
-        campaigns, problems = load_folder(self.directory)
+        campaigns, problems = load_folder(self.directory, self._cache)
         self._report(problems)
         now = self.clock()
         started = []
@@ -100,6 +103,9 @@ class Scheduler:
                 run_id = self._maybe_run(campaign, campaign.schedule, now)
             except (redis.RedisError, PyMongoError, OSError) as exc:
                 logger.error("Campaign %s: could not start its run: %s", campaign.name, exc)
+                continue
+            except (CroniterBadDateError, ValueError, OverflowError) as exc:  # one campaign, not the scheduler
+                logger.error("Campaign %s: its schedule cannot be followed: %s", campaign.name, exc)
                 continue
             if run_id:
                 started.append(run_id)

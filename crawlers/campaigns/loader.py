@@ -6,11 +6,19 @@ and value. Each pydantic error's location (``platforms.douyin.rooms[0]``) is
 walked down that tree, so a problem is reported as ``FILE:LINE: field.path:
 message``; a key written twice in one mapping is a problem too (YAML would
 silently keep the last). A file with any problem yields no campaign at all.
+
+A campaign file is small, flat data written by a person, so what a hostile one could
+do is refused before pydantic sees it, each with its FILE:LINE (:func:`_hostile`):
+files over ``MAX_FILE_BYTES``, nesting deeper than ``MAX_DEPTH`` (5,000 levels once
+ended in a RecursionError with no file named), and YAML anchors/aliases (``&a``/``*a``:
+a 581-byte file of nested aliases once kept the validator busy for minutes). In a
+folder, one bad file is reported and the others load (:func:`load_folder`), whatever
+goes wrong with it; ``cache`` keeps parsed files by (path, mtime, size).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +27,11 @@ import yaml
 from pydantic import ValidationError
 
 from crawlers.campaigns.spec import Campaign
+
+#: Largest campaign file read (the biggest real one is about 2 KB).
+MAX_FILE_BYTES = 64 * 1024
+#: Deepest nesting of mappings and lists (a campaign needs 5).
+MAX_DEPTH = 20
 
 
 @dataclass(frozen=True)
@@ -46,15 +59,27 @@ class CampaignError(ValueError):
 def load_campaign(path: Path) -> Campaign:
     """The campaign in ``path``; :class:`CampaignError` naming every problem otherwise."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CampaignError([Problem(str(path), 1, "", f"cannot read the file: {exc}")]) from None
-    return parse_campaign(text, str(path))
+    try:
+        return parse_campaign(text, str(path))
+    except CampaignError:
+        raise
+    except Exception as exc:  # whatever a file does, it is one problem with its name, never a traceback
+        raise CampaignError([Problem(str(path), 1, "", f"cannot be read as a campaign: "
+                                                       f"{type(exc).__name__}: {str(exc)[:200]}")]) from None
 
 
 def parse_campaign(text: str, source: str = "<campaign>") -> Campaign:
     """The campaign written in ``text`` (``source`` names it in problems)."""
+    if len(text.encode("utf-8")) > MAX_FILE_BYTES:
+        raise CampaignError([Problem(source, 1, "", f"file larger than {MAX_FILE_BYTES} bytes: not a campaign")])
     try:
+        if (hostile := _hostile(text, source)) is not None:
+            raise CampaignError([hostile])
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -77,10 +102,53 @@ def parse_campaign(text: str, source: str = "<campaign>") -> Campaign:
     return campaign
 
 
-def load_folder(directory: Path) -> tuple[dict[Path, Campaign], list[Problem]]:
+def _hostile(text: str, source: str) -> Problem | None:
+    """The first anchor, alias or too-deep nesting in ``text``, from its events (one linear pass)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            return Problem(source, line, "", "YAML anchors and aliases (&name, *name) are not allowed "
+                                             "in a campaign file: write the values out")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return Problem(source, line, "", f"nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return None
+
+
+#: A file's parse, by (path, mtime_ns, size): the API lists the folder on every call.
+Cache = MutableMapping[tuple[str, int, int], "Campaign | CampaignError"]
+
+
+def _load_cached(path: Path, cache: Cache | None) -> Campaign:
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise CampaignError([Problem(str(path), 1, "", f"cannot read the file: {exc}")]) from None
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    found = cache.get(key) if cache is not None else None
+    if found is None:
+        try:
+            found = load_campaign(path)
+        except CampaignError as exc:
+            found = exc
+        if cache is not None:
+            for old in [k for k in cache if k[0] == key[0]]:
+                cache.pop(old, None)
+            cache[key] = found
+    if isinstance(found, CampaignError):
+        raise found
+    return found
+
+
+def load_folder(directory: Path, cache: Cache | None = None) -> tuple[dict[Path, Campaign], list[Problem]]:
     """Every ``*.yaml``/``*.yml`` file of ``directory``: the valid campaigns, and every problem of the others.
 
     Two files naming the same campaign are both refused (which one wins would be an accident).
+    A file that cannot be read or parsed for any reason is one problem; the others still load.
     """
     campaigns: dict[Path, Campaign] = {}
     problems: list[Problem] = []
@@ -88,7 +156,7 @@ def load_folder(directory: Path) -> tuple[dict[Path, Campaign], list[Problem]]:
         return campaigns, [Problem(str(directory), 1, "", "no such folder")]
     for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
         try:
-            campaigns[path] = load_campaign(path)
+            campaigns[path] = _load_cached(path, cache)
         except CampaignError as exc:
             problems += exc.problems
     by_name: dict[str, list[Path]] = {}

@@ -12,11 +12,11 @@ platform's deepest level, with a note (:meth:`Campaign.notes`).
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import Field, field_validator
 
 from crawlers.campaigns.seeds import DEPTHS, FOLLOW, Depth, Platforms, Strict
@@ -25,6 +25,10 @@ from spiders.platforms import PLATFORMS
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
 _DURATION = re.compile(r"(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?")
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+#: A schedule must fire within this many years (a leap day fires every 4).
+CRON_HORIZON_YEARS = 5
+#: Longest run a campaign may ask for ("9999999999999999999h" once overflowed into a traceback).
+MAX_DURATION = timedelta(days=30)
 
 
 class Schedule(Strict):
@@ -41,6 +45,12 @@ class Schedule(Strict):
             raise ValueError(f"a cron expression has 5 fields (minute hour day month weekday), got {len(fields)}")
         if not croniter.is_valid(" ".join(fields)):
             raise ValueError(f"not a valid cron expression: {value!r}")
+        try:  # "* * 31 2 *" is valid syntax that never fires: it once passed and then killed the scheduler
+            croniter(" ".join(fields), datetime(2025, 1, 1, tzinfo=UTC),
+                     max_years_between_matches=CRON_HORIZON_YEARS).get_next(datetime)
+        except (CroniterBadDateError, ValueError, OverflowError):
+            raise ValueError(f"cron expression {value!r} never fires (no date within "
+                             f"{CRON_HORIZON_YEARS} years matches it)") from None
         return " ".join(fields)
 
     @field_validator("timezone")
@@ -60,7 +70,7 @@ class Schedule(Strict):
 class Caps(Strict):
     """Limits of one run: pages handled (fleet-wide) and wall-clock duration ("20m", "1h30m", "45s")."""
 
-    pages: int | None = Field(default=None, gt=0)
+    pages: int | None = Field(default=None, gt=0, le=100_000_000)
     duration: timedelta | None = None
 
     @field_validator("duration", mode="before")
@@ -75,10 +85,12 @@ class Caps(Strict):
         else:
             match = _DURATION.fullmatch(value.strip())
             if not value.strip() or not match:
-                raise ValueError(f"not a duration: {value!r} (write it like 20m, 1h30m, 45s)")
+                raise ValueError(f"not a duration: {value[:40]!r} (write it like 20m, 1h30m, 45s)")
             seconds = int(match["h"] or 0) * 3600 + int(match["m"] or 0) * 60 + int(match["s"] or 0)
         if seconds <= 0:
             raise ValueError("a duration must be longer than zero")
+        if seconds > MAX_DURATION.total_seconds():
+            raise ValueError(f"a duration is at most {MAX_DURATION.days} days, got {str(value)[:40]!r}")
         return timedelta(seconds=seconds)
 
 
@@ -93,6 +105,12 @@ class Webhook(Strict):
     def _url(cls, value: str) -> str:
         if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", value):
             raise ValueError(f"a webhook URL is http(s)://host/path, got {value!r}")
+        from crawlers.feeds.urlcheck import UrlRefused, check_syntax
+
+        try:  # its syntax here; where it resolves to is checked when the run subscribes it, and at delivery
+            check_syntax(value)
+        except UrlRefused as exc:
+            raise ValueError(f"a webhook URL is http(s)://host/path livefleet may post to: {exc}") from None
         return value
 
     @field_validator("secret_env")

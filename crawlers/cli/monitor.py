@@ -41,11 +41,18 @@ def run(args: argparse.Namespace, config: Config) -> int:
     from crawlers.services.lifecycle import ensure_services
 
     if args.action == "add":  # refuse a bad target before starting anything
-        from crawlers.monitor.registry import parse_duration
+        from crawlers.monitor.registry import check_durations
         from crawlers.monitor.watched import parse_target
 
         target = parse_target(args.platform, args.target)
-        parse_duration(args.every), parse_duration(args.for_)
+        check_durations(args.every, args.for_)
+        if args.webhook is not None:  # refused before the monitor is stored, not after
+            from crawlers.feeds.urlcheck import UrlRefused, check_url
+
+            try:
+                check_url(args.webhook, config.webhook_allow)
+            except UrlRefused as exc:
+                raise ValueError(f"--webhook must be an http(s) URL livefleet may post to: {exc}") from None
     services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
     registry = Registry(get_redis(services.redis_url), config.key_prefix)
     if args.action == "add":

@@ -26,21 +26,26 @@ its ``until`` is removed from the due set and marked ``expired``.
 from __future__ import annotations
 
 import json
+import math
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis
 
+from crawlers.feeds.urlcheck import check_url
 from crawlers.monitor.watched import Target, parse_target
 from crawlers.redis.keys import FleetKeys
 
 #: Shortest interval a monitor may ask for.
 MIN_EVERY_S = 1.0
+#: Longest interval, and longest watch: a monitor is for a live session, not forever (and past
+#: these, "1e300" or "10000000d" overflowed the date of its end into a traceback).
+MAX_EVERY_S = 24 * 3600.0
+MAX_FOR_S = 30 * 86400.0
 #: A tick unanswered for this many intervals is sent again (its requests were lost).
 RESEND_AFTER = 3
 #: Events kept per monitor.
@@ -59,8 +64,30 @@ def parse_duration(text: str) -> float:
         pass
     parts = _DURATION.findall(raw)
     if not raw or not parts or "".join(n + u for n, u in parts) != raw:
-        raise ValueError(f"not a duration: {text!r} (e.g. 30s, 5m, 6h, 1d, 1h30m)")
+        raise ValueError(f"not a duration: {str(text)[:40]!r} (e.g. 30s, 5m, 6h, 1d, 1h30m)")
     return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+def check_durations(every: float | str, for_: float | str) -> tuple[float, float]:
+    """``(every_s, for_s)`` in seconds, each finite and within its bounds; else a one-line
+    ``ValueError`` naming the field (``--every``/``--for``; the API names them the same).
+
+    ``float("nan")`` slips past every comparison (``nan < 1`` is false): a NaN interval
+    once ran a monitor every millisecond. Bounds: ``every`` 1 s to 1 day, ``for`` up to 30 days.
+    """
+    out = []
+    for name, raw, low, high in (("--every", every, MIN_EVERY_S, MAX_EVERY_S), ("--for", for_, 0.0, MAX_FOR_S)):
+        if isinstance(raw, bool):
+            raise ValueError(f"{name} must be a duration, got {raw!r}")
+        seconds = parse_duration(raw) if isinstance(raw, str) else float(raw)
+        if not math.isfinite(seconds):
+            raise ValueError(f"{name} must be a finite duration, got {str(raw)[:40]!r}")
+        if seconds < low or (low == 0.0 and seconds <= 0):
+            raise ValueError(f"{name} must be {'positive' if low == 0.0 else f'at least {low:g}s'}, got {seconds:g}s")
+        if seconds > high:
+            raise ValueError(f"{name} must be at most {high / 86400:g}d ({high:g}s), got {str(raw)[:40]!r}")
+        out.append(seconds)
+    return out[0], out[1]
 
 
 @dataclass
@@ -198,16 +225,9 @@ class Registry:
         A ``webhook`` is subscribed to the monitor's stored changes (``crawlers.feeds.webhooks``),
         its deliveries signed with ``webhook_secret`` (``LIVEFLEET_WEBHOOK_SECRET``)."""
         parsed = target if isinstance(target, Target) else parse_target(platform, target)
-        every_s = parse_duration(every) if isinstance(every, str) else float(every)
-        for_s = parse_duration(for_) if isinstance(for_, str) else float(for_)
-        if every_s < MIN_EVERY_S:
-            raise ValueError(f"--every must be at least {MIN_EVERY_S:g}s, got {every_s:g}s")
-        if for_s <= 0:
-            raise ValueError(f"--for must be positive, got {for_s:g}s")
+        every_s, for_s = check_durations(every, for_)
         if webhook is not None:
-            parts = urlsplit(webhook)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"--webhook must be an http(s) URL, got {webhook!r}")
+            check_url(webhook)  # before anything is stored: a refused URL leaves no monitor behind
             if not webhook_secret:
                 raise ValueError("a monitor's webhook is signed with LIVEFLEET_WEBHOOK_SECRET: set it first")
         now_ms = self._now_ms()

@@ -38,7 +38,7 @@ import re
 from typing import Any
 
 from models.entities import Product, ProductSnapshot, Record
-from models.normalize import parse_count, parse_money
+from models.normalize import MAX_TEXT_CHARS, parse_count, parse_money
 from spiders.payload import Page, dig, first_text
 
 __all__ = ["Shop", "product_records"]
@@ -74,7 +74,8 @@ def _sales(page: Page, item: Any, where: str) -> dict[str, Any]:
             continue
         if path == "sale_num" and value == 0:
             return {}  # the app lists' "not shown" (module docstring)
-        shown = _SALES_WORDS_RE.sub("", value) if isinstance(value, str) else value
+        # Only a count-sized text goes through the regex (its "\s*...$" backtracks on long runs).
+        shown = _SALES_WORDS_RE.sub("", value) if isinstance(value, str) and len(value) <= MAX_TEXT_CHARS else value
         try:
             parsed = parse_count(shown)
         except ValueError as exc:

@@ -33,16 +33,19 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+from spiders.payload import html_title
+
 __all__ = ["PageData", "extract", "find_state", "find_status", "is_captcha", "looks_like_page"]
 
 _DECODER = json.JSONDecoder()
 _PUSH_RE = re.compile(r"self\.__pace_f\.push\(")
-_RENDER_DATA_RE = re.compile(
-    r"<script\b[^>]*\bid\s*=\s*[\"']?RENDER_DATA[\"']?[^>]*>(?P<data>.*?)</script\s*>", re.I | re.S
-)
+# The legacy state's <script> is found tag by tag (_render_scripts), never by one regex over
+# the page: "<script\b[^>]*...(?P<data>.*?)</script>" rescans to the end at every unclosed tag.
+_SCRIPT_OPEN_RE = re.compile(r"<script\b", re.I)
+_SCRIPT_CLOSE_RE = re.compile(r"</script\s*>", re.I)
+_RENDER_DATA_ID_RE = re.compile(r"\bid\s*=\s*[\"']?RENDER_DATA\b", re.I)
 _ROW_ID_RE = re.compile(rb"[0-9a-fA-F]+:")
 _TAG_RE = re.compile(r"^[A-Z]+(?=[\[{\"])")
-_TITLE_RE = re.compile(r"<title[^>]*>(?P<title>.*?)</title>", re.I | re.S)
 # The slider page (PLATFORMS.md §1.4). The bare word "captcha" is no marker: real room pages
 # list "/captcha/*" among the paths their security SDK signs.
 _CAPTCHA_RE = re.compile(r"验证码中间页|captcha_container|captcha-verify-image|secsdk_captcha_refresh")
@@ -63,13 +66,32 @@ class PageData:
 
 def looks_like_page(text: str) -> bool:
     """Whether ``text`` is (a piece of) an HTML page rather than an API's JSON."""
-    return bool(_PUSH_RE.search(text) or _RENDER_DATA_RE.search(text) or _HTML_START_RE.match(text))
+    return bool(_PUSH_RE.search(text) or _HTML_START_RE.match(text) or next(_render_scripts(text), None))
 
 
 def page_title(text: str) -> str:
-    """The page's ``<title>``, whitespace collapsed ("" if none)."""
-    match = _TITLE_RE.search(text)
-    return re.sub(r"\s+", " ", match["title"]).strip() if match else ""
+    """The page's ``<title>``, whitespace collapsed ("" if none); linear (``payload.html_title``)."""
+    return html_title(text)
+
+
+def _render_scripts(text: str) -> Iterator[str]:
+    """The content of each ``<script id="RENDER_DATA">``, in one pass over ``text``.
+
+    Each ``<script`` tag's attributes run to its ``>``; the next search starts after the
+    tag (or after its ``</script>``), so no character is scanned twice over: linear even
+    on a page of a million unclosed ``<script`` tags.
+    """
+    pos = 0
+    while (opening := _SCRIPT_OPEN_RE.search(text, pos)) is not None:
+        end_tag = text.find(">", opening.end())
+        if end_tag < 0:
+            return
+        closing = _SCRIPT_CLOSE_RE.search(text, end_tag + 1)
+        if closing is None:
+            return
+        if _RENDER_DATA_ID_RE.search(text, opening.end(), end_tag):
+            yield text[end_tag + 1 : closing.start()]
+        pos = closing.end()
 
 
 def is_captcha(text: str) -> bool:
@@ -78,15 +100,22 @@ def is_captcha(text: str) -> bool:
 
 
 def _push_strings(text: str) -> list[str]:
-    """The string of every ``self.__pace_f.push([1, "..."])``, in page order."""
+    """The string of every ``self.__pace_f.push([1, "..."])``, in page order.
+
+    Each push is decoded from its own stretch of the page (up to the next push), so a
+    page of a million broken pushes costs one pass: decoding from the whole page made
+    each failure scan to the page's end (and count its lines for the error message).
+    """
     strings = []
-    for match in _PUSH_RE.finditer(text):
-        start = text.find("[", match.end(), match.end() + 64)
+    starts = [match.end() for match in _PUSH_RE.finditer(text)]
+    for index, after in enumerate(starts):
+        start = text.find("[", after, after + 64)
         if start < 0:
             continue
+        end = starts[index + 1] if index + 1 < len(starts) else len(text)
         try:
-            value, _ = _DECODER.raw_decode(text, start)
-        except ValueError:
+            value, _ = _DECODER.raw_decode(text[start:end])
+        except (ValueError, RecursionError):
             continue
         if isinstance(value, list) and len(value) >= 2 and value[0] == 1 and isinstance(value[1], str):
             strings.append(value[1])
@@ -124,7 +153,7 @@ def _rows(stream: str) -> Iterator[str]:
 def _decode_row(text: str) -> Any:
     try:
         return json.loads(_TAG_RE.sub("", text, count=1))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
@@ -176,10 +205,10 @@ def _flight_values(text: str) -> list[Any]:
 
 def _render_data(text: str) -> list[Any]:
     values = []
-    for match in _RENDER_DATA_RE.finditer(text):
+    for data in _render_scripts(text):
         try:
-            values.append(json.loads(unquote(match["data"].strip())))
-        except ValueError:
+            values.append(json.loads(unquote(data.strip())))
+        except (ValueError, RecursionError):
             continue
     return values
 

@@ -120,6 +120,8 @@ def initial_state(body: bytes | str | None, *, url: str | None) -> dict[str, Any
         raise PermanentPageError("window.__INITIAL_STATE__ is cut short", platform=PLATFORM, url=url)
     try:
         state = json.loads(literal)
+    except RecursionError:
+        raise PermanentPageError("window.__INITIAL_STATE__ is nested too deep", platform=PLATFORM, url=url) from None
     except json.JSONDecodeError as exc:
         raise PermanentPageError(
             f"window.__INITIAL_STATE__ is not JSON: {exc.msg} at char {exc.pos}", platform=PLATFORM, url=url

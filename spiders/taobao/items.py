@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from models.entities import Product, ProductSnapshot, Record, merge_records
 from models.errors import BlockedError, GoneError
-from models.normalize import parse_count, parse_money
+from models.normalize import MAX_TEXT_CHARS, parse_count, parse_money
 from spiders.payload import Page, dig, first_text
 
 __all__ = ["item_detail", "item_list", "tmall_detail", "tmall_mdskip", "tmall_page"]
@@ -72,7 +72,8 @@ def _sales(page: Page, value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, str):
         return page.count(value, where, "sales")
     text = value.strip()
-    bare = _SALES_PREFIX_RE.sub("", text)
+    # Only a count-sized text goes through the regex (its "\s*" runs backtrack on long ones).
+    bare = _SALES_PREFIX_RE.sub("", text) if len(text) <= MAX_TEXT_CHARS else text
     try:
         parsed = parse_count(bare)
     except ValueError as exc:
@@ -90,6 +91,8 @@ def _json_object(page: Page, value: Any, where: str) -> Any:
         return value
     try:
         return json.loads(value)
+    except RecursionError:
+        raise page.fail(f"malformed JSON in {where}: nested too deep") from None
     except json.JSONDecodeError as exc:
         raise page.fail(f"malformed JSON in {where}: {exc.msg} at char {exc.pos}") from None
 
@@ -283,6 +286,8 @@ def _page_objects(page: Page, text: str) -> dict[str, Any]:
         name = f"_DATA_{match['name']}"
         try:
             found[name], _ = decoder.raw_decode(text, match.end())
+        except RecursionError:
+            raise page.fail(f"malformed JSON in {name}: nested too deep") from None
         except json.JSONDecodeError as exc:
             raise page.fail(f"malformed JSON in {name}: {exc.msg} at char {exc.pos}") from None
     return found
