@@ -64,6 +64,9 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("LIVEFLEET_FEED_MAXLEN", "1000000", "Messages each feed stream keeps, about (older ones are trimmed)."),
     ("LIVEFLEET_WEBHOOK_SECRET", "(unset)", "Secret that signs the webhooks of monitors (campaign files name "
      "their own secret's variable); required to add a monitor with a webhook."),
+    ("LIVEFLEET_WEBHOOK_ALLOW", "(unset)", "Webhook receivers allowed although their address is not public "
+     "(loopback, private, link-local, metadata names...): hosts, host:port or CIDRs, comma-separated, e.g. "
+     "`127.0.0.1:8765,hooks.internal,10.1.0.0/16`; every other such URL is refused."),
     ("LIVEFLEET_API_TOKEN", "(unset)", "Bearer token every `livefleet api` call must send; the API refuses to "
      "start without one."),
 )
@@ -104,6 +107,8 @@ class Config:
     api_token: str | None = None
     #: The HMAC secret of monitors' webhooks.
     webhook_secret: str | None = None
+    #: Webhook receivers allowed although not public (``crawlers/feeds/urlcheck.py``); empty: none.
+    webhook_allow: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -141,6 +146,7 @@ class Config:
             feed_maxlen=_int(env, "LIVEFLEET_FEED_MAXLEN", cls.feed_maxlen),
             api_token=env.get("LIVEFLEET_API_TOKEN") or None,
             webhook_secret=env.get("LIVEFLEET_WEBHOOK_SECRET") or None,
+            webhook_allow=env.get("LIVEFLEET_WEBHOOK_ALLOW") or "",
         )
 
 

@@ -66,7 +66,7 @@ def test_feed_info_and_refusals(prefix, capsys):
     assert main(["feed", "read", "rooms"]) == 2
 
 
-def test_webhooks_add_list_remove(prefix, capsys):
+def test_webhooks_add_list_remove(prefix, capsys, monkeypatch):
     assert main(["webhooks", "add", "--campaign", "top", "--url", "https://hooks.example.com/lf",
                  "--secret", "s3"]) == 0
     added = json.loads(capsys.readouterr().out)
@@ -76,6 +76,17 @@ def test_webhooks_add_list_remove(prefix, capsys):
     for url in ("file:///etc/passwd", "ftp://x/y", "javascript:alert(1)", "http:///nohost"):
         assert main(["webhooks", "add", "--monitor", "m1", "--url", url, "--secret", "s"]) == 2
         assert "http:// or https://" in capsys.readouterr().err
+    for url, reason in (("http://127.0.0.1:6379/", "loopback address 127.0.0.1"),
+                        ("http://169.254.169.254/", "link-local address 169.254.169.254"),
+                        ("http://2130706433/", "four decimal numbers"), ("http://a.example/a b", "a space")):
+        assert main(["webhooks", "add", "--monitor", "m1", "--url", url, "--secret", "s"]) == 2
+        assert reason in capsys.readouterr().err
+    monkeypatch.setenv("LIVEFLEET_WEBHOOK_ALLOW", "127.0.0.1:8765")  # the operator allows one local receiver
+    assert main(["webhooks", "add", "--monitor", "m1", "--url", "http://127.0.0.1:8765/h", "--secret", "s"]) == 0
+    local = json.loads(capsys.readouterr().out)
+    assert main(["webhooks", "remove", "--id", local["id"]]) == 0
+    assert main(["webhooks", "enable"]) == 2
+    capsys.readouterr()
     assert main(["webhooks", "add", "--url", "https://a.example/", "--secret", "s"]) == 2
     assert "either a campaign or a monitor" in capsys.readouterr().err
     assert main(["webhooks", "remove", "--id", added["id"]]) == 0

@@ -35,6 +35,12 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 SECRET = "correct horse battery staple"
 
 
+@pytest.fixture(autouse=True)
+def _allow_local_receivers(monkeypatch) -> None:
+    """The receivers listen on 127.0.0.1, which webhooks may reach only when the operator allows it."""
+    monkeypatch.setenv("LIVEFLEET_WEBHOOK_ALLOW", "127.0.0.0/8")
+
+
 class Receiver:
     """An HTTP server on 127.0.0.1 that records each POST and answers the scripted statuses (then 200)."""
 

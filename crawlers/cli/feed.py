@@ -1,4 +1,4 @@
-"""``livefleet feed read|info`` and ``livefleet webhooks [run|add|list|remove|failures|replay]``."""
+"""``livefleet feed read|info`` and ``livefleet webhooks [run|add|list|enable|remove|failures|replay]``."""
 
 from __future__ import annotations
 
@@ -26,12 +26,14 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="info: one JSON document")
 
     p = sub.add_parser("webhooks", help="deliver feed changes to webhooks (default: run the dispatcher)")
-    p.add_argument("action", nargs="?", default="run", choices=["run", "add", "list", "remove", "failures", "replay"])
+    p.add_argument("action", nargs="?", default="run",
+                   choices=["run", "add", "list", "enable", "remove", "failures", "replay"])
     p.add_argument("--campaign", help="add: follow this campaign's crawls")
     p.add_argument("--monitor", help="add: follow this monitor's records")
-    p.add_argument("--url", help="add: where to POST (http or https)")
+    p.add_argument("--url", help="add: where to POST (http or https; a public address, or one "
+                   "LIVEFLEET_WEBHOOK_ALLOW names)")
     p.add_argument("--secret", help="add: the shared secret that signs each delivery")
-    p.add_argument("--id", help="remove: the subscription id")
+    p.add_argument("--id", help="remove, enable: the subscription id (enable: deliver to a parked one again)")
     p.add_argument("--limit", type=int, default=100, help="failures/replay: at most this many")
     p.add_argument("--attempts", type=int, default=5, help="attempts per delivery (default 5)")
     p.add_argument("--consumer", help="run: this dispatcher's name in the consumer group (default: the host name)")
@@ -64,12 +66,17 @@ def run_webhooks(args: argparse.Namespace, config: Config) -> int:
         if not args.url or not args.secret:
             raise ValueError("webhooks add takes --url and --secret, and --campaign or --monitor")
         sub = webhooks.register_webhook(server, prefix, campaign=args.campaign, monitor=args.monitor,
-                                        url=args.url, secret=args.secret)
+                                        url=args.url, secret=args.secret, allow=config.webhook_allow)
         print(json.dumps(sub.public()))
         return 0
     if args.action == "list":
         for sub in webhooks.list_webhooks(server, prefix):
             print(json.dumps(sub.public()))
+        return 0
+    if args.action == "enable":
+        if not args.id:
+            raise ValueError("webhooks enable takes --id")
+        print(json.dumps(webhooks.enable_webhook(server, prefix, args.id, config.webhook_allow).public()))
         return 0
     if args.action == "remove":
         if not args.id:
@@ -83,10 +90,12 @@ def run_webhooks(args: argparse.Namespace, config: Config) -> int:
             print(json.dumps(entry, ensure_ascii=False))
         return 0
     if args.action == "replay":
-        counts = webhooks.replay_failures(server, prefix, limit=args.limit, attempts=args.attempts)
+        counts = webhooks.replay_failures(server, prefix, limit=args.limit, attempts=args.attempts,
+                                           allow=config.webhook_allow)
         print(" ".join(f"{k}={v}" for k, v in counts.items()))
         return 0 if not counts["failed"] else 1
-    dispatcher = webhooks.WebhookDispatcher(server, prefix, consumer=args.consumer, attempts=args.attempts)
+    dispatcher = webhooks.WebhookDispatcher(server, prefix, consumer=args.consumer, attempts=args.attempts,
+                                            allow=config.webhook_allow)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -94,8 +103,8 @@ def run_webhooks(args: argparse.Namespace, config: Config) -> int:
     try:
         dispatcher.run(stop)
     finally:
-        dispatcher.close()
-    print(f"delivered {dispatcher.delivered}, failed {dispatcher.failed}")
+        dispatcher.close(drain=False)  # what waits stays queued in Redis, for the next start
+    print(f"delivered {dispatcher.delivered}, failed {dispatcher.failed}, parked {dispatcher.parked}")
     return 0
 
 

@@ -24,48 +24,54 @@ request cannot be replayed later. Connection errors, timeouts, 408, 429 and
 answers are not retried. A delivery that fails for good is appended to the
 Redis list ``FleetKeys.webhook_failures``; ``livefleet webhooks failures``
 lists them and ``livefleet webhooks replay`` sends them again (with a fresh
-timestamp), removing each one that gets through. Feed messages are
-acknowledged once delivered or kept as a failure, so a dispatcher that dies
-mid-round delivers that round again: receivers may see an event twice.
+timestamp), removing each one that gets through.
+
+Only URLs that pass ``crawlers.feeds.urlcheck`` are added or posted to (no
+private, loopback or metadata address unless ``LIVEFLEET_WEBHOOK_ALLOW``
+names it), and each delivery goes to the address that was checked
+(``crawlers.feeds.delivery``). Each subscription has its own queue in Redis
+(``<prefix>:webhooks:outbox:<id>``, bounded) and its own worker in the
+dispatcher (``crawlers.feeds.dispatch``), so a slow or hanging receiver only
+delays its own deliveries. A subscription that can never be delivered to (a
+refused or malformed URL, or ``park_after`` deliveries in a row failed) is
+*parked*: kept with its reason (``livefleet webhooks list``), its events kept
+in its queue, until ``livefleet webhooks enable`` or ``remove``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import re
-import socket
-import threading
-import time
-import urllib.error
-import urllib.request
-import uuid
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis
 
-from crawlers.feeds.message import COLLECTIONS, FeedMessage
-from crawlers.feeds.streams import FeedReader
+from crawlers.feeds.delivery import (  # noqa: F401 (the webhook API in one place)
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Delivery,
+    deliver,
+    post,
+    sign,
+    signed_headers,
+    verify_signature,
+)
+from crawlers.feeds.message import FeedMessage
+from crawlers.feeds.urlcheck import AllowList, UrlRefused, check_syntax, check_url  # noqa: F401
 from crawlers.redis.keys import FleetKeys
 
 logger = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "X-Livefleet-Signature"
-TIMESTAMP_HEADER = "X-Livefleet-Timestamp"
-DELIVERY_HEADER = "X-Livefleet-Delivery"
 #: The dispatcher's consumer group on every feed.
 GROUP = "livefleet-webhooks"
 #: Failed deliveries kept at most (the oldest are dropped beyond).
 MAX_FAILURES_KEPT = 100_000
 _RUN_SUFFIX = re.compile(r"\d{8}T\d{4}")
-_RETRY_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 
 
 # -- subscriptions ---------------------------------------------------------------------------------------------
@@ -73,7 +79,7 @@ _RETRY_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 
 @dataclass(frozen=True)
 class Subscription:
-    """Where to send the changes of one campaign or one monitor."""
+    """Where to send the changes of one campaign or one monitor; parked ones say why they are."""
 
     id: str
     url: str
@@ -81,6 +87,12 @@ class Subscription:
     campaign: str | None = None
     monitor: str | None = None
     created_at: str = ""
+    parked_at: str | None = None
+    parked_reason: str | None = None
+
+    @property
+    def parked(self) -> bool:
+        return self.parked_at is not None
 
     def matches(self, message: FeedMessage) -> bool:
         if self.monitor is not None:
@@ -92,6 +104,19 @@ class Subscription:
         return {k: v for k, v in asdict(self).items() if k != "secret" and v is not None}
 
 
+_FIELDS = frozenset(f.name for f in fields(Subscription))
+
+
+def _load(sub_id: str, raw: bytes | str) -> Subscription:
+    """A stored subscription; one that cannot be read comes back parked, saying so (never an exception)."""
+    try:
+        data = json.loads(raw)
+        return Subscription(**{k: v for k, v in data.items() if k in _FIELDS})
+    except (ValueError, TypeError, AttributeError) as exc:
+        return Subscription(id=sub_id, url="", secret="", parked_at="?",
+                            parked_reason=f"unreadable subscription ({type(exc).__name__}): remove it")
+
+
 def is_campaign_crawl(campaign: str, crawl: str) -> bool:
     """Whether ``crawl`` is a run of ``campaign`` (its name, then ``-`` and the run's UTC time)."""
     if crawl == campaign:
@@ -99,24 +124,19 @@ def is_campaign_crawl(campaign: str, crawl: str) -> bool:
     return crawl.startswith(campaign + "-") and _RUN_SUFFIX.match(crawl, len(campaign) + 1) is not None
 
 
-def check_url(url: str) -> str:
-    """``url`` if it is an http(s) URL with a host; ValueError otherwise."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"a webhook URL must be http:// or https:// with a host, got {url!r}")
-    return url
-
-
 def register_webhook(server: redis.Redis, prefix: str, *, campaign: str | None = None, monitor: str | None = None,
-                     url: str, secret: str) -> Subscription:
+                     url: str, secret: str, allow: AllowList | str | None = None) -> Subscription:
     """Subscribe ``url`` to the changes of a campaign or a monitor (exactly one of them).
 
-    The same (campaign or monitor, url) registered again is the same subscription, with the new secret."""
+    The URL must pass :func:`check_url` (``allow``: the operator's allow-list,
+    by default ``LIVEFLEET_WEBHOOK_ALLOW``); UrlRefused (a ValueError) says why
+    not. The same (campaign or monitor, url) registered again is the same
+    subscription, with the new secret, and no longer parked."""
     if (campaign is None) == (monitor is None):
         raise ValueError("a webhook follows either a campaign or a monitor")
     if not secret:
         raise ValueError("a webhook needs a secret to sign its deliveries")
-    check_url(url)
+    check_url(url, allow)
     target = f"campaign:{campaign}" if campaign is not None else f"monitor:{monitor}"
     sub_id = hashlib.sha256(f"{target}\n{url}".encode()).hexdigest()[:16]
     subscription = Subscription(id=sub_id, url=url, secret=secret, campaign=campaign, monitor=monitor,
@@ -125,171 +145,69 @@ def register_webhook(server: redis.Redis, prefix: str, *, campaign: str | None =
     return subscription
 
 
+def outbox_key(prefix: str, sub_id: str) -> str:
+    """List: the bodies waiting for one subscription's worker (oldest first)."""
+    return f"{FleetKeys(prefix).webhooks}:outbox:{sub_id}"
+
+
 def remove_webhook(server: redis.Redis, prefix: str, sub_id: str) -> bool:
-    return bool(server.hdel(FleetKeys(prefix).webhooks, sub_id))
+    """Remove a subscription and the deliveries waiting for it (its kept failures stay, for the record)."""
+    with server.pipeline(transaction=True) as pipe:
+        pipe.hdel(FleetKeys(prefix).webhooks, sub_id)
+        pipe.delete(outbox_key(prefix, sub_id))
+        removed, _ = pipe.execute()
+    return bool(removed)
 
 
 def list_webhooks(server: redis.Redis, prefix: str) -> list[Subscription]:
     raw = server.hgetall(FleetKeys(prefix).webhooks)
-    return sorted((Subscription(**json.loads(v)) for v in raw.values()), key=lambda s: s.created_at)
+    subs = (_load(k.decode() if isinstance(k, bytes) else k, v) for k, v in raw.items())
+    return sorted(subs, key=lambda s: (s.created_at, s.id))
 
 
-# -- signing ---------------------------------------------------------------------------------------------------
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """The signature header's value for ``body`` sent at ``timestamp``."""
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
-
-def signed_headers(secret: str, body: bytes, *, now: float | None = None) -> dict[str, str]:
-    timestamp = str(int(time.time() if now is None else now))
-    return {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: sign(secret, timestamp, body), DELIVERY_HEADER: uuid.uuid4().hex}
-
-
-def verify_signature(secret: str, body: bytes, headers: Mapping[str, str], *, tolerance: float = 300,
-                     now: float | None = None) -> bool:
-    """What a receiver checks: the signature matches the raw body and timestamp, and the timestamp is recent."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    timestamp = lowered.get(TIMESTAMP_HEADER.lower(), "")
-    signature = lowered.get(SIGNATURE_HEADER.lower(), "")
-    if not timestamp.isdigit():
+def park_webhook(server: redis.Redis, prefix: str, sub_id: str, reason: str) -> bool:
+    """Stop delivering to a subscription, keeping it with ``reason``; its events wait in its queue."""
+    key = FleetKeys(prefix).webhooks
+    raw = server.hget(key, sub_id)
+    if raw is None:
         return False
-    if abs((time.time() if now is None else now) - int(timestamp)) > tolerance:
-        return False
-    return hmac.compare_digest(sign(secret, timestamp, body), signature)
-
-
-# -- delivering ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """How one delivery ended."""
-
-    ok: bool
-    attempts: int
-    status: int | None = None
-    error: str | None = None
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a redirected webhook is a failed one: the body is not sent anywhere else
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
-def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
-    """POST and return the HTTP status (any status; raises OSError when there is no answer)."""
-    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
     try:
-        with _opener.open(request, timeout=timeout) as response:
-            response.read()
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        return int(exc.code)
+        data = json.loads(raw)
+        data.update(parked_at=datetime.now(UTC).isoformat(timespec="seconds"), parked_reason=reason)
+    except (ValueError, TypeError, AttributeError):
+        return False  # unreadable: listed as parked already, nothing to write back
+    server.hset(key, sub_id, json.dumps(data))
+    logger.error("Webhook %s parked: %s (livefleet webhooks enable --id %s once fixed, or remove)",
+                 sub_id, reason, sub_id)
+    return True
 
 
-def deliver(url: str, secret: str, body: bytes, *, attempts: int = 5, backoff: float = 0.5,
-            max_backoff: float = 30.0, timeout: float = 10.0, sleep: Callable[[float], None] = time.sleep,
-            send: Callable[[str, bytes, Mapping[str, str], float], int] = post) -> Delivery:
-    """POST ``body`` signed, retrying transient failures with exponential backoff."""
-    delay = backoff
-    status: int | None = None
-    error = ""
-    for attempt in range(1, max(1, attempts) + 1):
-        headers = signed_headers(secret, body)  # a fresh timestamp for every attempt
-        try:
-            status = send(url, body, headers, timeout)
-        except (OSError, ValueError) as exc:  # refused, unreachable, timed out, a broken answer
-            status, error = None, f"{type(exc).__name__}: {exc}"
-        else:
-            if 200 <= status < 300:
-                return Delivery(True, attempt, status)
-            error = f"HTTP {status}"
-            if status not in _RETRY_STATUS:
-                return Delivery(False, attempt, status, error)
-        if attempt < attempts:
-            sleep(delay)
-            delay = min(delay * 2, max_backoff)
-    return Delivery(False, max(1, attempts), status, error)
+def enable_webhook(server: redis.Redis, prefix: str, sub_id: str, allow: AllowList | str | None = None) -> Subscription:
+    """Deliver to a parked subscription again (its waiting events first); its URL must pass the check now."""
+    key = FleetKeys(prefix).webhooks
+    raw = server.hget(key, sub_id)
+    if raw is None:
+        raise ValueError(f"no webhook subscription {sub_id!r}")
+    sub = _load(sub_id, raw)
+    if not sub.url:
+        raise ValueError(f"webhook subscription {sub_id!r} cannot be read: remove it")
+    check_url(sub.url, allow)
+    sub = Subscription(**{**asdict(sub), "parked_at": None, "parked_reason": None})
+    server.hset(key, sub_id, json.dumps(asdict(sub)))
+    return sub
 
 
-# -- the dispatcher --------------------------------------------------------------------------------------------
+# -- failures --------------------------------------------------------------------------------------------------
 
 
-class WebhookDispatcher:
-    """Reads the feeds with its own consumer group and delivers matching messages to subscriptions."""
-
-    def __init__(self, server: redis.Redis, prefix: str, *, consumer: str | None = None, count: int = 100,
-                 attempts: int = 5, backoff: float = 0.5, max_backoff: float = 30.0, timeout: float = 10.0,
-                 claim_idle_ms: int = 60_000, threads: int = 8,
-                 collections: Iterable[str] = COLLECTIONS) -> None:
-        self.server = server
-        self.prefix = prefix
-        self.keys = FleetKeys(prefix)
-        self.count = count
-        self.attempts, self.backoff, self.max_backoff, self.timeout = attempts, backoff, max_backoff, timeout
-        consumer = consumer or socket.gethostname()
-        self.readers = [FeedReader(server, prefix, c, GROUP, consumer, claim_idle_ms=claim_idle_ms)
-                        for c in collections]
-        self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="livefleet-webhook")
-        self.delivered = self.failed = 0
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-
-    def run(self, stop: threading.Event, *, poll: float = 1.0) -> None:
-        """Deliver until ``stop`` is set; waits ``poll`` seconds when the feeds are quiet."""
-        while not stop.is_set():
-            if not self.run_once():
-                stop.wait(poll)
-
-    def run_once(self) -> int:
-        """One round over every feed; returns how many feed messages were handled."""
-        subscriptions = list_webhooks(self.server, self.prefix)
-        handled = 0
-        for reader in self.readers:
-            messages = reader.read(self.count)
-            if not messages:
-                continue
-            jobs = []
-            for sub in subscriptions:
-                events = [m for m in messages if sub.matches(m)]
-                if events:
-                    jobs.append(self._pool.submit(self._deliver_events, sub, events))
-            for job in jobs:
-                job.result()  # delivered, or kept as a failure: either way the messages are handled
-            reader.ack(m.id for m in messages)
-            handled += len(messages)
-        return handled
-
-    def _deliver_events(self, sub: Subscription, events: list[FeedMessage]) -> None:
-        body = json.dumps({"subscription": sub.id, "campaign": sub.campaign, "monitor": sub.monitor,
-                           "events": [m.to_json_dict() for m in events]}, ensure_ascii=False).encode()
-        result = deliver(sub.url, sub.secret, body, attempts=self.attempts, backoff=self.backoff,
-                         max_backoff=self.max_backoff, timeout=self.timeout)
-        if result.ok:
-            self.delivered += 1
-            return
-        self.failed += 1
-        logger.warning("Webhook %s to %s failed after %d attempts (%s): kept for replay", sub.id, sub.url,
-                       result.attempts, result.error)
-        self._keep_failure(sub, body, result)
-
-    def _keep_failure(self, sub: Subscription, body: bytes, result: Delivery) -> None:
-        entry = {"subscription": sub.id, "url": sub.url, "body": body.decode(), "error": result.error,
-                 "status": result.status, "attempts": result.attempts,
-                 "failed_at": datetime.now(UTC).isoformat(timespec="seconds")}
-        with self.server.pipeline(transaction=True) as pipe:
-            pipe.rpush(self.keys.webhook_failures, json.dumps(entry, ensure_ascii=False))
-            pipe.ltrim(self.keys.webhook_failures, -MAX_FAILURES_KEPT, -1)
-            pipe.execute()
+def keep_failure(pipe: Any, prefix: str, sub: Subscription, body: bytes | str, result: Delivery) -> None:
+    """Queue (on ``pipe``) a failed delivery into the failures list, for ``livefleet webhooks replay``."""
+    key = FleetKeys(prefix).webhook_failures
+    entry = {"subscription": sub.id, "url": sub.url, "body": body.decode() if isinstance(body, bytes) else body,
+             "error": result.error, "status": result.status, "attempts": result.attempts,
+             "failed_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    pipe.rpush(key, json.dumps(entry, ensure_ascii=False))
+    pipe.ltrim(key, -MAX_FAILURES_KEPT, -1)
 
 
 def webhook_failures(server: redis.Redis, prefix: str, limit: int = 100) -> list[dict[str, Any]]:
@@ -298,12 +216,15 @@ def webhook_failures(server: redis.Redis, prefix: str, limit: int = 100) -> list
 
 
 def replay_failures(server: redis.Redis, prefix: str, *, limit: int = 1000, attempts: int = 3,
-                    backoff: float = 0.5, timeout: float = 10.0) -> dict[str, int]:
+                    backoff: float = 0.5, timeout: float = 10.0,
+                    allow: AllowList | str | None = None) -> dict[str, int]:
     """Send failed deliveries again to their subscription's current URL and secret.
 
     Each one that gets through is removed; the rest stay (a subscription that
-    no longer exists keeps its failures too, until it is registered again)."""
+    no longer exists keeps its failures too, until it is registered again; a
+    parked one's stay, counted as failed, until it is enabled)."""
     key = FleetKeys(prefix).webhook_failures
+    allowed = AllowList.of(allow)
     subscriptions = {s.id: s for s in list_webhooks(server, prefix)}
     counts = {"delivered": 0, "failed": 0, "no_subscription": 0}
     for raw in server.lrange(key, 0, limit - 1):
@@ -312,11 +233,22 @@ def replay_failures(server: redis.Redis, prefix: str, *, limit: int = 1000, atte
         if sub is None:
             counts["no_subscription"] += 1
             continue
-        result = deliver(sub.url, sub.secret, entry["body"].encode(), attempts=attempts, backoff=backoff,
-                         timeout=timeout)
+        result = Delivery(False, 0, error=sub.parked_reason) if sub.parked else deliver(
+            sub.url, sub.secret, entry["body"].encode(), attempts=attempts, backoff=backoff, timeout=timeout,
+            allow=allowed)
         if result.ok:
             server.lrem(key, 1, raw)
             counts["delivered"] += 1
         else:
             counts["failed"] += 1
     return counts
+
+
+def __getattr__(name: str) -> Any:
+    """``WebhookDispatcher`` lives in ``crawlers.feeds.dispatch`` (imported lazily: it imports this module)."""
+    if name == "WebhookDispatcher":
+        from crawlers.feeds.dispatch import WebhookDispatcher
+
+        return WebhookDispatcher
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
