@@ -27,7 +27,7 @@ from crawlers.campaigns.runs import COLLECTION, follow_run, start_run
 from crawlers.cli.main import main
 from crawlers.redis.keys import FleetKeys
 from crawlers.services import ensure_services, read_record, stop_services
-from crawlers.services.base import wait_for_exit
+from crawlers.services.processes import wait_for_exit
 from sandbox.process import SandboxProcess, start_sandbox
 from tests.crawl_helpers import Fleet, wait_for
 from tests.test_integration_fault_drills import SEEDS, _assert_equals_truth, _assert_queue_drained

@@ -32,7 +32,7 @@ from crawlers.services import (
     stop_services,
 )
 from crawlers.services import redis_server as redis_server_module
-from crawlers.services.base import free_port, port_from_url, terminate_pid, wait_for_exit
+from crawlers.services.processes import free_port, port_from_url, terminate_pid, wait_for_exit
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ import argparse
 from typing import Any
 
 from crawlers.redis.connection import redact
-from crawlers.services.base import pid_alive
 from crawlers.services.lifecycle import SERVICE_NAMES, ensure_services, read_record, stop_services
+from pipelines.store.spool import pid_alive
 from settings.config import Config
 
 

@@ -44,8 +44,8 @@ from crawlers.health.heartbeat import STALE_AFTER_BEATS, items_minute_key, serve
 from crawlers.redis.connection import redact
 from crawlers.redis.epoch import current_epoch, lost_records
 from crawlers.redis.keys import FleetKeys, SpiderKeys
-from crawlers.services.base import pid_alive
 from crawlers.services.lifecycle import read_record, record_path
+from pipelines.store.spool import pid_alive
 from settings.config import Config
 from settings.defaults import DEFAULTS
 from spiders.platforms import PLATFORMS

@@ -8,7 +8,7 @@
 - :func:`owned_services` - fresh servers owned by one ``with`` block.
 """
 
-from crawlers.services.base import EmbeddedServer, PortInUseError, ServiceError
+from crawlers.services.base import EmbeddedServer
 from crawlers.services.lifecycle import (
     Services,
     ensure_services,
@@ -18,6 +18,7 @@ from crawlers.services.lifecycle import (
     stop_services,
 )
 from crawlers.services.mongo_server import EmbeddedMongo, find_secantusd
+from crawlers.services.processes import PortInUseError, ServiceError
 from crawlers.services.redis_server import EmbeddedRedis, find_redis_server
 from pipelines.store.spool import pid_alive
 

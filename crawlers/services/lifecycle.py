@@ -44,8 +44,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crawlers.redis.connection import redact
-from crawlers.services.base import EmbeddedServer, ServiceError
+from crawlers.services.base import EmbeddedServer
 from crawlers.services.mongo_server import EmbeddedMongo
+from crawlers.services.processes import ServiceError
 from crawlers.services.redis_server import EmbeddedRedis
 
 log = logging.getLogger(__name__)

@@ -34,7 +34,8 @@ from urllib.parse import unquote, urlsplit
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from crawlers.services.base import LOCALHOST, EmbeddedServer, PortInUseError, ServiceError, ensure_password
+from crawlers.services.base import EmbeddedServer
+from crawlers.services.processes import LOCALHOST, PortInUseError, ServiceError, ensure_password
 
 log = logging.getLogger(__name__)
 

@@ -41,14 +41,8 @@ from urllib.parse import unquote, urlsplit
 
 import redis
 
-from crawlers.services.base import (
-    LOCALHOST,
-    EmbeddedServer,
-    PortInUseError,
-    ServiceError,
-    ensure_password,
-    write_private,
-)
+from crawlers.services.base import EmbeddedServer
+from crawlers.services.processes import LOCALHOST, PortInUseError, ServiceError, ensure_password, write_private
 
 log = logging.getLogger(__name__)
 
