@@ -18,6 +18,7 @@ A platform spider is thin. It says which request to make for a seed
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import re
@@ -94,9 +95,18 @@ class PlatformSpider(scrapy.Spider):
 
     # -- URLs and requests --------------------------------------------------------------------
 
+    # Settings read once per spider (they are read on every request and every response).
+    @functools.cached_property
+    def _sandbox_url(self) -> str | None:
+        return value(self.settings, "LIVEFLEET_SANDBOX_URL")
+
+    @functools.cached_property
+    def _parse_thread_bytes(self) -> int:
+        return int(value(self.settings, "LIVEFLEET_PARSE_THREAD_BYTES"))
+
     def url(self, host: str, path: str, params: dict[str, Any] | None = None) -> str:
         """The URL of ``path`` on the platform's real ``host`` (or its sandbox replica)."""
-        sandbox = value(self.settings, "LIVEFLEET_SANDBOX_URL")
+        sandbox = self._sandbox_url
         base = f"{sandbox.rstrip('/')}/{host}" if sandbox else f"https://{host}"
         query = f"?{urlencode(params, doseq=True)}" if params else ""
         return f"{base}{path}{query}"
@@ -162,7 +172,7 @@ class PlatformSpider(scrapy.Spider):
         stop every download, heartbeat and lease renewal of the worker until it is done.
         Small bodies parse inline: a thread hop costs more than they do.
         """
-        if len(body) < value(self.settings, "LIVEFLEET_PARSE_THREAD_BYTES"):
+        if len(body) < self._parse_thread_bytes:
             return self.parse_payload(body, **inputs)
         self.crawler.stats.inc_value(f"livefleet/spider/parsed_in_thread/{self.platform}")
         return await maybe_deferred_to_future(deferToThread(self.parse_payload, body, **inputs))

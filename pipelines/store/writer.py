@@ -46,6 +46,7 @@ from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, 
 from models.entities import QuarantineRecord, Record, payload_fields
 from models.errors import StoreUnavailableError
 from pipelines.store.ops import StoredRecord, Write, writes
+from settings.defaults import DEFAULTS
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 #: Errors of the client encoding one operation's documents: that operation can never be stored.
 _ENCODING_ERRORS = (InvalidDocument, OverflowError, TypeError, ValueError)
 #: Payload bytes a quarantine record written by the writer keeps (the rest: size and sha256).
-QUARANTINE_BYTES = 256 * 1024
+QUARANTINE_BYTES: int = DEFAULTS["LIVEFLEET_QUARANTINE_PAYLOAD_BYTES"]
 #: Records nothing can store, with why; kept by the caller (the spool's ``rejected/`` file).
 Reject = Callable[[list[tuple[StoredRecord, str]]], object]
 
