@@ -26,6 +26,7 @@ from typing import Any
 import redis
 
 from crawlers.queue import serialize
+from crawlers.queue.scripts import REMOVE_QUEUED
 from crawlers.redis.keys import FleetKeys, SpiderKeys
 
 #: How long a crawl stays marked as stopped (a week: far longer than any crawl's requests live).
@@ -111,6 +112,7 @@ def stop_crawl(server: redis.Redis, prefix: str, spiders: Iterable[str], crawl: 
         keys = SpiderKeys(prefix, spider)
         for raw in _seeds_of(server, keys, crawl):
             removed_seeds += int(server.lrem(keys.seeds, 1, raw))
+        remove = server.register_script(REMOVE_QUEUED)
         cursor = 0
         while True:
             cursor, members = server.zscan(keys.requests, cursor, count=_SCAN_BATCH)
@@ -120,12 +122,8 @@ def stop_crawl(server: redis.Redis, prefix: str, spiders: Iterable[str], crawl: 
                 if entry is not None and entry.get("c") == crawl:
                     mine.append((member, entry.get("fp")))
             if mine:
-                with server.pipeline(transaction=False) as pipe:
-                    for member, _fp in mine:
-                        pipe.zrem(keys.requests, member)
-                    pipe.srem(keys.queued(crawl), *[fp for _m, fp in mine if fp] or ["-"])
-                    results = pipe.execute()
-                removed_requests += sum(int(r) for r in results[:len(mine)])
+                args = [part for member, fp in mine for part in (member, fp or "")]
+                removed_requests += int(remove(keys=[keys.requests, keys.queued(crawl)], args=args))
             if cursor == 0:
                 break
     return {"seeds": removed_seeds, "requests": removed_requests}

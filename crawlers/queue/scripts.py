@@ -197,3 +197,19 @@ for i = 1, #ARGV, 2 do
 end
 return n
 """
+
+# KEYS: requests, the crawl's queued set.  ARGV: pairs of (queue member, its fingerprint or '').
+# Takes each member out of the queue and, only if it was still there, its fingerprint out of the queued
+# set: a member a worker leased meanwhile keeps its fingerprint queued until that worker settles it, so a
+# stopped crawl's progress never reads "nothing pending" while a request of it is still in hand.
+# Returns how many members were removed.
+REMOVE_QUEUED = """
+local n = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('ZREM', KEYS[1], ARGV[i]) == 1 then
+    n = n + 1
+    if ARGV[i + 1] ~= '' then redis.call('SREM', KEYS[2], ARGV[i + 1]) end
+  end
+end
+return n
+"""
