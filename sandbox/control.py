@@ -87,11 +87,19 @@ async def clear_served(request: web.Request) -> web.Response:
 
 
 async def stats(request: web.Request) -> web.Response:
-    """``GET /__sandbox__/stats``: requests per endpoint and per chaos outcome."""
+    """``GET /__sandbox__/stats``: requests per endpoint, per chaos outcome and per client address."""
     state = request.app[STATE]
     out = state.chaos.stats.as_dict()
     out["served_rows"] = {name: len(p.served) for name, p in state.platforms.items()}
     return _json(out)
+
+
+async def reset_stats(request: web.Request) -> web.Response:
+    """``POST /__sandbox__/stats/reset``: zero every counter of ``/stats`` (served logs and rate-limit
+    state stay: ``DELETE /served`` clears the former, and the latter is the platform's memory of its
+    clients, not a statistic)."""
+    request.app[STATE].chaos.stats.reset()
+    return _json({"ok": True})
 
 
 async def get_config(request: web.Request) -> web.Response:
@@ -158,6 +166,7 @@ def add_control_routes(app: web.Application) -> None:
     r.add_get(f"{PREFIX}/served", served)
     r.add_delete(f"{PREFIX}/served", clear_served)
     r.add_get(f"{PREFIX}/stats", stats)
+    r.add_post(f"{PREFIX}/stats/reset", reset_stats)
     r.add_get(f"{PREFIX}/config", get_config)
     r.add_post(f"{PREFIX}/config", set_config)
     r.add_get(f"{PREFIX}/clock", get_clock)

@@ -138,6 +138,16 @@ class SandboxProcess:
         """``GET /__sandbox__/stats``."""
         return self.control("stats")
 
+    def address_stats(self) -> dict[str, dict[str, Any]]:
+        """Per client address: ``requests``, ``limited``, ``ok``, ``first``/``last`` (sandbox monotonic
+        seconds of the first/last request no rate limit refused, None before one)."""
+        addresses: dict[str, dict[str, Any]] = self.stats()["addresses"]
+        return addresses
+
+    def reset_stats(self) -> Any:
+        """``POST /__sandbox__/stats/reset``: zero every counter of ``stats()``."""
+        return self.control("stats/reset", method="POST")
+
     # -- lifecycle ---------------------------------------------------------------------------
     def stderr_text(self) -> str:
         """What the server wrote to stderr so far (for failure messages)."""

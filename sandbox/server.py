@@ -42,6 +42,8 @@ class SandboxConfig:
     slow_rate: float = 0.02
     slow_seconds: float = 1.5
     block_rate: float = 0.01
+    address_rate_limit: float = 0.0
+    address_burst: float = 1.0
     served_limit: int = 200_000
     platforms: tuple[str, ...] = ("bilibili", "douyin", "kuaishou", "taobao")
 
@@ -53,6 +55,8 @@ class SandboxConfig:
             slow_rate=self.slow_rate,
             slow_seconds=self.slow_seconds,
             block_rate=self.block_rate,
+            address_rate_limit=self.address_rate_limit,
+            address_burst=self.address_burst,
         )
 
 
@@ -103,6 +107,13 @@ def _non_negative(kind: type) -> Callable[[str], float]:
     return convert
 
 
+def _at_least_one(text: str) -> float:
+    value = float(text)
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {text}")
+    return value
+
+
 def _rate(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
@@ -142,7 +153,24 @@ def parse_args(argv: Sequence[str] | None = None) -> SandboxConfig:
     p.add_argument(
         "--block-rate", type=_rate, default=d.block_rate, help="share of risk-control (-352) answers"
     )
-    p.add_argument("--no-chaos", action="store_true", help="shorthand: every rate above and the rate limit 0")
+    p.add_argument(
+        "--address-rate-limit",
+        type=_non_negative(float),
+        default=d.address_rate_limit,
+        help="requests/s per client address and platform, whatever its cookies (checked before --rate-limit); "
+        "0 = none. Kept by --no-chaos",
+    )
+    p.add_argument(
+        "--address-burst",
+        type=_at_least_one,
+        default=d.address_burst,
+        help="burst of the address limit, in requests (>= 1; a little timer jitter is tolerated on top)",
+    )
+    p.add_argument(
+        "--no-chaos",
+        action="store_true",
+        help="shorthand: every rate above and the (cookie) rate limit 0; an --address-rate-limit given stays",
+    )
     p.add_argument(
         "--served-limit",
         type=_non_negative(int),
@@ -172,6 +200,9 @@ def parse_args(argv: Sequence[str] | None = None) -> SandboxConfig:
         slow_rate=0.0 if chaos_off else a.slow_rate,
         slow_seconds=a.slow_seconds,
         block_rate=0.0 if chaos_off else a.block_rate,
+        # Not random chaos but how a platform judges addresses: tests want it without the rest.
+        address_rate_limit=a.address_rate_limit,
+        address_burst=a.address_burst,
         served_limit=a.served_limit,
         platforms=platforms,
     )

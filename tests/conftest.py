@@ -1,5 +1,5 @@
 """Shared test setup: the plugins that start real servers (Redis, the MongoDB-compatible
-server, the sandbox) as subprocesses on 127.0.0.1, and the store's writer on them.
+server, the sandbox, tinyproxies) as subprocesses on 127.0.0.1, and the store's writer on them.
 
 Every test that starts a server carries ``pytest.mark.integration``, so ``pytest -m "not integration"``
 is the fast loop. Collection fails, naming the tests, when one reaches a server without the marker:
@@ -13,16 +13,17 @@ import types
 
 import pytest
 
-pytest_plugins = ["tests.plugins.services", "tests.plugins.sandbox", "tests.plugins.store"]
+pytest_plugins = ["tests.plugins.services", "tests.plugins.sandbox", "tests.plugins.store", "tests.plugins.proxies"]
 
 #: The plugins' fixtures that start a server or stand on one (a test's fixture closure includes
 #: the fixtures its fixtures use, so a module fixture built on these is seen too).
 SERVER_FIXTURES = frozenset({"redis_server", "mongo_server", "sandbox", "redis_client", "mongo_client", "mongo_db",
-                             "cli_env", "writer"})
+                             "cli_env", "writer", "proxies", "start_extra_proxy"})
 #: Names that start a server when a test or fixture body calls them: embedded Redis and SecantusDB,
-#: the sandbox, worker fleets, uvicorn, an HTTP server thread, Playwright's Chromium.
+#: the sandbox, worker fleets, uvicorn, an HTTP server thread, Playwright's Chromium, tinyproxy.
 SERVER_STARTERS = frozenset({"EmbeddedRedis", "EmbeddedMongo", "ensure_services", "start_sandbox", "Fleet",
-                             "run_crawl", "uvicorn", "ThreadingHTTPServer", "sync_playwright", "async_playwright"})
+                             "run_crawl", "uvicorn", "ThreadingHTTPServer", "sync_playwright", "async_playwright",
+                             "start_proxy", "start_proxies"})
 
 
 def _names(code: types.CodeType) -> set[str]:
