@@ -26,14 +26,19 @@ _RATE_EXCEPTIONS: dict[str, float] = {"bilibili": 20.0}
 assert set(_RATE_EXCEPTIONS) <= set(PLATFORMS), "settings.config: a rate for an unknown platform"
 PLATFORM_RATE_DEFAULTS: dict[str, float] = {p: _RATE_EXCEPTIONS.get(p, _RATE_DEFAULT) for p in PLATFORMS}
 
-#: The per-platform rate variables, two per platform (``LIVEFLEET_RATE_<PLATFORM>``,
-#: ``LIVEFLEET_FLEET_RATE_<PLATFORM>``), in the order of ``models.platforms.PLATFORMS``.
+#: The per-platform rate variables, three per platform (``LIVEFLEET_RATE_<PLATFORM>``,
+#: ``LIVEFLEET_IDENTITY_RATE_<PLATFORM>``, ``LIVEFLEET_FLEET_RATE_<PLATFORM>``), in the order of
+#: ``models.platforms.PLATFORMS``.
 _RATE_VARS: tuple[tuple[str, str, str], ...] = (
     *((f"LIVEFLEET_RATE_{p.upper()}", f"{PLATFORM_RATE_DEFAULTS[p]:g}",
-       f"Requests per second per worker to {p.capitalize()} (0 = unlimited).") for p in PLATFORMS),
-    *((f"LIVEFLEET_FLEET_RATE_{p.upper()}", f"= `LIVEFLEET_RATE_{p.upper()}`",
-       f"Requests per second to {p.capitalize()} from the whole fleet, however many workers "
-       "(0 = no fleet-wide limit).") for p in PLATFORMS),
+       f"Requests per second per worker and egress identity to {p.capitalize()} (0 = unlimited).")
+      for p in PLATFORMS),
+    *((f"LIVEFLEET_IDENTITY_RATE_{p.upper()}", f"= `LIVEFLEET_RATE_{p.upper()}`",
+       f"Requests per second to {p.capitalize()} through one egress identity (the machine's address or one "
+       "proxy) from the whole fleet, however many workers (0 = no fleet-wide limit).") for p in PLATFORMS),
+    *((f"LIVEFLEET_FLEET_RATE_{p.upper()}", "0",
+       f"An optional ceiling: requests per second to {p.capitalize()} from the whole fleet over all its "
+       "identities (0 = none).") for p in PLATFORMS),
 )
 
 #: (variable, default, meaning) for every variable livefleet reads.
@@ -45,6 +50,14 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("LIVEFLEET_KEY_PREFIX", "livefleet", "Prefix of every Redis key livefleet writes."),
     ("LIVEFLEET_SANDBOX_URL", "(unset)", "Send every platform request to this sandbox instead of the real hosts."),
     *_RATE_VARS,
+    ("LIVEFLEET_PROXIES", "(unset)", "Proxies to go out through, comma-separated (`http://[user:pass@]host:port`), "
+     "each one egress identity with its own rate, sessions and health; credentials never reach logs, stats or "
+     "stored records."),
+    ("LIVEFLEET_PROXY_FILE", "(unset)", "A file of proxy URLs, one per line, read again when it changes."),
+    ("LIVEFLEET_PROXY_PROVIDER_URL", "(unset)", "A provider's URL answering a list of proxies (text or JSON), "
+     "fetched again every minute; a proxy that leaves the list is drained."),
+    ("LIVEFLEET_EGRESS_DIRECT", "auto", "Whether the machine's own address is an identity too: `auto` (only "
+     "without proxies), `always`, `never`."),
     ("LIVEFLEET_CONCURRENCY", "16", "Concurrent requests per worker."),
     ("LIVEFLEET_SESSION_COOLDOWN_SECONDS", "60", "How long a platform session rests after it drew a block page."),
     ("LIVEFLEET_LEASE_SECONDS", "60", "How long a worker holds a request before the fleet gives it to another "
@@ -83,9 +96,17 @@ class Config:
     sandbox_url: str | None = None
     #: Requests per second per worker, per platform; 0 means unlimited.
     rates: Mapping[str, float] = field(default_factory=lambda: dict(PLATFORM_RATE_DEFAULTS))
-    #: Requests per second per platform for the whole fleet (a token bucket in Redis); 0 means none.
-    #: Unset, a platform's fleet rate is its per-worker rate: the fleet is as polite as one worker.
-    fleet_rates: Mapping[str, float] = field(default_factory=lambda: dict(PLATFORM_RATE_DEFAULTS))
+    #: Requests per second per platform through one egress identity, for the whole fleet (a token
+    #: bucket in Redis per platform and identity). Unset, a platform's identity rate is its per-worker
+    #: rate: through one address, the fleet is as polite as one worker.
+    identity_rates: Mapping[str, float] = field(default_factory=lambda: dict(PLATFORM_RATE_DEFAULTS))
+    #: An optional ceiling per platform over all identities; 0 means none (the default).
+    fleet_rates: Mapping[str, float] = field(default_factory=lambda: {p: 0.0 for p in PLATFORMS})
+    #: Proxies (each an egress identity), a file and a provider URL listing more; direct: auto/always/never.
+    proxies: tuple[str, ...] = ()
+    proxy_file: str = ""
+    proxy_provider_url: str = ""
+    egress_direct: str = DEFAULTS["LIVEFLEET_EGRESS_DIRECT"]
     concurrency: int = 16
     session_cooldown: float = DEFAULTS["LIVEFLEET_SESSION_COOLDOWN_SECONDS"]
     lease_seconds: float = DEFAULTS["LIVEFLEET_LEASE_SECONDS"]
@@ -125,10 +146,17 @@ class Config:
             key_prefix=env.get("LIVEFLEET_KEY_PREFIX") or cls.key_prefix,
             sandbox_url=(env.get("LIVEFLEET_SANDBOX_URL") or "").rstrip("/") or None,
             rates=rates,
-            fleet_rates={
-                platform: _float(env, f"LIVEFLEET_FLEET_RATE_{platform.upper()}", rate)
+            identity_rates={
+                platform: _float(env, f"LIVEFLEET_IDENTITY_RATE_{platform.upper()}", rate)
                 for platform, rate in rates.items()
             },
+            fleet_rates={platform: _float(env, f"LIVEFLEET_FLEET_RATE_{platform.upper()}", 0.0)
+                         for platform in PLATFORMS},
+            proxies=tuple(part.strip() for part in (env.get("LIVEFLEET_PROXIES") or "").replace("\n", ",").split(",")
+                          if part.strip()),
+            proxy_file=env.get("LIVEFLEET_PROXY_FILE") or "",
+            proxy_provider_url=env.get("LIVEFLEET_PROXY_PROVIDER_URL") or "",
+            egress_direct=(env.get("LIVEFLEET_EGRESS_DIRECT") or cls.egress_direct).strip().lower(),
             concurrency=_int(env, "LIVEFLEET_CONCURRENCY", cls.concurrency),
             session_cooldown=_float(env, "LIVEFLEET_SESSION_COOLDOWN_SECONDS", cls.session_cooldown),
             lease_seconds=_float(env, "LIVEFLEET_LEASE_SECONDS", cls.lease_seconds),

@@ -83,17 +83,41 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LIVEFLEET_IDLE_CLOSE_SECONDS", 0.0, "The seed feeder closes a worker after this many seconds with "
             "nothing to do fleet-wide (0: never)."),
     # -- politeness and sessions (crawlers/download/) ----------------------------------------------------
-    Setting("LIVEFLEET_FLEET_RATES", {}, "Requests per second per platform for the whole fleet (a token bucket "
-            "in Redis; 0 = none), for the fleet rate limiter (`crawlers/download/ratelimit.py`); from "
+    Setting("LIVEFLEET_IDENTITY_RATES", {}, "Requests per second per platform through one egress identity, for "
+            "the whole fleet (a token bucket in Redis per platform and identity; 0 = none), for the fleet rate "
+            "limiter (`crawlers/download/ratelimit.py`); from `LIVEFLEET_IDENTITY_RATE_<PLATFORM>`."),
+    Setting("LIVEFLEET_IDENTITY_RATE_OVERRIDES", {}, "Rates for named identities: `{\"<id> or scheme://host:port\": "
+            "{\"<platform>\": rate}}` (a proxy that takes more or less than the others; the fleet rate limiter)."),
+    Setting("LIVEFLEET_FLEET_RATES", {}, "An optional ceiling per platform over all identities of the fleet "
+            "(requests per second; 0 = none), for the fleet rate limiter; from "
             "`LIVEFLEET_FLEET_RATE_<PLATFORM>`."),
     Setting("LIVEFLEET_FLEET_BURST", 1.0, "Sends the fleet rate limiter lets go at once after a quiet spell (1: "
             "strictly 1/rate apart)."),
     Setting("LIVEFLEET_FLEET_MAX_WAIT_SECONDS", 30.0, "The farthest ahead the fleet rate limiter reserves one "
             "send; a longer backlog is re-checked later."),
-    Setting("LIVEFLEET_SESSIONS_PER_PLATFORM", 3, "Visitor identities (cookie jars / browser contexts) per "
-            "platform per worker (the session middleware, `crawlers/download/sessions.py`)."),
+    Setting("LIVEFLEET_SESSIONS_PER_PLATFORM", 3, "Visitor sessions (cookie jars / browser contexts) per "
+            "platform and egress identity, per worker (the session middleware, `crawlers/download/sessions.py`)."),
     Setting("LIVEFLEET_SESSION_COOLDOWN_SECONDS", 60.0, "How long the session middleware rests a platform "
             "session after it drew a block page."),
+    # -- egress identities (the egress middleware, crawlers/download/egress.py) ---------------------------
+    Setting("LIVEFLEET_PROXIES", [], "Proxy URLs, each one egress identity (`http://[user:pass@]host:port`; "
+            "HTTP proxies, plain and CONNECT); from `LIVEFLEET_PROXIES`, comma-separated."),
+    Setting("LIVEFLEET_PROXY_FILE", "", "A file of proxy URLs, one per line (`#` comments), read again when it "
+            "changes."),
+    Setting("LIVEFLEET_PROXY_PROVIDER_URL", "", "A provider's URL answering a list of proxies (text, one per "
+            "line, or JSON), fetched again every `LIVEFLEET_PROXY_REFRESH_SECONDS`."),
+    Setting("LIVEFLEET_PROXY_REFRESH_SECONDS", 60.0, "How often the egress middleware asks the proxy provider "
+            "again (a proxy that leaves the list is drained: no new requests, those under way finish)."),
+    Setting("LIVEFLEET_EGRESS_DIRECT", "auto", "Whether the machine's own address is an identity: `auto` (only "
+            "when no proxy is configured), `always` or `never`."),
+    Setting("LIVEFLEET_EGRESS_STRIKES", 3, "Failures in a row (blocks, connection or proxy errors) after which "
+            "an identity rests, fleet-wide, toward that platform."),
+    Setting("LIVEFLEET_EGRESS_COOLDOWN_SECONDS", 30.0, "An identity's first rest; doubled after each failed "
+            "probe."),
+    Setting("LIVEFLEET_EGRESS_MAX_COOLDOWN_SECONDS", 600.0, "The longest rest, and how often a retired identity "
+            "is probed."),
+    Setting("LIVEFLEET_EGRESS_RETIRE_AFTER", 4, "Rests in a row (each ended by a failed probe) after which an "
+            "identity is retired: it comes back only when a probe succeeds."),
     # -- the store (the store pipeline, pipelines/p300_store.py) ------------------------------------------
     Setting("LIVEFLEET_STORE_BATCH", 500, "Records per bulk write of the store pipeline to MongoDB."),
     Setting("LIVEFLEET_STORE_RETRIES", 4, "Attempts of one bulk write before the store pipeline spools its "
@@ -162,7 +186,7 @@ def value(settings: Mapping[str, Any] | Any, name: str) -> Any:
     default = setting.default
     raw = settings.get(name) if settings is not None else None
     if raw is None or raw == "":
-        return dict(default) if isinstance(default, dict) else default
+        return dict(default) if isinstance(default, dict) else list(default) if isinstance(default, list) else default
     if isinstance(default, bool):
         return settings.getbool(name) if hasattr(settings, "getbool") else _bool(raw)
     if isinstance(default, int):
@@ -171,6 +195,10 @@ def value(settings: Mapping[str, Any] | Any, name: str) -> Any:
         return float(raw)
     if isinstance(default, dict):
         return settings.getdict(name) if hasattr(settings, "getdict") else dict(raw)
+    if isinstance(default, list):
+        if hasattr(settings, "getlist"):
+            return settings.getlist(name)
+        return [part.strip() for part in raw.split(",") if part.strip()] if isinstance(raw, str) else list(raw)
     return raw
 
 
@@ -188,6 +216,8 @@ def shown(default: Any) -> str:
         return "on" if default else "off"
     if isinstance(default, dict) and not default:
         return "(none)"
+    if isinstance(default, list | str) and not default:
+        return "(unset)"
     return str(default)
 
 

@@ -35,8 +35,10 @@ DEFAULT_REQUEST_HEADERS = {
 }
 
 DOWNLOADER_MIDDLEWARES = {
-    # Rendered requests get their browser meta, then a session, then cookies.
+    # Rendered requests get their browser meta, then an identity, a session, then cookies.
     "crawlers.download.render.RenderMiddleware": 550,
+    # Platform requests get an egress identity (the machine's address or a proxy), then a session of it.
+    "crawlers.download.egress.EgressMiddleware": 590,
     "crawlers.download.sessions.SessionMiddleware": 600,
     # Platform requests wait for the fleet-wide rate limit (crawlers/download/ratelimit.py) once their
     # session is warm (a session's first requests wait for its warm-up; had they taken their
@@ -73,8 +75,15 @@ DOWNLOAD_SLOTS = {
     platform: {"concurrency": _config.concurrency, "delay": (1.0 / rate) if rate else 0.0, "jitter": 0.0}
     for platform, rate in _config.rates.items()
 }
-# ... and for the whole fleet, however many workers (a token bucket in Redis), on top of the slots.
+# ... and for the whole fleet, however many workers, per egress identity (a token bucket in Redis per
+# platform and identity), with an optional ceiling per platform, on top of the slots.
+LIVEFLEET_IDENTITY_RATES = dict(_config.identity_rates)
 LIVEFLEET_FLEET_RATES = dict(_config.fleet_rates)
+# The egress identities (crawlers/download/egress.py): the machine's address and/or proxies.
+LIVEFLEET_PROXIES = list(_config.proxies)
+LIVEFLEET_PROXY_FILE = _config.proxy_file
+LIVEFLEET_PROXY_PROVIDER_URL = _config.proxy_provider_url
+LIVEFLEET_EGRESS_DIRECT = _config.egress_direct
 
 # The fleet: requests are scheduled through Redis, shared by every worker.
 SCHEDULER = "crawlers.queue.scheduler.RedisScheduler"

@@ -135,7 +135,7 @@ class PlatformSpider(scrapy.Spider):
                                                     kind=kind)
         except BlockedError as exc:
             stats.inc_value(f"livefleet/spider/blocked/{self.platform}")
-            self._slow_down()
+            self._slow_down(response)
             pool = getattr(self, "sessions", None)
             if pool is not None:  # this visitor is burnt for now: the retry gets another one
                 pool.cool_down(response.meta.get(SESSION_META))
@@ -156,7 +156,7 @@ class PlatformSpider(scrapy.Spider):
             stats.inc_value(f"livefleet/spider/unparsable/{self.platform}")
             yield self.quarantine(response.url, exc, response.body, fetched_at)
             return
-        self._speed_up()
+        self._speed_up(response)
         stats.inc_value(f"livefleet/spider/pages/{self.platform}/{kind}")
         for record in records:
             if isinstance(record, Record) and record.collection:  # lists like areas only steer the crawl
@@ -240,24 +240,27 @@ class PlatformSpider(scrapy.Spider):
 
     # -- block backoff ------------------------------------------------------------------------
 
-    def _slot(self) -> Any:
+    def _slot(self, response: Response) -> Any:
+        """The download slot the response came through: the platform's, or one egress identity's
+        (``<platform>@<identity>``): a block slows down only the address that drew it."""
         engine = getattr(self.crawler, "engine", None)
-        return engine.downloader.slots.get(self.platform) if engine else None
+        key = response.meta.get("download_slot") or self.platform
+        return engine.downloader.slots.get(key) if engine else None
 
-    def _slow_down(self) -> None:
+    def _slow_down(self, response: Response) -> None:
         """A block raises the platform slot's delay by half (at least to 0.25 s), up to
         ``max_block_delay``; good pages bring it back down by a fifth each. The
         slot slows down while blocks outnumber good pages about one to two, and
         recovers otherwise, so scattered blocks (one burnt session) cost little."""
-        slot = self._slot()
+        slot = self._slot(response)
         if slot is not None:
             if self._base_delay is None:
                 self._base_delay = slot.delay
             slot.delay = min(max(slot.delay * 1.5, 0.25), self.max_block_delay)
 
-    def _speed_up(self) -> None:
+    def _speed_up(self, response: Response) -> None:
         """Each good page takes a step back toward the configured delay."""
-        slot = self._slot()
+        slot = self._slot(response)
         if slot is not None and self._base_delay is not None and slot.delay > self._base_delay:
             slot.delay = max(self._base_delay, slot.delay * 0.8)
 

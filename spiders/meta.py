@@ -46,9 +46,23 @@ RENDER_META = "livefleet_render"
 #: A browser page its owner keeps open across many requests (a signer page).
 KEEP_PAGE_META = "livefleet_keep_page"
 
+#: The platform of a request (set once, by the egress middleware, from its ``download_slot``).
+PLATFORM_META = "livefleet_platform"
+#: The egress identity (``direct`` or a proxy's id, never its URL) a request was sent through.
+EGRESS_META = "livefleet_egress"
+#: ... and its label (``scheme://host:port``, no credentials), for rate overrides and messages.
+EGRESS_LABEL_META = "livefleet_egress_label"
+
 #: Meta keys that only mean something inside the worker that set them: never sent to the queue.
-WORKER_LOCAL_META = frozenset({"playwright_page_methods", "playwright_page", "download_latency", LEASE_META})
+#: An identity is given at each download, so a request travels without one; Scrapy's proxy keys
+#: (``proxy`` may hold a proxy's credentials) and a browser context's options never leave the worker.
+WORKER_LOCAL_META = frozenset({"playwright_page_methods", "playwright_page", "download_latency", LEASE_META,
+                               EGRESS_META, EGRESS_LABEL_META, "proxy", "_auth_proxy", "_scheme_proxy",
+                               "playwright_context_kwargs"})
+#: Request headers that never leave the worker (a proxy's credentials, added by Scrapy's proxy middleware).
+WORKER_LOCAL_HEADERS = frozenset({"proxy-authorization"})
 
 #: Every livefleet request-meta key (a test checks no module retypes one).
 ALL_META = frozenset({PAGE_META, GAVE_UP_META, CRAWL_META, PRIORITY_META, LEASE_META, MONITOR_META, TICK_META,
-                      ROOT_META, SESSION_META, PINNED_META, UNLIMITED_META, RENDER_META, KEEP_PAGE_META})
+                      ROOT_META, SESSION_META, PINNED_META, UNLIMITED_META, RENDER_META, KEEP_PAGE_META,
+                      PLATFORM_META, EGRESS_META, EGRESS_LABEL_META})

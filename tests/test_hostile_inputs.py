@@ -119,7 +119,7 @@ _REACTOR_PROBE = textwrap.dedent("""
                 pass
             return []
 
-        def _speed_up(self):  # no engine here: nothing to slow down or speed up
+        def _speed_up(self, response):  # no engine here: nothing to slow down or speed up
             pass
 
     def main(reactor):

@@ -291,27 +291,36 @@ def test_middleware_lets_requests_through_when_redis_is_away(redis_server, tmp_p
 
 def test_middleware_is_off_without_a_fleet_rate(redis_server):
     with pytest.raises(NotConfigured):
-        _middleware(redis_server, LIVEFLEET_FLEET_RATES={"bilibili": 0})
+        _middleware(redis_server, LIVEFLEET_FLEET_RATES={"bilibili": 0}, LIVEFLEET_IDENTITY_RATES={"douyin": 0})
 
 
-def test_fleet_rates_default_to_the_per_worker_rates():
-    assert Config.from_env({}).fleet_rates == PLATFORM_RATE_DEFAULTS  # on by default
+def test_identity_rates_default_to_the_per_worker_rates_and_the_ceiling_to_none():
+    config = Config.from_env({})
+    assert config.identity_rates == PLATFORM_RATE_DEFAULTS  # on by default: one address, one worker's rate
+    assert set(config.fleet_rates.values()) == {0}  # no ceiling over all identities unless asked
     config = Config.from_env({"LIVEFLEET_RATE_BILIBILI": "0", "LIVEFLEET_RATE_TAOBAO": "8",
-                              "LIVEFLEET_FLEET_RATE_DOUYIN": "12", "LIVEFLEET_FLEET_RATE_KUAISHOU": "0"})
-    assert dict(config.fleet_rates) == {"bilibili": 0, "douyin": 12, "kuaishou": 0, "taobao": 8}
+                              "LIVEFLEET_IDENTITY_RATE_DOUYIN": "12", "LIVEFLEET_IDENTITY_RATE_KUAISHOU": "0",
+                              "LIVEFLEET_FLEET_RATE_DOUYIN": "30"})
+    assert dict(config.identity_rates) == {"bilibili": 0, "douyin": 12, "kuaishou": 0, "taobao": 8}
+    assert config.fleet_rates["douyin"] == 30 and config.fleet_rates["taobao"] == 0
     with pytest.raises(ValueError, match="LIVEFLEET_FLEET_RATE_DOUYIN must be a number"):
         Config.from_env({"LIVEFLEET_FLEET_RATE_DOUYIN": "fast"})
+    with pytest.raises(ValueError, match="LIVEFLEET_IDENTITY_RATE_TAOBAO must not be negative"):
+        Config.from_env({"LIVEFLEET_IDENTITY_RATE_TAOBAO": "-2"})
 
 
 def test_scrapy_settings_wait_for_the_fleet_with_a_warm_session_and_before_signing():
     settings = Settings()
     settings.setmodule("settings.scrapy_settings")
-    assert settings.getdict("LIVEFLEET_FLEET_RATES")["bilibili"] == pytest.approx(20)
+    assert settings.getdict("LIVEFLEET_IDENTITY_RATES")["bilibili"] == pytest.approx(20)
     assert settings.getfloat("LIVEFLEET_FLEET_BURST") == 1
     order = settings.getdict("DOWNLOADER_MIDDLEWARES")
     fleet = order["crawlers.download.ratelimit.FleetRateLimitMiddleware"]
     render, sessions = "crawlers.download.render.RenderMiddleware", "crawlers.download.sessions.SessionMiddleware"
-    assert order[render] < order[sessions] < fleet
+    egress = order["crawlers.download.egress.EgressMiddleware"]
+    # an identity first (the session belongs to it), then its session, then the identity's bucket;
+    # Scrapy's proxy middleware (750) turns the identity's proxy into the request's proxy after all that
+    assert order[render] < egress < order[sessions] < fleet < 750
     assert fleet < order["spiders.taobao.middleware.MtopSignMiddleware"]
     assert fleet < order["spiders.douyin.middleware.PageSignMiddleware"]
 

@@ -1,10 +1,15 @@
-"""Fleet-wide politeness: one request rate per platform for the whole fleet.
+"""Fleet-wide politeness: one request rate per (platform, egress identity), for the whole fleet.
 
-Scrapy's download slots (``DOWNLOAD_SLOTS``, from ``LIVEFLEET_RATE_<PLATFORM>``)
-space the requests of one worker; four workers send four times as many. The
-fleet limit is a token bucket in Redis that every worker of every machine draws
-from, so ``LIVEFLEET_FLEET_RATE_<PLATFORM>`` holds however many workers run.
-It comes on top of the slots, which still space each worker's own requests.
+Platforms limit and block per client address, so the fleet's politeness is
+kept per egress identity (the machine's own address or a proxy,
+``crawlers/download/identities.py``): a token bucket in Redis per (platform,
+identity) that every worker of every machine going out through that identity
+draws from, at ``LIVEFLEET_IDENTITY_RATE_<PLATFORM>`` however many workers run.
+More identities carry more requests; more workers behind one identity do not.
+An optional ceiling, ``LIVEFLEET_FLEET_RATE_<PLATFORM>``, caps the platform over
+all identities (both buckets are taken in one atomic step). Scrapy's download
+slots (``DOWNLOAD_SLOTS``, from ``LIVEFLEET_RATE_<PLATFORM>``; one slot per
+platform and identity) still space each worker's own requests on top.
 
 The bucket is kept in its GCRA ("virtual scheduling") form: its whole state is
 one number, the theoretical arrival time (TAT) of the next request if requests
@@ -37,17 +42,18 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
 import redis
 from scrapy import Request
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
+from crawlers.download.identities import DIRECT
 from crawlers.redis.connection import get_redis, redis_url_from_settings
 from crawlers.redis.keys import FleetKeys
 from settings.defaults import value
-from spiders.meta import UNLIMITED_META
+from spiders.meta import EGRESS_LABEL_META, EGRESS_META, PLATFORM_META, UNLIMITED_META
 
 logger = logging.getLogger(__name__)
 
@@ -56,28 +62,36 @@ logger = logging.getLogger(__name__)
 LATE_SECONDS = 0.02
 LATE_RETRIES = 3
 
-# KEYS[1]: the bucket. ARGV (integers, microseconds): interval between two sends (1/R),
-# how early a send may go after a quiet spell ((burst - 1) / R), the farthest ahead a
-# send may be reserved. Returns {granted (0/1), wait, send_at}: wait from now and the send
-# time itself (Redis server time, epoch microseconds). Integers all through: Lua numbers
-# are doubles and epoch microseconds (~2^51) are exact in them; '%.0f' stores them whole.
+# KEYS: the buckets a send must fit in all at once (an identity's, then maybe the platform's
+# ceiling). ARGV (integers, microseconds): the farthest ahead a send may be reserved, then per
+# bucket its interval between two sends (1/R) and how early a send may go after a quiet spell
+# ((burst - 1) / R). The send time is the latest any bucket allows; each bucket's TAT then moves
+# to max(TAT, send) + interval (with one bucket: TAT + interval, the plain GCRA). Returns
+# {granted (0/1), wait, send_at}: wait from now and the send time itself (Redis server time,
+# epoch microseconds). Integers all through: Lua numbers are doubles and epoch microseconds
+# (~2^51) are exact in them; '%.0f' stores them whole.
 RESERVE_LUA = """
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local horizon = tonumber(ARGV[3])
+local horizon = tonumber(ARGV[1])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then
-  tat = now
+local send_at = now
+local tats = {}
+for i = 1, #KEYS do
+  local tat = tonumber(redis.call('GET', KEYS[i])) or now
+  if tat < now then
+    tat = now
+  end
+  tats[i] = tat
+  send_at = math.max(send_at, tat - tonumber(ARGV[2 * i + 1]))
 end
-local send_at = math.max(tat - tolerance, now)
 local wait = send_at - now
 if wait > horizon then
   return {0, wait, send_at}
 end
-tat = tat + interval
-redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000))
+for i = 1, #KEYS do
+  local tat = math.max(tats[i], send_at) + tonumber(ARGV[2 * i])
+  redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000))
+end
 return {1, wait, send_at}
 """
 
@@ -117,13 +131,16 @@ class FleetRateLimiter:
         self._down_until: float | None = None
         self._probing = False
 
-    def reserve(self, platform: str, rate: float) -> Reservation | None:
-        """Reserve the next send to ``platform`` at ``rate`` requests/s fleet-wide.
+    def reserve(self, platform: str, rate: float, *, identity: str | None = None,
+                ceiling: float | None = None) -> Reservation | None:
+        """Reserve the next send to ``platform``: ``rate`` requests/s fleet-wide through ``identity``
+        (None: the platform's one bucket), and with ``ceiling``, at most that many for the platform
+        over all identities.
 
         ``None`` when Redis is unreachable (now, or a moment ago): no fleet limit applies.
         """
-        if rate <= 0:
-            raise ValueError(f"rate must be positive, got {rate}")
+        if rate <= 0 or (ceiling is not None and ceiling <= 0):
+            raise ValueError(f"rates must be positive, got {rate} and ceiling {ceiling}")
         down_until = self._down_until
         if down_until is not None:
             # Redis was away. Once retry_after has passed one caller asks it again (a call to a
@@ -133,10 +150,16 @@ class FleetRateLimiter:
                 if time.monotonic() < down_until or self._probing:
                     return None
                 self._probing = True
-        interval = max(1, round(1_000_000 / rate))
-        args = [interval, round((self.burst - 1) * interval), round(self.max_wait * 1_000_000)]
+        buckets = [(self.keys.rate(platform) if identity is None else self.keys.identity_rate(platform, identity),
+                    rate)]
+        if identity is not None and ceiling:
+            buckets.append((self.keys.rate(platform), ceiling))
+        args: list[int] = [round(self.max_wait * 1_000_000)]
+        for _key, bucket_rate in buckets:
+            interval = max(1, round(1_000_000 / bucket_rate))
+            args += [interval, round((self.burst - 1) * interval)]
         try:
-            granted, wait, send_at = self._script(keys=[self.keys.rate(platform)], args=args)
+            granted, wait, send_at = self._script(keys=[key for key, _rate in buckets], args=args)
         except redis.RedisError as exc:
             self._went_down(exc)
             return None
@@ -167,18 +190,22 @@ class FleetRateLimiter:
 
 
 class FleetRateLimitMiddleware:
-    """Downloader middleware holding each platform request until the fleet's bucket lets it go.
+    """Downloader middleware holding each platform request until the fleet's buckets let it go.
 
-    Applies to requests whose ``meta["download_slot"]`` is a platform with a rate in
-    ``LIVEFLEET_FLEET_RATES`` (requests/s for the whole fleet; 0 or missing: none);
+    A request's platform is ``meta["livefleet_platform"]`` (set by the egress middleware) or
+    ``meta["download_slot"]``; its identity ``meta["livefleet_egress"]`` (``direct`` when
+    unset). It waits for the bucket of (platform, identity): ``LIVEFLEET_IDENTITY_RATES``
+    requests/s per identity for the whole fleet (``LIVEFLEET_IDENTITY_RATE_OVERRIDES``
+    changes it for named identities), and, when ``LIVEFLEET_FLEET_RATES`` names the
+    platform, for the platform's overall ceiling too, both in one atomic reservation.
     ``meta["livefleet_unlimited"]`` exempts one request. Other settings:
     ``LIVEFLEET_FLEET_BURST`` (tokens that may go at once after a quiet spell, default 1)
     and ``LIVEFLEET_FLEET_MAX_WAIT_SECONDS`` (the farthest ahead one send is reserved,
     default 30). A waiting request holds its place in ``CONCURRENT_REQUESTS``, so a
     throttled worker takes no more work from the shared queue than it can send. It waits
-    once it has its session (a session's first requests wait for the session's warm-up,
-    itself a request) and before it is signed (signatures carry a time): see the order
-    in ``DOWNLOADER_MIDDLEWARES``.
+    once it has its identity and session (a session's first requests wait for the session's
+    warm-up, itself a request) and before it is signed (signatures carry a time): see the
+    order in ``DOWNLOADER_MIDDLEWARES``.
 
     Stats, per platform: ``livefleet/ratelimit/reserved/<platform>`` (sends granted),
     ``waited_s/<platform>`` (seconds slept in all), ``delayed/<platform>`` (requests that
@@ -187,38 +214,61 @@ class FleetRateLimitMiddleware:
     (sent without the fleet limit: Redis unreachable).
     """
 
-    def __init__(self, crawler: Crawler, limiter: FleetRateLimiter, rates: Mapping[str, float]) -> None:
+    def __init__(self, crawler: Crawler, limiter: FleetRateLimiter, rates: Mapping[str, float],
+                 ceilings: Mapping[str, float] | None = None,
+                 overrides: Mapping[str, Mapping[str, float]] | None = None) -> None:
         self.crawler = crawler
         self.limiter = limiter
         self.rates = dict(rates)
+        self.ceilings = dict(ceilings or {})
+        self.overrides = {str(k): {str(p): float(r) for p, r in v.items()} for k, v in (overrides or {}).items()}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         settings = crawler.settings
-        rates = {str(platform): float(rate) for platform, rate in value(settings, "LIVEFLEET_FLEET_RATES").items()
-                 if float(rate) > 0}
-        if not rates:
-            raise NotConfigured("no fleet-wide rate is set (LIVEFLEET_FLEET_RATES)")
+        rates = _positive(value(settings, "LIVEFLEET_IDENTITY_RATES"))
+        ceilings = _positive(value(settings, "LIVEFLEET_FLEET_RATES"))
+        if not rates and not ceilings:
+            raise NotConfigured("no fleet-wide rate is set (LIVEFLEET_IDENTITY_RATES, LIVEFLEET_FLEET_RATES)")
         limiter = FleetRateLimiter(
             get_redis(redis_url_from_settings(settings)),
             value(settings, "LIVEFLEET_KEY_PREFIX"),
             burst=value(settings, "LIVEFLEET_FLEET_BURST"),
             max_wait=value(settings, "LIVEFLEET_FLEET_MAX_WAIT_SECONDS"),
         )
-        return cls(crawler, limiter, rates)
+        return cls(crawler, limiter, rates, ceilings, value(settings, "LIVEFLEET_IDENTITY_RATE_OVERRIDES"))
+
+    def rate_of(self, platform: str, identity: str, label: str | None = None) -> float | None:
+        """Requests/s through ``identity`` to ``platform`` for the whole fleet (None: no limit).
+
+        An override may name the identity by its id or its label (``scheme://host:port``)."""
+        for name in (identity, label):
+            found = self.overrides.get(name) if name else None
+            if found is not None and platform in found:
+                return found[platform] if found[platform] > 0 else None
+        return self.rates.get(platform)
 
     async def process_request(self, request: Request) -> None:
-        platform = request.meta.get("download_slot")
-        rate = self.rates.get(platform) if isinstance(platform, str) else None
-        if not rate or request.meta.get(UNLIMITED_META):
+        platform = request.meta.get(PLATFORM_META) or request.meta.get("download_slot")
+        if not isinstance(platform, str) or request.meta.get(UNLIMITED_META):
             return None
+        identity = request.meta.get(EGRESS_META) or DIRECT
+        rate = self.rate_of(platform, identity, request.meta.get(EGRESS_LABEL_META))
+        ceiling = self.ceilings.get(platform)
+        if rate is None:
+            if ceiling is None:
+                return None
+            rate, ceiling = ceiling, None  # no identity limit: the platform's ceiling is the one bucket
+            identity_key: str | None = None
+        else:
+            identity_key = identity
         stats = self.crawler.stats
         assert stats is not None
         slept, late_wakes = 0.0, 0
         while True:
             # Off the reactor thread: the call is short, but redis-py retries a lost connection
             # with backoff, and that must not stall every other request of the worker.
-            reservation, answered = await asyncio.to_thread(self._reserve, platform, rate)
+            reservation, answered = await asyncio.to_thread(self._reserve, platform, rate, identity_key, ceiling)
             if reservation is None:
                 stats.inc_value(f"livefleet/ratelimit/fallback/{platform}")
                 break
@@ -251,7 +301,12 @@ class FleetRateLimitMiddleware:
             stats.max_value(f"livefleet/ratelimit/max_wait_s/{platform}", slept)
         return None
 
-    def _reserve(self, platform: str, rate: float) -> tuple[Reservation | None, float]:
+    def _reserve(self, platform: str, rate: float, identity: str | None = None,
+                 ceiling: float | None = None) -> tuple[Reservation | None, float]:
         """The limiter's answer and when it came (this process's monotonic clock)."""
-        reservation = self.limiter.reserve(platform, rate)
+        reservation = self.limiter.reserve(platform, rate, identity=identity, ceiling=ceiling)
         return reservation, time.monotonic()
+
+
+def _positive(rates: Mapping[str, Any]) -> dict[str, float]:
+    return {str(platform): float(rate) for platform, rate in rates.items() if float(rate) > 0}

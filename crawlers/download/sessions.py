@@ -5,7 +5,8 @@ A *session* is what a platform sees as one visitor: a Scrapy cookie jar
 (``meta["playwright_context"]``) of the same name. Sites hand their cookies
 out on a first visit (Kuaishou's ``did``, Douyin's ``ttwid``, Taobao's mtop
 token) and block visitors, not workers; so a worker keeps
-``LIVEFLEET_SESSIONS_PER_PLATFORM`` sessions per platform, and:
+``LIVEFLEET_SESSIONS_PER_PLATFORM`` sessions per platform and egress identity
+(a session's cookies belong to the address that received them), and:
 
 * each request gets a session when it is about to be downloaded (not when it
   was created: requests travel between workers through Redis, and a session
@@ -14,8 +15,9 @@ token) and block visitors, not workers; so a worker keeps
   ``warmup_request(session)`` (the home-page visit that sets the cookies),
   downloaded directly so the cookies land in that session's jar;
 * a session whose request drew a captcha or block page is cooled down for
-  ``LIVEFLEET_SESSION_COOLDOWN_SECONDS`` (and warmed again afterwards); the
-  spider retries the request, which then gets another session.
+  ``LIVEFLEET_SESSION_COOLDOWN_SECONDS`` (and warmed again afterwards), and the
+  block counts against its egress identity; the spider retries the request,
+  which then gets another session (and maybe another identity).
 
 Spiders that use it set ``use_sessions = True``; the pool is ``spider.sessions``.
 """
@@ -26,6 +28,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -33,8 +36,13 @@ from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
+from crawlers.download.identities import DIRECT
 from settings.defaults import value
-from spiders.meta import PINNED_META, SESSION_META
+from spiders.meta import EGRESS_META, PINNED_META, SESSION_META
+
+#: Scrapy signal sent when a session draws a block: ``platform``, ``identity`` (the egress
+#: middleware, ``crawlers/download/egress.py``, counts it against the identity's health).
+identity_blocked = object()
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +50,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Session:
-    """One visitor identity of one platform inside this worker."""
+    """One visitor identity of one platform inside this worker, bound to one egress identity."""
 
     name: str
+    identity: str = DIRECT
     warm: bool = False
     cool_until: float = 0.0
     blocks: int = 0
@@ -52,25 +61,62 @@ class Session:
 
 
 class SessionPool:
-    """The sessions of one platform in this worker."""
+    """The sessions of one platform in this worker: ``size`` per egress identity, made on first use.
 
-    def __init__(self, platform: str, size: int, cooldown: float) -> None:
+    Platforms tie their cookies to the address that received them (Douyin's ``ttwid``,
+    Kuaishou's ``did``), so a session never changes identity: each identity has its own
+    sessions (the direct identity's are named ``<platform>-<n>``, a proxy's
+    ``<platform>-<identity>-<n>``). ``on_block(identity)`` is called when a session draws a
+    block, so the identity's health counts it too.
+    """
+
+    def __init__(self, platform: str, size: int, cooldown: float,
+                 on_block: Callable[[str], None] | None = None) -> None:
         self.platform = platform
+        self.size = max(1, size)
         self.cooldown = cooldown
-        self.sessions = [Session(f"{platform}-{n}") for n in range(max(1, size))]
-        self._turn = itertools.cycle(range(len(self.sessions)))
+        self.on_block = on_block
+        self._by_identity: dict[str, list[Session]] = {}
+        self._turns: dict[str, Iterator[int]] = {}
+        self._by_name: dict[str, Session] = {}
+        self._of(DIRECT)  # made now, so they can be named before their first use; warmed only when used
 
-    def pick(self, now: float | None = None) -> Session:
-        """The next session that is not cooling down (else the one that cools down first)."""
+    @property
+    def sessions(self) -> list[Session]:
+        """Every session made so far (the direct identity's first)."""
+        return [s for sessions in self._by_identity.values() for s in sessions]
+
+    def _of(self, identity: str) -> list[Session]:
+        sessions = self._by_identity.get(identity)
+        if sessions is None:
+            stem = self.platform if identity == DIRECT else f"{self.platform}-{identity}"
+            sessions = [Session(f"{stem}-{n}", identity) for n in range(self.size)]
+            self._by_identity[identity] = sessions
+            self._turns[identity] = itertools.cycle(range(len(sessions)))
+            self._by_name.update((s.name, s) for s in sessions)
+        return sessions
+
+    def pick(self, identity: str = DIRECT, now: float | None = None) -> Session:
+        """The identity's next session that is not cooling down (else the one that cools down first)."""
         now = time.monotonic() if now is None else now
-        for _ in range(len(self.sessions)):
-            session = self.sessions[next(self._turn)]
+        sessions = self._of(identity)
+        turn = self._turns[identity]
+        for _ in range(len(sessions)):
+            session = sessions[next(turn)]
             if session.cool_until <= now:
                 return session
-        return min(self.sessions, key=lambda s: s.cool_until)
+        return min(sessions, key=lambda s: s.cool_until)
 
     def get(self, name: str) -> Session | None:
-        return next((s for s in self.sessions if s.name == name), None)
+        return self._by_name.get(name)
+
+    def forget(self, identity: str) -> list[str]:
+        """Drop an identity's sessions (it left the fleet's list); returns their names."""
+        sessions = self._by_identity.pop(identity, [])
+        self._turns.pop(identity, None)
+        for session in sessions:
+            self._by_name.pop(session.name, None)
+        return [s.name for s in sessions]
 
     def cool_down(self, name: str | None, now: float | None = None) -> None:
         """The platform blocked this session: rest it, and warm it again before its next use."""
@@ -82,6 +128,8 @@ class SessionPool:
         session.cool_until = now + self.cooldown
         session.warm = False
         logger.info("Session %s blocked (%d so far): cooling down %.0fs", name, session.blocks, self.cooldown)
+        if self.on_block is not None:
+            self.on_block(session.identity)
 
 
 class SessionMiddleware:
@@ -103,14 +151,20 @@ class SessionMiddleware:
 
     def spider_opened(self, spider: Spider) -> None:
         if getattr(spider, "use_sessions", False):
-            spider.sessions = SessionPool(spider.platform, self.size, self.cooldown)  # type: ignore[attr-defined]
+            platform = spider.platform  # type: ignore[attr-defined]
+
+            def blocked(identity: str) -> None:  # the egress middleware counts it against the identity
+                self.crawler.signals.send_catch_log(identity_blocked, platform=platform, identity=identity)
+
+            spider.sessions = SessionPool(platform, self.size, self.cooldown,  # type: ignore[attr-defined]
+                                          on_block=blocked)
 
     async def process_request(self, request: Request) -> None:
         spider = self.crawler.spider
         pool: SessionPool | None = getattr(spider, "sessions", None)
         if pool is None or request.meta.get(PINNED_META):
             return None
-        session = pool.pick()
+        session = pool.pick(request.meta.get(EGRESS_META) or DIRECT)
         request.meta[SESSION_META] = session.name
         request.meta["cookiejar"] = session.name
         if request.meta.get("playwright"):
@@ -125,7 +179,8 @@ class SessionMiddleware:
         warmup = spider.warmup_request(session.name)  # type: ignore[attr-defined]
         if warmup is not None:
             warmup.meta.update({PINNED_META: True, SESSION_META: session.name, "cookiejar": session.name,
-                                "download_slot": spider.platform})  # type: ignore[attr-defined]
+                                "download_slot": spider.platform,  # type: ignore[attr-defined]
+                                EGRESS_META: session.identity})
             if warmup.meta.get("playwright"):
                 warmup.meta["playwright_context"] = session.name
             try:

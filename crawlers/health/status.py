@@ -40,6 +40,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from crawlers.download.egress_health import identity_report
 from crawlers.health.heartbeat import STALE_AFTER_BEATS, items_minute_key, server_time, summarize
 from crawlers.redis.connection import redact
 from crawlers.redis.epoch import current_epoch, lost_records
@@ -188,7 +189,7 @@ def collect_status(server: redis.Redis, prefix: str, *, interval: float = DEFAUL
     state = {"epoch": None if epoch is None else {"id": epoch.id, "created_at": epoch.created_at},
              "lost_count": lost_count, "lost": lost}
     return {"prefix": prefix, "at": now, "state": state, "workers": workers, "platforms": platforms, "fleet": fleet,
-            "rates_per": "page attempt"}
+            "identities": identity_report(server, prefix), "rates_per": "page attempt"}
 
 
 def _when(epoch_seconds: float) -> str:
@@ -272,10 +273,33 @@ def render_status(status: dict[str, Any], *, source: str | None = None) -> str:
     lines += ["", "platforms:"]
     lines += _table(["platform", "queued", "by priority", "leased", "expired", "dead", "seeds", "items",
                      "items/min", "attempts", "block rate", "error rate"], rows)
+    lines += _identity_lines(status.get("identities") or [])
     lines += ["", f"items/min: average of the last {IPM_MINUTES} whole minutes (since the first items, if later).",
               "Rates are per page attempt (parsed, blocked, retryable, gone, unparsable or failed);",
               "errors = retryable + unparsable + failed."]
     return "\n".join(lines)
+
+
+#: Identities the text output lists (all of them are in ``--json``): the unhealthy first.
+IDENTITY_ROWS = 40
+
+
+def _identity_lines(identities: list[dict[str, Any]]) -> list[str]:
+    """Egress identities' health per platform (labels only: never a proxy's credentials)."""
+    if not identities:
+        return []
+    order = {"retired": 0, "cooling": 1, "probing": 2, "ok": 3}
+    shown = sorted(identities, key=lambda r: (order.get(r["state"], 4), r["platform"], r["label"]))[:IDENTITY_ROWS]
+    rows = [[r["label"], r["platform"], r["state"], r["requests"], r["blocks"], r["errors"],
+             "-" if r["latency_ms"] is None else f"{r['latency_ms']:.0f}ms",
+             _age(r["rest_left_s"]) if r["rest_left_s"] else "-"] for r in shown]
+    states = {state: sum(r["state"] == state for r in identities) for state in order}
+    summary = ", ".join(f"{n} {state}" for state, n in states.items() if n)
+    lines = ["", f"egress identities (per platform): {summary}"]
+    lines += _table(["identity", "platform", "state", "requests", "blocks", "errors", "latency", "rest left"], rows)
+    if len(identities) > len(shown):
+        lines.append(f"  ... {len(identities) - len(shown)} more (all of them: --json identities)")
+    return lines
 
 
 # -- the command ------------------------------------------------------------------------------

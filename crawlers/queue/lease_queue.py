@@ -53,7 +53,7 @@ from crawlers.queue import serialize
 from crawlers.queue.bloom import BloomSpec
 from crawlers.queue.scripts import ACK, EXPIRED, FORGET, PUSH, REAP, RELEASE, RENEW, RETRY_DEAD, TAKE
 from crawlers.redis.keys import SpiderKeys
-from spiders.meta import CRAWL_META, LEASE_META, WORKER_LOCAL_META
+from spiders.meta import CRAWL_META, LEASE_META, WORKER_LOCAL_HEADERS, WORKER_LOCAL_META
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,11 @@ class LeaseQueue(Base):
         data = request.to_dict(spider=self.spider)
         # Worker-local state (live browser objects, the last download's latency, the lease) stays behind.
         data["meta"] = {k: v for k, v in data.get("meta", {}).items() if k not in WORKER_LOCAL_META}
+        headers = data.get("headers")
+        if headers:  # a proxy's credentials never reach Redis
+            data["headers"] = {k: v for k, v in headers.items()
+                               if (k.decode("latin-1") if isinstance(k, bytes) else str(k)).lower()
+                               not in WORKER_LOCAL_HEADERS}
         return serialize.dumps({"fp": fingerprint, "c": crawl, "r": data})
 
     def decode(self, member: bytes | str) -> tuple[Request, str, str]:

@@ -119,6 +119,18 @@ class FleetKeys:
         """The fleet-wide rate limiter state of one platform."""
         return f"{self.prefix}:rate:{platform}"
 
+    def identity_rate(self, platform: str, identity: str) -> str:
+        """The fleet-wide rate limiter state of one egress identity toward one platform."""
+        return f"{self.prefix}:rate:{platform}:{identity}"
+
+    def egress(self, platform: str, identity: str) -> str:
+        """Hash: the health of one egress identity toward one platform (``crawlers.download.egress_health``)."""
+        return f"{self.prefix}:egress:{platform}:{identity}"
+
+    def egress_probe(self, platform: str, identity: str) -> str:
+        """Set while one worker sends the probe of a rested identity (expires if it never reports)."""
+        return f"{self.prefix}:egress:{platform}:{identity}:probe"
+
     def crawl_items(self, crawl: str) -> str:
         """Hash: collection -> records stored for one crawl (campaign run), HINCRBY by the store."""
         return f"{self.prefix}:crawl:{crawl}:items"

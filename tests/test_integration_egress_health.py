@@ -1,0 +1,103 @@
+"""Egress identities' health and politeness, fleet-wide in a real Redis: rests, probes, retirement, buckets."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from crawlers.download.egress import EgressPool
+from crawlers.download.egress_health import EgressHealth, HealthPolicy, identity_report
+from crawlers.download.identities import IdentitySource
+from crawlers.download.ratelimit import FleetRateLimiter
+
+pytestmark = pytest.mark.integration
+
+POLICY = HealthPolicy(strikes=3, cooldown=0.3, max_cooldown=1.2, retire_after=3, probe_ttl=5)
+
+
+@pytest.fixture
+def health(redis_client):
+    return EgressHealth(redis_client, f"eh{uuid.uuid4().hex[:6]}", POLICY)
+
+
+def test_failures_in_a_row_rest_an_identity_and_one_success_in_between_forgives_them(health):
+    for _ in range(2):
+        assert health.record("douyin", "px-a", "http://127.0.0.1:1", "block")[0] == "ok"
+    health.record("douyin", "px-a", "http://127.0.0.1:1", "ok", count=5, latency_ms=500)
+    assert health.record("douyin", "px-a", "http://127.0.0.1:1", "error", error="ConnectionRefusedError")[0] == "ok"
+    assert health.record("douyin", "px-a", "http://127.0.0.1:1", "block")[0] == "ok"
+    state, left = health.record("douyin", "px-a", "http://127.0.0.1:1", "block")
+    assert state == "cooling" and 0.25 < left <= 0.3
+    # another platform's record of the same proxy is its own
+    assert health.standings([("bilibili", "px-a")])[("bilibili", "px-a")].state == "ok"
+    row = next(r for r in identity_report(health.server, health.keys.prefix) if r["identity"] == "px-a")
+    assert row == {**row, "platform": "douyin", "label": "http://127.0.0.1:1", "state": "cooling", "requests": 10,
+                   "ok": 5, "blocks": 4, "errors": 1, "latency_ms": 100.0}
+    assert row["last_error"] is None  # a block has no error text; an error keeps its own
+
+
+def test_a_rested_identity_comes_back_through_one_probe_and_is_retired_after_failed_probes(health):
+    for _ in range(3):
+        health.record("kuaishou", "px-b", "http://127.0.0.1:2", "error")
+    assert not health.take_probe("kuaishou", "px-b"), "no probe before the rest is over"
+    rests = []
+    for _attempt in range(3):
+        time.sleep(health.standings([("kuaishou", "px-b")])[("kuaishou", "px-b")].rest_left + 0.02)
+        assert health.take_probe("kuaishou", "px-b")
+        assert not health.take_probe("kuaishou", "px-b"), "one probe at a time, fleet-wide"
+        state, left = health.record("kuaishou", "px-b", "http://127.0.0.1:2", "error")  # the probe failed
+        rests.append((state, round(left, 1)))
+    # rests double after each failed probe (0.3 first, then 0.6, then retired at the longest)
+    assert rests == [("cooling", 0.6), ("retired", 1.2), ("retired", 1.2)]
+    time.sleep(1.25)
+    assert health.take_probe("kuaishou", "px-b")
+    assert health.record("kuaishou", "px-b", "http://127.0.0.1:2", "ok")[0] == "ok"  # one success: back
+    assert health.take_probe("kuaishou", "px-b")  # ok: no probe needed
+    state, _ = health.record("kuaishou", "px-b", "http://127.0.0.1:2", "error")
+    assert state == "ok", "its rests are forgotten: strikes start again"
+
+
+def test_the_pool_spreads_requests_and_skips_resting_identities(health):
+    source = IdentitySource([f"http://127.0.0.1:{n}" for n in (1, 2, 3)])
+    pool = EgressPool(source, health)
+    ids = [i.id for i in pool.identities()]
+    picked = []
+    for _ in range(6):
+        identity, wait = pool.pick("taobao")
+        pool.begin("taobao", identity.id)
+        picked.append(identity.id)
+    assert sorted(picked) == sorted(ids * 2), "fewest in flight first"
+    for _ in range(3):
+        health.record("taobao", ids[0], "x", "block")
+    pool.sync()
+    assert all(pool.pick("taobao")[0].id != ids[0] for _ in range(6))
+    for identity in ids[1:]:
+        for _ in range(3):
+            health.record("taobao", identity, "x", "block")
+    pool.sync()
+    identity, wait = pool.pick("taobao")
+    assert identity is None and 0 < wait <= 0.3, "all resting: wait for the first rest to end"
+    time.sleep(0.35)
+    pool.sync()
+    identity, wait = pool.pick("taobao")
+    assert identity is not None and wait == -1  # a probe
+    assert pool.take_probe("taobao", identity.id)
+    pool.begin("taobao", identity.id)
+    pool.end("taobao", identity.id, "ok")
+    pool._send_failure(pool._failures.get_nowait())  # the probe's answer goes to the fleet at once
+    assert health.standings([("taobao", identity.id)])[("taobao", identity.id)].state == "ok"
+
+
+def test_an_identity_bucket_and_the_platform_ceiling_are_taken_together(redis_client):
+    prefix = f"rl{uuid.uuid4().hex[:6]}"
+    limiter = FleetRateLimiter(redis_client, prefix)
+    # two identities at 10/s each, under a ceiling of 10/s: together they get 10/s, not 20
+    sends = [limiter.reserve("douyin", 10, identity=f"px-{n % 2}", ceiling=10) for n in range(10)]
+    assert all(s.granted for s in sends)
+    gaps = [round(b.send_at - a.send_at, 3) for a, b in zip(sends, sends[1:], strict=False)]
+    assert all(0.099 <= g <= 0.101 for g in gaps), gaps
+    # without a ceiling each identity has its own bucket: 10 sends in 0.5 s of reservations
+    free = [limiter.reserve("bilibili", 10, identity=f"px-{n % 2}") for n in range(10)]
+    assert max(s.wait for s in free) == pytest.approx(0.4, abs=0.02)
