@@ -17,6 +17,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -223,3 +224,30 @@ def test_a_rendered_douyin_page_goes_out_through_its_identitys_proxy(tmp_path, p
     finally:
         mongo.drop_database(db_name)
         mongo.close()
+
+
+def test_a_proxy_that_leaves_the_list_is_drained(tmp_path, address_sandbox, proxies, redis_server, mongo_server):
+    """The proxy file is read again when it changes: a proxy taken out of it gets no new request (those
+    under way finish), and the crawl goes on through the rest."""
+    sandbox = address_sandbox
+    staying, leaving = proxies[0], proxies[3]
+    listed = tmp_path / "proxies.txt"
+    listed.write_text(f"# rented\n{staying.url}\n{leaving.url}\n")
+    before = sandbox.address_stats().get(leaving.source, {}).get("requests", 0)
+    fleet = Fleet(tmp_path, sandbox, redis_server.url, mongo_server.url, spider="bilibili",
+                  LIVEFLEET_PROXY_FILE=str(listed), LIVEFLEET_IDENTITY_RATE_BILIBILI=str(ADDRESS_RATE))
+    fleet.push_seeds([{"kind": "areas", "max_pages": 10}])
+    fleet.start(1, idle_close=2)
+    try:
+        wait_for("requests through the leaving proxy",
+                 lambda: sandbox.address_stats().get(leaving.source, {}).get("requests", 0) - before >= 10,
+                 timeout=60)
+        listed.write_text(f"# rented\n{staying.url}\n")
+        time.sleep(3)  # the file is looked at every second; a request under way finishes
+        drained = sandbox.address_stats()[leaving.source]["requests"]
+        fleet.wait(timeout=240)
+    finally:
+        fleet.stop()
+    assert sandbox.address_stats()[leaving.source]["requests"] == drained, "no request after it left the list"
+    assert _stored_rooms(mongo_server.url, fleet.db_name) == _live_rooms(sandbox)
+    assert "1 drained" in fleet.log(0) or "left the list" in fleet.log(0)

@@ -107,8 +107,9 @@ class EgressPool:
         self.source = source
         self.health = health
         self.refresh = refresh
-        self._identities: dict[str, Identity] = {i.id: i for i in source.current()}
-        self._order: list[str] = list(self._identities)
+        # (identities by id, their order), replaced whole by the background thread: one read sees one list
+        first = {i.id: i for i in source.current()}
+        self._view: tuple[dict[str, Identity], list[str]] = (first, list(first))
         self._turn = itertools.count()
         self._inflight: Counter[tuple[str, str]] = Counter()
         #: (platform, identity) -> (state, rest deadline on this process's monotonic clock)
@@ -124,18 +125,22 @@ class EgressPool:
 
     # -- the identities ----------------------------------------------------------------------
 
+    @property
+    def _identities(self) -> dict[str, Identity]:
+        return self._view[0]
+
     def identities(self) -> list[Identity]:
-        return [self._identities[i] for i in self._order]
+        found, order = self._view
+        return [found[i] for i in order]
 
     def get(self, identity: str) -> Identity | None:
-        return self._identities.get(identity)
+        return self._view[0].get(identity)
 
     def _adopt(self, identities: Iterable[Identity]) -> list[str]:
-        """Take a new list (on the reactor thread's next pick); returns the ids that left."""
+        """Take a new list (the reactor thread's next pick uses it); returns the ids that left."""
         new = {i.id: i for i in identities}
-        gone = [i for i in self._identities if i not in new]
-        self._identities = new
-        self._order = list(new)
+        gone = [i for i in self._view[0] if i not in new]
+        self._view = (new, list(new))
         return gone
 
     # -- picking (reactor thread) ------------------------------------------------------------
@@ -154,25 +159,24 @@ class EgressPool:
         -1 to say so."""
         self._platforms.add(platform)
         now = time.monotonic() if now is None else now
-        usable: list[Identity] = []
-        rested: list[Identity] = []
+        found, order = self._view
+        turn = next(self._turn) % max(1, len(order))
+        best: Identity | None = None
+        best_key: tuple[int, int] | None = None
         soonest = WAIT_STEP_SECONDS
-        for identity in self.identities():
-            state, left = self.state(platform, identity.id, now)
+        for index, identity_id in enumerate(order):  # one pass: thousands of proxies stay cheap
+            state, until = self._standing.get((platform, identity_id), ("ok", 0.0))
             if state == "ok":
-                usable.append(identity)
-            elif state in ("cooling", "retired") and left <= 0 and (platform, identity.id) not in self._probing:
-                rested.append(identity)
-            elif left > 0:
-                soonest = min(soonest, left)
-        if rested:
-            return rested[0], -1.0
-        if not usable:
+                key = (self._inflight[(platform, identity_id)], (index - turn) % len(order))
+                if best_key is None or key < best_key:
+                    best, best_key = found[identity_id], key
+            elif state in ("cooling", "retired") and until <= now and (platform, identity_id) not in self._probing:
+                return found[identity_id], -1.0
+            elif until > now:
+                soonest = min(soonest, until - now)
+        if best is None:
             return None, soonest
-        turn = next(self._turn)
-        chosen = min(usable, key=lambda i: (self._inflight[(platform, i.id)],
-                                           (self._order.index(i.id) - turn) % len(self._order)))
-        return chosen, 0.0
+        return best, 0.0
 
     def take_probe(self, platform: str, identity: str) -> bool:
         """Ask the fleet for the one probe of a rested identity (blocking: call it off the reactor)."""
@@ -289,7 +293,7 @@ class EgressPool:
                 known = self._identities.get(identity)
                 label = known.label if known is not None else identity
                 self.health.record(platform, identity, label, "ok", count=tally.ok, latency_ms=tally.latency_ms)
-            pairs = [(p, i) for p in sorted(self._platforms) for i in self._order]
+            pairs = [(p, i) for p in sorted(self._platforms) for i in self._view[1]]
             if pairs:
                 standings = self.health.standings(pairs)
                 now = time.monotonic()
