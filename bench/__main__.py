@@ -37,6 +37,12 @@ DEDUP = frozenset({"dedup", "dedup_bytes_per_fingerprint"})
 FLEET_SCALE = frozenset({"fleet_scale", "two_workers_vs_one"})
 #: ``--only`` names of the monitor benchmark (bench/monitor.py).
 MONITOR = frozenset({"monitor", "monitor_first_snapshot_s", "monitor_interval_jitter"})
+#: ``--only`` names of the egress benchmark and the sizing coefficients it measures (bench/egress.py).
+EGRESS_FIGURES = frozenset({"egress_scaling_4_vs_1", "egress_blocked_share", "identity_rate_error"})
+SIZING = frozenset({"sizing", "sizing_requests_per_room_tick", "sizing_worker_cpu_ms_per_page",
+                    "sizing_redis_round_trips_per_page", "sizing_mongo_writes_per_page",
+                    "sizing_store_cpu_ms_per_page"})
+EGRESS = frozenset({"egress"}) | EGRESS_FIGURES | SIZING
 
 
 @dataclass(frozen=True)
@@ -174,7 +180,8 @@ def summary(ratios: dict[str, float], problems: list[str], busiest: float) -> st
         verdict = "met" if (ratio <= target if at_most else ratio >= target) else "MISSED"
         if any(problem.startswith(name) for problem in problems):
             verdict = "INVALID"
-        parts.append(f"{name} {ratio:.2f} (target {'<=' if at_most else '>='} {target:g}) {verdict}")
+        shown = f"{ratio:.2f}" if abs(ratio) >= 0.1 else f"{ratio:.2g}"  # a share of 0.003 is not "0.00"
+        parts.append(f"{name} {shown} (target {'<=' if at_most else '>='} {target:g}) {verdict}")
     text = "; ".join(parts) or "(no crawl or store benchmark run)"
     if busiest > QUIET_CORES:
         text += f" [disturbed: other load up to {busiest:.2f} cores]"
@@ -185,7 +192,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     p.add_argument("--only", action="append",
-                   choices=sorted([*TARGETS, "render", "dedup", "fleet_rate", "fleet_scale", "monitor"]),
+                   choices=sorted({*TARGETS, "render", "dedup", "fleet_rate", "fleet_scale", "monitor", *EGRESS}),
                    help="run only this benchmark (repeatable)")
     p.add_argument("--concurrency", type=int, default=16, help="concurrent requests of both crawls (default 16)")
     p.add_argument("--streamers", type=int, help="sandbox size (default 3000, --quick 400)")
@@ -242,6 +249,15 @@ def main(argv: list[str] | None = None) -> int:
 
             say("monitor: first snapshot after monitor add, then 50 monitors' interval jitter (Taobao, one worker)")
             figures, rows = monitor_run(args.quick, var_dir / "monitor", args.quiet_timeout, say)
+            ratios.update(figures)
+            for name, value, indent in rows:
+                line(name, value, indent)
+        if not args.only or EGRESS & set(args.only):
+            from bench.egress import run as egress_run
+
+            say("egress: Bilibili through 4 proxies, then 1, each at the rate the sandbox grants an address; "
+                "then the sizing coefficients (monitor ticks on every platform)")
+            figures, rows = egress_run(args.quick, var_dir / "egress", args.quiet_timeout, say)
             ratios.update(figures)
             for name, value, indent in rows:
                 line(name, value, indent)

@@ -28,7 +28,8 @@ the two counters across the window (linear between samples) over its length.
 ``two_workers_vs_one`` is two workers' pages/s over one worker's (target >= 1.6).
 On a 2-core machine the sandbox, SecantusDB and Redis share the cores with the
 workers, so the cores each kind of process used in the window are printed beside
-it, with the CPU per page and the ceiling the machine's cores put on the ratio.
+it, with the CPU per page, the ceiling the machine's cores put on the ratio and the
+efficiency (``two_workers_vs_one_efficiency``: the ratio over that ceiling).
 ``two_workers_vs_one_latency_bound`` repeats both runs with the sandbox answering
 every request after a fixed ``LATENCY_S`` (``slow_rate=1``), as a real platform
 does across the network: a worker is then bound by latency x concurrency rather
@@ -286,7 +287,12 @@ def _rows(name: str, one: ScaleRun, two: ScaleRun, latency: float,
         # the servers. If every page costs what it cost with one worker, two can reach at most this over one.
         ours = _ours(one)
         share = one.cores.get("workers", 0.0) / ours if ours else 0.0
-        rows.append((f"{name}_cpu_ceiling", round(min(2.0, (psutil.cpu_count() or 1) * share), 2), 1))
+        ceiling = min(2.0, (psutil.cpu_count() or 1) * share)
+        rows.append((f"{name}_cpu_ceiling", round(ceiling, 2), 1))
+        # How much of what the cores allow two workers reach (1.0: all of it; the figure itself can then only
+        # grow with more cores or cheaper pages).
+        rows.append((f"{name}_efficiency", round(two.pages_per_s / one.pages_per_s / ceiling, 3) if ceiling else "n/a",
+                     1))
     for run in (one, two):
         label = f"{name}_{run.workers}w"
         rows += [

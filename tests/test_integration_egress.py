@@ -105,11 +105,14 @@ def test_an_identity_over_its_address_limit_rests_while_the_others_carry_the_cra
     crowded_row = health[parse_proxy(crowded.url).label]
     others = [health[parse_proxy(p.url).label] for p in proxies[1:]]
     assert crowded_row["blocks"] >= 3, crowded_row  # it drew the platform's blocks...
-    assert crowded_row["state"] in ("cooling", "retired", "probing") or crowded_row["rest_left_s"] == 0, crowded_row
-    assert stat_sum(stats, "livefleet/egress/waited/bilibili") >= 0
-    # ... and rested: the others carried the crawl, each far more than it
+    logs = "".join(p.read_text(errors="replace") for p in tmp_path.glob("worker-*.log"))
+    crowded_id = parse_proxy(crowded.url).id
+    assert f"Egress identity {crowded_id} ({crowded_row['label']}) cooling toward bilibili" in logs  # ... rested
+    # ... and the others carried the crawl, each far more than it, and were (nearly) never blocked: on a
+    # loaded machine a late wake-up can still put two sends of one identity closer than the sandbox allows
     assert all(row["ok"] > 2 * crowded_row["ok"] for row in others), (crowded_row, others)
-    assert all(row["blocks"] == 0 and row["state"] == "ok" for row in others), others
+    assert all(row["blocks"] <= 0.05 * row["requests"] for row in others), others
+    assert crowded_row["blocks"] > 5 * max(row["blocks"] for row in others), (crowded_row, others)
     # the platform saw the four proxies' addresses, and never the machine's own
     seen = sandbox.address_stats()
     assert {p.source for p in proxies} <= set(seen) and "127.0.0.1" not in seen, seen

@@ -42,6 +42,10 @@ def test_a_rested_identity_comes_back_through_one_probe_and_is_retired_after_fai
     for _ in range(3):
         health.record("kuaishou", "px-b", "http://127.0.0.1:2", "error")
     assert not health.take_probe("kuaishou", "px-b"), "no probe before the rest is over"
+    # a request sent before the rest answers well during it: counted, but the rest holds (only a
+    # probe's answer ends it)
+    state, left = health.record("kuaishou", "px-b", "http://127.0.0.1:2", "ok", count=4)
+    assert state == "cooling" and left > 0.2
     rests = []
     for _attempt in range(3):
         time.sleep(health.standings([("kuaishou", "px-b")])[("kuaishou", "px-b")].rest_left + 0.02)
@@ -53,7 +57,7 @@ def test_a_rested_identity_comes_back_through_one_probe_and_is_retired_after_fai
     assert rests == [("cooling", 0.6), ("retired", 1.2), ("retired", 1.2)]
     time.sleep(1.25)
     assert health.take_probe("kuaishou", "px-b")
-    assert health.record("kuaishou", "px-b", "http://127.0.0.1:2", "ok")[0] == "ok"  # one success: back
+    assert health.record("kuaishou", "px-b", "http://127.0.0.1:2", "ok", probe=True)[0] == "ok"  # back
     assert health.take_probe("kuaishou", "px-b")  # ok: no probe needed
     state, _ = health.record("kuaishou", "px-b", "http://127.0.0.1:2", "error")
     assert state == "ok", "its rests are forgotten: strikes start again"

@@ -117,7 +117,7 @@ class EgressPool:
         self._platforms: set[str] = set()
         self._oks: dict[tuple[str, str], _Outcomes] = {}
         self._oks_lock = threading.Lock()
-        self._failures: queue.Queue[tuple[str, str, str, str, str] | None] = queue.Queue()
+        self._failures: queue.Queue[tuple[str, str, str, str, str, bool] | None] = queue.Queue()
         self._probing: set[tuple[str, str]] = set()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -207,31 +207,30 @@ class EgressPool:
         identity = self._identities.get(identity_id)
         label = identity.label if identity is not None else identity_id
         probing = pair in self._probing
-        if outcome == "ok" and not probing and self.state(platform, identity_id)[0] == "ok":
+        if outcome == "ok" and not probing:
+            # Counted, sent once a second. It does not end a rest: a request sent before the rest
+            # began may answer well during it; only a probe's answer brings the identity back.
             with self._oks_lock:
                 tally = self._oks.setdefault(pair, _Outcomes())
                 tally.ok += 1
                 tally.latency_ms += (latency or 0.0) * 1000
             return
-        # A failure, or the answer to a probe: the fleet must know at once.
+        # A failure, or the answer to this worker's probe: the fleet must know at once.
         self._probing.discard(pair)
-        if outcome != "ok":
-            # Until the fleet's answer comes back, this worker sends nothing more through it
-            # when it was probing; otherwise one failure does not stop it (strikes do).
-            if probing:
-                self._standing[pair] = ("cooling", time.monotonic() + WAIT_STEP_SECONDS)
-        else:
+        if outcome == "ok":
             self._standing[pair] = ("ok", 0.0)
+        elif probing:  # until the fleet's answer comes back, nothing more goes through it from here
+            self._standing[pair] = ("cooling", time.monotonic() + WAIT_STEP_SECONDS)
         if identity is not None and identity.password:
             error = error.replace(identity.password, "***")
-        self._failures.put((platform, identity_id, label, outcome, redact(error)[:300]))
+        self._failures.put((platform, identity_id, label, outcome, redact(error)[:300], probing))
 
     def blocked(self, platform: str, identity: str) -> None:
         """A session of ``identity`` drew a block page."""
         identity_obj = self._identities.get(identity)
         label = identity_obj.label if identity_obj is not None else identity
         self._probing.discard((platform, identity))
-        self._failures.put((platform, identity, label, "block", "block page"))
+        self._failures.put((platform, identity, label, "block", "block page", False))
 
     # -- the background thread ---------------------------------------------------------------
 
@@ -261,12 +260,12 @@ class EgressPool:
                 self.sync()
                 due = time.monotonic() + self.refresh
 
-    def _send_failure(self, item: tuple[str, str, str, str, str]) -> None:
-        platform, identity, label, outcome, error = item
+    def _send_failure(self, item: tuple[str, str, str, str, str, bool]) -> None:
+        platform, identity, label, outcome, error, probe = item
         if self.health is None:
             return
         try:
-            state, left = self.health.record(platform, identity, label, outcome, error=error)
+            state, left = self.health.record(platform, identity, label, outcome, error=error, probe=probe)
         except redis.RedisError as exc:
             self._redis_went(exc)
             return
@@ -358,7 +357,13 @@ class EgressMiddleware:
 
     def spider_opened(self, spider: Spider) -> None:
         identities = self.pool.identities()
-        logger.info("Egress identities: %s", ", ".join(i.label for i in identities) or "none")
+        if identities:
+            shown = ", ".join(i.label for i in identities[:10])
+            more = f" and {len(identities) - 10} more" if len(identities) > 10 else ""
+            logger.info("Egress identities (%d): %s%s", len(identities), shown, more)
+        else:
+            logger.error("No egress identity: no proxy is configured (or none is valid) and "
+                         "LIVEFLEET_EGRESS_DIRECT is 'never'; platform requests wait until a proxy list names one")
         self.pool.start()
 
     def spider_closed(self, spider: Spider) -> None:

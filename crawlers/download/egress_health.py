@@ -48,7 +48,9 @@ end
 
 # KEYS: the health hash, the probe lock.
 # ARGV: outcome ('ok'|'block'|'error'), count, latency ms (sum), strikes, cooldown s, max cooldown s,
-#       retire after (rests), label, error text.
+#       retire after (rests), label, error text, probe ('1': this outcome answers the identity's probe).
+# Only a probe's success ends a rest: a request sent before the rest began may still answer well
+# during it, and must not cut the rest short.
 # Returns {state, seconds of rest left as a string}.
 RECORD = _TIME + """
 local h = KEYS[1]
@@ -61,13 +63,15 @@ local state = redis.call('HGET', h, 'state') or 'ok'
 if outcome == 'ok' then
   redis.call('HINCRBY', h, 'ok', n)
   redis.call('HINCRBY', h, 'latency_ms', math.floor(tonumber(ARGV[3])))
-  redis.call('HSET', h, 'strikes', 0)
-  if state ~= 'ok' then
-    redis.call('HSET', h, 'state', 'ok', 'rests', 0, 'cool_until', 0)
+  if state == 'ok' then
+    redis.call('HSET', h, 'strikes', 0)
+  elseif ARGV[10] == '1' and (state == 'probing' or tonumber(redis.call('HGET', h, 'cool_until') or '0') <= now) then
+    redis.call('HSET', h, 'state', 'ok', 'rests', 0, 'cool_until', 0, 'strikes', 0)
     redis.call('DEL', KEYS[2])
     state = 'ok'
   end
-  return {state, '0'}
+  local left = tonumber(redis.call('HGET', h, 'cool_until') or '0') - now
+  return {state, string.format('%.3f', math.max(0, state == 'ok' and 0 or left))}
 end
 redis.call('HINCRBY', h, outcome == 'block' and 'blocks' or 'errors', n)
 redis.call('HSET', h, 'last_error', ARGV[9], 'last_failure', string.format('%.3f', now))
@@ -148,15 +152,17 @@ class EgressHealth:
         self._probe = server.register_script(PROBE)
 
     def record(self, platform: str, identity: str, label: str, outcome: str, *, count: int = 1,
-               latency_ms: float = 0.0, error: str = "") -> tuple[str, float]:
-        """Count ``count`` outcomes (``ok``, ``block`` or ``error``); returns the state and its rest left (s)."""
+               latency_ms: float = 0.0, error: str = "", probe: bool = False) -> tuple[str, float]:
+        """Count ``count`` outcomes (``ok``, ``block`` or ``error``); returns the state and its rest left (s).
+
+        ``probe``: the outcome answers the identity's probe, so a success ends its rest."""
         if outcome not in ("ok", "block", "error"):
             raise ValueError(f"unknown outcome {outcome!r}")
         p = self.policy
         state, left = self._record(
             keys=[self.keys.egress(platform, identity), self.keys.egress_probe(platform, identity)],
             args=[outcome, count, latency_ms, p.strikes, p.cooldown, p.max_cooldown, p.retire_after, label,
-                  error[:300]])
+                  error[:300], "1" if probe else "0"])
         return _text(state), float(left)
 
     def take_probe(self, platform: str, identity: str) -> bool:

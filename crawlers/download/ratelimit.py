@@ -57,8 +57,10 @@ from spiders.meta import EGRESS_LABEL_META, EGRESS_META, PLATFORM_META, UNLIMITE
 
 logger = logging.getLogger(__name__)
 
-#: A request that wakes up later than its send time by more than the burst's worth of intervals
-#: (and at least this many seconds: timer jitter) takes a new one, at most LATE_RETRIES times.
+#: A request that wakes up later than its send time by more than the burst's worth of intervals less
+#: half an interval (and at least this many seconds: timer jitter) takes a new one, at most
+#: LATE_RETRIES times: two requests sent late together would otherwise go closer than half an
+#: interval apart, which a platform counting per address may take as a burst.
 LATE_SECONDS = 0.02
 LATE_RETRIES = 3
 
@@ -281,7 +283,7 @@ class FleetRateLimitMiddleware:
                     slept += due - time.monotonic()
                     await asyncio.sleep(due - time.monotonic())
                 late = time.monotonic() - due
-                if late > max(self.limiter.burst / rate, LATE_SECONDS) and late_wakes < LATE_RETRIES:
+                if late > max((self.limiter.burst - 0.5) / rate, LATE_SECONDS) and late_wakes < LATE_RETRIES:
                     # The worker stalled (a busy machine) past this send time and likely past its
                     # other requests' too: sent now, they would go at once, a burst larger than the
                     # bucket allows. Take a new send time instead.
