@@ -76,7 +76,7 @@ import redis
 from pymongo import MongoClient
 
 from bench.crawl import CpuSampler, service_processes
-from bench.fleet_scale import collection_counts
+from bench.fleet_scale import collection_counts, spawn_workers
 from bench.machine import QUIET_CORES, wait_for_quiet
 from crawlers.cli.worker import read_worker_stats, stop_worker, worker_command
 from crawlers.download.egress_health import identity_report
@@ -109,8 +109,6 @@ STARTUP_S = 10.0
 STARTUP_TIMEOUT_S = 90.0
 #: Sandbox size (rooms to seed from: the seeds are different rooms).
 STREAMERS = 1000
-#: A worker exits after this long with nothing to do fleet-wide (it is stopped before, normally).
-IDLE_CLOSE_S = 2.0
 POLL_S = 0.2
 
 MONITOR_PLATFORMS = ("douyin", "taobao", "bilibili", "kuaishou")
@@ -257,15 +255,9 @@ def run_egress(sandbox: SandboxProcess, services: dict[str, psutil.Process], red
         push_seeds(client, keys, seeds)
         sandbox.reset_stats()
         with ExitStack() as stack:
-            procs: list[subprocess.Popen[bytes]] = []
+            procs = spawn_workers(stack, run_dir, env, WORKERS)
             watched: dict[str, psutil.Process] = dict(services)
-            for n in range(WORKERS):
-                log = stack.enter_context((run_dir / f"worker-{n}.log").open("wb"))
-                cmd = worker_command([SPIDER], idle_close=IDLE_CLOSE_S, stats_file=run_dir / f"stats-{n}.json")
-                proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-                stack.callback(_reap, proc)
-                procs.append(proc)
-                watched[f"worker-{n}"] = psutil.Process(proc.pid)
+            watched.update((f"worker-{n}", psutil.Process(proc.pid)) for n, proc in enumerate(procs))
             for n, proxy in enumerate(proxies):
                 watched[f"proxy-{n}"] = psutil.Process(proxy.proc.pid)
             watched["bench"] = psutil.Process()
@@ -358,12 +350,6 @@ def _stop_all(procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def _reap(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
 
 
 # -- monitors: requests per room tick ------------------------------------------------------------

@@ -190,15 +190,8 @@ def run_workers(sandbox: SandboxProcess, services: dict[str, psutil.Process], re
         wall_offset = time.time() - time.monotonic()
         with ExitStack() as stack:
             watch = stack.enter_context(_Watch(sandbox, client, keys))
-            procs: dict[str, psutil.Process] = {}
-            popens = []
-            for n in range(workers):
-                log = stack.enter_context((run_dir / f"worker-{n}.log").open("wb"))
-                cmd = worker_command([SPIDER], idle_close=IDLE_CLOSE_S, stats_file=run_dir / f"stats-{n}.json")
-                proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-                stack.callback(_reap, proc)
-                popens.append(proc)
-                procs[f"worker-{n}"] = psutil.Process(proc.pid)
+            popens = spawn_workers(stack, run_dir, env, workers)
+            procs = {f"worker-{n}": psutil.Process(proc.pid) for n, proc in enumerate(popens)}
             sampler = stack.enter_context(CpuSampler({**services, **procs, "bench": psutil.Process()}))
             deadline = time.monotonic() + timeout
             for n, proc in enumerate(popens):
@@ -259,6 +252,19 @@ def _reap(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait()
+
+
+def spawn_workers(stack: ExitStack, run_dir: Path, env: dict[str, str], count: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` ``livefleet worker`` processes of the bench's spider, logging to ``run_dir/worker-N.log``
+    with their final stats in ``stats-N.json``; killed when ``stack`` closes if still running."""
+    procs = []
+    for n in range(count):
+        log = stack.enter_context((run_dir / f"worker-{n}.log").open("wb"))
+        cmd = worker_command([SPIDER], idle_close=IDLE_CLOSE_S, stats_file=run_dir / f"stats-{n}.json")
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        stack.callback(_reap, proc)
+        procs.append(proc)
+    return procs
 
 
 def same_documents(one: ScaleRun, two: ScaleRun) -> str | None:
