@@ -51,6 +51,7 @@ DOWNLOADER_MIDDLEWARES = {
     # priority: two equal ones would run in an undefined order.
     "spiders.taobao.middleware.MtopSignMiddleware": 650,
     "spiders.douyin.middleware.PageSignMiddleware": 660,
+    "spiders.bilibili.middleware.WbiSignMiddleware": 670,
 }
 # A plain `scrapy crawl` gets the embedded Redis/MongoDB when their URLs are unset
 # (LIVEFLEET_EMBEDDED_SERVICES); `livefleet worker` passes its URLs, and the add-on does nothing.

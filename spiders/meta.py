@@ -53,6 +53,10 @@ EGRESS_META = "livefleet_egress"
 #: ... and its label (``scheme://host:port``, no credentials), for rate overrides and messages.
 EGRESS_LABEL_META = "livefleet_egress_label"
 
+#: ``True``: sign this Bilibili request with WBI (``w_rid``/``wts``) at download time
+#: (``spiders/bilibili/middleware.py``).
+WBI_META = "livefleet_bilibili_wbi"
+
 #: Meta keys that only mean something inside the worker that set them: never sent to the queue.
 #: An identity is given at each download, so a request travels without one; Scrapy's proxy keys
 #: (``proxy`` may hold a proxy's credentials) and a browser context's options never leave the worker.
@@ -65,4 +69,4 @@ WORKER_LOCAL_HEADERS = frozenset({"proxy-authorization"})
 #: Every livefleet request-meta key (a test checks no module retypes one).
 ALL_META = frozenset({PAGE_META, GAVE_UP_META, CRAWL_META, PRIORITY_META, LEASE_META, MONITOR_META, TICK_META,
                       ROOT_META, SESSION_META, PINNED_META, UNLIMITED_META, RENDER_META, KEEP_PAGE_META,
-                      PLATFORM_META, EGRESS_META, EGRESS_LABEL_META})
+                      PLATFORM_META, EGRESS_META, EGRESS_LABEL_META, WBI_META})

@@ -148,7 +148,8 @@ def test_blocks_errors_and_rate_limits_lose_nothing(tmp_path, redis_server, mong
 
 def test_room_and_streamer_seeds_reach_every_endpoint(tmp_path, sandbox, redis_server, mongo_server):
     """A room asked for by its short id, and a streamer by uid: room_init, get_info, getInfoByRoom
-    (which needs the worker's own buvid3 cookie), card, Master/info and getRoomInfoOld."""
+    (which needs the worker's own buvid3 cookie), card, Master/info, getRoomInfoOld, the WBI-signed
+    space acc/info (keys read from nav at download time) and relation/stat."""
     truth = sandbox.truth("bilibili")
     broken = {r for kind in truth["faults"].values() for r in kind}
     room = next(r for r in truth["rooms"] if r["short_id"] and r["live_status"] == 1 and r["room_id"] not in broken)
@@ -158,9 +159,11 @@ def test_room_and_streamer_seeds_reach_every_endpoint(tmp_path, sandbox, redis_s
         {"kind": "streamer", "uid": str(offline["uid"])},
     ])
     (worker,) = stats
-    for kind in ("room_init", "room_info", "info_by_room", "user_card", "master_info", "room_info_old"):
+    for kind in ("room_init", "room_info", "info_by_room", "user_card", "master_info", "room_info_old",
+                 "acc_info", "relation_stat"):
         assert worker.get(f"livefleet/spider/pages/bilibili/{kind}", 0) >= 1, kind
-    assert worker.get("livefleet/spider/blocked/bilibili", 0) == 0, "the buvid3 cookie was there in time"
+    assert worker.get("livefleet/spider/blocked/bilibili", 0) == 0, "the buvid3 cookie and WBI were right"
+    assert worker.get("livefleet/bilibili/wbi_signed", 0) >= 1 and worker.get("livefleet/bilibili/wbi_keys_read") == 1
     with MongoClient(mongo_server.url) as client:
         db = client[db_name]
         doc = db.rooms.find_one({"room_id": str(room["room_id"])})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from aiohttp import web
 from sandbox.base import Platform, json_bytes, raw_response
 from sandbox.bilibili import listing as L
 from sandbox.bilibili import payloads as P
+from sandbox.bilibili import space as S
 from sandbox.bilibili.world import BiliWorld, LiveState, Room
 from sandbox.world import WorldClock, hex_digest
 
@@ -80,6 +82,8 @@ class BilibiliPlatform(Platform):
         self._ids = itertools.count(1)
         #: Encoded getRoomList pages of the current world minute, with the rows they show.
         self._pages: dict[tuple[int, ...], tuple[int, bytes, list[tuple[Room, LiveState]]]] = {}
+        #: The wall clock WBI's ``wts`` is checked against (real unix seconds, whatever the world time).
+        self.wall: Callable[[], float] = time.time
 
     # -- Platform ------------------------------------------------------------------------------
     def add_routes(self, app: web.Application) -> None:
@@ -98,6 +102,9 @@ class BilibiliPlatform(Platform):
             (f"{LIVE}/xlive/web-room/v1/index/getRoomBaseInfo", "getRoomBaseInfo", self.room_base_info),
             (f"{MAIN}/x/web-interface/card", "card", self.card),
             (f"{MAIN}/x/frontend/finger/spi", "finger_spi", self.finger_spi),
+            (f"{MAIN}/x/web-interface/nav", "nav", self.nav),
+            (f"{MAIN}/x/space/wbi/acc/info", "acc_info", self.acc_info),
+            (f"{MAIN}/x/relation/stat", "relation_stat", self.relation_stat),
         ]
         for path, endpoint, handler in routes:
             r.add_get(path, handler, name=f"bilibili:{endpoint}")
@@ -333,3 +340,34 @@ class BilibiliPlatform(Platform):
         response.set_cookie("buvid3", b3, path="/")
         response.set_cookie("buvid4", b4, path="/")
         return response
+
+    async def nav(self, request: web.Request) -> web.Response:
+        """``x/web-interface/nav``: no SESSDATA here, so always the logged-out -101 with today's WBI keys."""
+        return raw_response(json_bytes(S.nav_logged_out(self.seed, self.clock.now())))
+
+    async def acc_info(self, request: web.Request) -> web.Response:
+        """``x/space/wbi/acc/info?mid=``: -352 without buvid3 or without a valid, fresh WBI signature."""
+        pairs = [(k, v) for k, v in request.query.items()]
+        if not request.cookies.get("buvid3") or not S.wbi_ok(pairs, self.seed, self.clock.now(), self.wall()):
+            return self.risk_blocked(request)
+        mid = _int(request.query.get("mid"))
+        if mid is None:
+            return raw_response(json_bytes({"code": -400, "message": "请求错误", "ttl": 1}))
+        streamer = self.world.streamer_by_uid.get(mid)
+        if streamer is None:
+            return raw_response(json_bytes({"code": -404, "message": "啥都木有", "ttl": 1}))
+        now, minute = self._now()
+        room = self.world.room_by_uid[mid]
+        st = self.world.state(room, minute)
+        self.served.add("acc_info", room.room_id, st.live_status, None, now)
+        return raw_response(json_bytes(_ttl(0, "0", S.acc_info(streamer, room, st, self.seed))))
+
+    async def relation_stat(self, request: web.Request) -> web.Response:
+        """``x/relation/stat?vmid=``: follower and following counts (no signature, no cookie)."""
+        vmid = _int(request.query.get("vmid"))
+        if vmid is None:
+            return raw_response(json_bytes({"code": -400, "message": "请求错误", "ttl": 1}))
+        streamer = self.world.streamer_by_uid.get(vmid)
+        if streamer is None:  # undocumented for relation/stat: answered as the card answers an unknown mid
+            return raw_response(json_bytes({"code": -404, "message": "啥都木有", "ttl": 1}))
+        return raw_response(self._static_body("relation_stat", vmid, lambda: _ttl(0, "0", S.relation_stat(streamer))))

@@ -5,7 +5,9 @@
 
 * code -412, -352, -799, -509, -401, or a ``data.v_voucher`` -> ``BlockedError(code=...)``;
 * the entity does not exist -> ``GoneError``: code 60004 (any kind), get_info code 1 with
-  "不存在"/"未找到" or empty data, card -404, Master/info non-zero with empty data;
+  "不存在"/"未找到" or empty data, card and space acc/info -404, Master/info non-zero with
+  empty data;
+* nav's -101 (logged out) is no error: its data still carries the WBI keys;
 * any other non-zero code -> ``PermanentPageError`` naming the code and message.
 
 ``kind_from_url`` is used when the URL is known (the spider always knows it). It
@@ -41,7 +43,8 @@ _PATHS: dict[str, str] = {
     "master_info": r"/live_user/v1/master/info",
     "user_card": r"/x/web-interface/card",
     "info_by_room": r"/xlive/(?:web|app)-room/v1/index/getinfobyroom",
-    "area_room_list": r"/room/v1/area/getroomlist",
+    # The web's WBI-signed area lists answer data{list[], has_more} of the same room items.
+    "area_room_list": r"/room/v1/area/getroomlist|/xlive/web-interface/v1/second/getlist(?:byarea)?",
     "area_list": r"/room/v1/area/getlist",
     "status_by_uids": r"/room/v1/room/get_status_info_by_uids",
     "room_base_info": r"/xlive/web-room/v1/index/getroombaseinfo",
@@ -50,10 +53,13 @@ _PATHS: dict[str, str] = {
     "play_info": r"/xlive/web-room/v2/index/getroomplayinfo",
     "gold_rank": r"/xlive/general-interface/v1/rank/getonlinegoldrank",
     "play_url": r"/room/v1/room/playurl",
+    "acc_info": r"/x/space(?:/wbi)?/acc/info",
+    "relation_stat": r"/x/relation/stat",
+    "nav": r"/x/web-interface/nav",
 }
 #: Every kind this package can parse.
 KINDS: tuple[str, ...] = tuple(_PATHS)
-_PATH_RES = [(kind, re.compile(pattern + r"/?")) for kind, pattern in _PATHS.items()]
+_PATH_RES = [(kind, re.compile(f"(?:{pattern})/?")) for kind, pattern in _PATHS.items()]
 
 
 def kind_from_url(url: str | None) -> str | None:
@@ -85,6 +91,10 @@ def _is_status_map(data: Any) -> bool:
 # (kind, test on ``data``), most specific first: room_init's keys are a subset of play_info's,
 # and get_info and room_init both carry room_id + short_id + live_status.
 _SHAPES: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+    # nav first: logged in, its data is a whole (viewer's) profile, yet wbi_img is always there.
+    ("nav", lambda d: _has(d, "wbi_img") and _has(d["wbi_img"], "img_url")),
+    ("acc_info", lambda d: _has(d, "mid", "name", "live_room") or _has(d, "mid", "name", "sign", "official")),
+    ("relation_stat", lambda d: _has(d, "mid", "following", "follower")),
     ("info_by_room", lambda d: _has(d, "room_info") and _has(d["room_info"], "room_id")),
     ("room_base_info", lambda d: _has(d, "by_room_ids") or _has(d, "by_uids")),
     ("rec_list", lambda d: _has(d, "recommend_room_list")),
@@ -98,7 +108,8 @@ _SHAPES: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     ("room_init", lambda d: _has(d, "room_id", "live_status") and _has(d, "is_hidden", "is_locked")),
     ("room_info", lambda d: _has(d, "room_id", "live_status") and ("attention" in d or "user_cover" in d)),
     ("status_by_uids", _is_status_map),
-    ("area_room_list", lambda d: _has(_first_item(d), "roomid", "uid")),
+    ("area_room_list", lambda d: _has(_first_item(d), "roomid", "uid")
+     or (_has(d, "list", "has_more") and _has(_first_item(d["list"]), "roomid", "uid"))),
     ("area_list", lambda d: _has(_first_item(d), "id", "name", "list")),
 )
 
@@ -123,7 +134,11 @@ _GONE: dict[str, Callable[[int, str, Any], bool]] = {
     "room_info": lambda code, msg, data: code == 1 and ("不存在" in msg or "未找到" in msg or not data),
     "user_card": lambda code, msg, data: code == -404,
     "master_info": lambda code, msg, data: not data,
+    "acc_info": lambda code, msg, data: code == -404,
 }
+#: Per kind: a non-zero code that still carries the data (nav answers -101 账号未登录 to anyone
+#: logged out, with the WBI keys in it).
+_DATA_DESPITE: dict[str, frozenset[int]] = {"nav": frozenset({-101})}
 
 
 def check_envelope(payload: Any, kind: str | None, url: str | None) -> Any:
@@ -149,7 +164,7 @@ def check_envelope(payload: Any, kind: str | None, url: str | None) -> Any:
     if isinstance(data, dict) and "v_voucher" in data:
         reason = f"Bilibili code {code}: risk-control voucher (data.v_voucher) instead of data"
         raise BlockedError(reason, platform=PLATFORM, url=url, code=code)
-    if code == 0:
+    if code == 0 or code in _DATA_DESPITE.get(kind or "", ()):
         return data
     gone = _GONE.get(kind or "")
     if code == 60004 or (gone is not None and gone(code, message, data)):

@@ -27,7 +27,15 @@ Mapping decisions (Bilibili -> SCHEMA.md):
 * getOnlineGoldRank lists *viewers* (uid, name, face, medals): personal data, never
   stored, never read. Only ``onlineNum`` (在线观众数量) is used, as a snapshot's
   viewers_now, and only when the URL's ``roomId`` says which room it counts.
-* room/v1/Room/playUrl carries stream URLs only: recognised, gives ``[]``.
+* room/v1/Room/playUrl carries stream URLs only: recognised, gives ``[]``; so does
+  x/web-interface/nav (the WBI keys, read by ``wbi.keys_from_nav``; logged in, the rest of
+  it is the viewer's own profile: never read).
+* x/space/wbi/acc/info: the space profile (``name``, ``face``, ``sign``, ``official``) and its
+  ``live_room`` (``roomStatus`` 0 = no room: no Room; ``liveStatus`` 0/1, ``roundStatus`` 1 =
+  replay; ``watched_show.num`` -> viewers_total). Its ``level`` is the user level (0-6), not the
+  anchor level of ``Streamer.level``: not mapped.
+* x/relation/stat: ``follower`` -> followers, ``following`` -> following.
+* One reader (``_room``) takes a live-room object under every spelling the endpoints use.
 """
 
 from __future__ import annotations
@@ -101,29 +109,59 @@ def _badge(obj: Any) -> dict[str, Any]:
     return {"verified": verified, "verify_text": first_text(obj, "desc") if verified else None}
 
 
-def _room(
-    page: Page, d: Any, where: str, *, snapshot: bool = True, person: tuple[Any, str] | None = None
-) -> list[Record]:
-    """Room (+ RoomSnapshot, + Streamer) from one room object, each field by meaning.
+def _live_status(d: Any) -> str | None:
+    """The room's status from ``live_status`` / ``liveStatus``; a space ``live_room`` that is
+    off the air but rotating recordings (``roundStatus`` 1) is a replay."""
+    status = _status(dig(d, "live_status", "liveStatus"))
+    if status == "offline" and dig(d, "roundStatus") == 1:
+        return "replay"
+    return status
 
+
+def _room(
+    page: Page,
+    d: Any,
+    where: str,
+    *,
+    snapshot: bool = True,
+    person: tuple[Any, str] | None = None,
+    streamer_id: str | None = None,
+    online_is: str = "viewers_now",
+) -> list[Record]:
+    """Room (+ RoomSnapshot, + Streamer) from one live-room object, whichever answer carries it.
+
+    Each field is read by meaning under every spelling Bilibili uses for it: ``room_id`` /
+    ``roomid``; ``uid`` / ``mid``; ``live_status`` / ``liveStatus`` (+ ``roundStatus``);
+    ``live_time`` / ``live_start_time``; ``area_v2_name`` / ``area_name``;
+    ``area_v2_parent_name`` / ``parent_area_name``; ``user_cover`` / ``cover_from_user`` /
+    ``cover``; ``online``; ``watched_show.num``; ``short_id``; ``title``; ``description``.
+    ``streamer_id`` is the owner when the object does not name one (a space ``live_room``,
+    getRoomInfoOld). ``online_is`` says what ``online`` counts: ``viewers_now``, or
+    ``popularity`` (getRoomInfoOld's 人气, no current count: no snapshot from it).
     ``person`` is ``(object, its path)`` when the owner's details are not in ``d`` (getInfoByRoom).
     """
     room_id = page.id(dig(d, "room_id", "roomid"), f"{where}.room_id")
-    streamer_id = page.id(dig(d, "uid"), f"{where}.uid")
-    status = _status(dig(d, "live_status"))
-    viewers = page.count(dig(d, "online"), f"{where}.online", "viewers_now")
+    owner = page.id(dig(d, "uid", "mid"), f"{where}.uid") or streamer_id
+    status = _live_status(d)
+    if online_is == "viewers_now":
+        viewers = page.count(dig(d, "online"), f"{where}.online", "viewers_now")
+        popularity: dict[str, Any] = {}
+    else:
+        viewers = {}
+        popularity = page.count(dig(d, "online"), f"{where}.online", online_is, text=False)
     watched = page.count(dig(d, "watched_show.num"), f"{where}.watched_show.num", "viewers_total")
     records: list[Record] = [
         page.build(
             Room,
             room_id=room_id,
-            streamer_id=streamer_id,
+            streamer_id=owner,
             web_rid=page.id(dig(d, "short_id"), f"{where}.short_id"),
             title=first_text(d, "title"),
             status=status,
             started_at=_started(page, dig(d, "live_time", "live_start_time"), f"{where}.live_time"),
             **viewers,
             **watched,
+            **popularity,
             category=first_text(d, "area_v2_name", "area_name"),
             parent_category=first_text(d, "area_v2_parent_name", "parent_area_name"),
             cover_url=first_text(d, "user_cover", "cover_from_user", "cover"),
@@ -153,9 +191,9 @@ def _room(
         **_badge(dig(who, "new_pendants.badge")),
         **page.count(dig(who, "live_info.level"), f"{at}.live_info.level", "level", text=False),
     }
-    if streamer_id and any(value is not None for value in about.values()):
+    if owner and any(value is not None for value in about.values()):
         is_live = None if status is None else status == "live"
-        fields = {"streamer_id": streamer_id, "room_id": room_id, "is_live": is_live, **about}
+        fields = {"streamer_id": owner, "room_id": room_id, "is_live": is_live, **about}
         records.append(page.build(Streamer, **fields, fetched_at=page.fetched_at))
     return records
 
@@ -168,7 +206,7 @@ def _streamer(page: Page, info: Any, where: str, **fields: Any) -> list[Record]:
             streamer_id=page.id(dig(info, "uid", "mid"), f"{where}.uid"),
             nickname=first_text(info, "uname", "name"),
             avatar_url=first_text(info, "face"),
-            **_official(dig(info, "Official", "official_verify")),
+            **_official(dig(info, "Official", "official_verify", "official")),
             **fields,
             fetched_at=page.fetched_at,
         )
@@ -205,22 +243,10 @@ def _room_init(page: Page, d: Any) -> list[Record]:
 def _room_info_old(page: Page, d: Any) -> list[Record]:
     if dig(d, "roomStatus") == 0:
         raise GoneError("user has no live room (roomStatus 0)", platform=PLATFORM, url=page.url)
-    status = _status(dig(d, "live_status", "liveStatus"))
-    if status == "offline" and dig(d, "roundStatus") == 1:
-        status = "replay"
     # `roomid` is documented as 短号, yet the docs' own example returns a long ID (5441, next to
     # 5440, the long ID of short ID 1): kept as room_id. The owner is the request's own `mid`.
-    room = page.build(
-        Room,
-        room_id=page.id(dig(d, "roomid", "room_id"), "data.roomid"),
-        streamer_id=page.id(page.query("mid"), "url.mid"),
-        title=first_text(d, "title"),
-        status=status,
-        cover_url=first_text(d, "cover"),
-        **page.count(dig(d, "online"), "data.online", "popularity", text=False),
-        fetched_at=page.fetched_at,
-    )
-    return [room]
+    owner = page.id(page.query("mid"), "url.mid")
+    return _room(page, d, "data", snapshot=False, streamer_id=owner, online_is="popularity")
 
 
 def _master_info(page: Page, d: Any) -> list[Record]:
@@ -292,6 +318,37 @@ def _gold_rank(page: Page, d: Any) -> list[Record]:
     return [page.build(RoomSnapshot, room_id=room_id, captured_at=page.fetched_at, **online)]
 
 
+def _acc_info(page: Page, d: Any) -> list[Record]:
+    # The space profile. `level` is the *user* level (0-6), not the anchor level Streamer.level
+    # holds: not mapped. `is_followed`/`coins` are about the viewer: never read.
+    uid = page.id(dig(d, "mid"), "data.mid")
+    room = dig(d, "live_room")
+    has_room = isinstance(room, dict) and dig(room, "roomStatus") != 0 and dig(room, "roomid") is not None
+    records = _room(page, room, "data.live_room", streamer_id=uid) if has_room else []
+    rooms = [r for r in records if isinstance(r, Room)]
+    status = rooms[0].status if rooms else None
+    streamer = _streamer(
+        page, d, "data",
+        bio=first_text(d, "sign"),
+        room_id=rooms[0].room_id if rooms else None,
+        is_live=None if status is None else status == "live",
+    )  # fmt: skip
+    return records + streamer
+
+
+def _relation_stat(page: Page, d: Any) -> list[Record]:
+    # `whisper`/`black` are the viewer's own lists (0 unless looking at oneself): never read.
+    return [
+        page.build(
+            Streamer,
+            streamer_id=page.id(dig(d, "mid"), "data.mid"),
+            **page.count(dig(d, "follower"), "data.follower", "followers"),
+            **page.count(dig(d, "following"), "data.following", "following", text=False),
+            fetched_at=page.fetched_at,
+        )
+    ]
+
+
 def _area_list(page: Page, d: Any) -> list[Record]:
     # Sub-areas only: each names its parent, and a room list is asked for per sub-area.
     records: list[Record] = []
@@ -328,6 +385,10 @@ _PARSE: dict[str, Callable[[Page, Any], list[Record]]] = {
     "play_info": _room_init,
     "gold_rank": _gold_rank,
     "play_url": lambda page, d: [],
+    "acc_info": _acc_info,
+    "relation_stat": _relation_stat,
+    # The WBI keys (spiders/bilibili/wbi.py reads them); the rest, logged in, is the viewer's own.
+    "nav": lambda page, d: [],
 }
 if set(_PARSE) != set(KINDS):  # pragma: no cover - a guard for whoever adds a kind
     raise RuntimeError("detect.KINDS and pages._PARSE must name the same kinds")
@@ -345,9 +406,9 @@ def parse(
     if kind is not None and kind not in _PARSE:
         raise UnknownPayloadError(f"no Bilibili parser of kind {kind!r}", platform=PLATFORM, url=url)
     payload = load_json(body, platform=PLATFORM, url=url)
-    kind = kind or kind_from_url(url)
+    # The kind is known before the envelope is read: some codes mean data for one kind (nav's -101).
+    kind = kind or kind_from_url(url) or detect(payload)
     data = check_envelope(payload, kind, url)
-    kind = kind or detect(payload)
     if kind is None:
         raise UnknownPayloadError("not a known Bilibili payload", platform=PLATFORM, url=url)
     return _PARSE[kind](Page(PLATFORM, url, fetched_at), data)

@@ -9,7 +9,8 @@ Seeds (pushed by ``livefleet crawl bilibili``, or given as ``-a seeds=JSON``):
 * ``{"kind": "room", "room_id": "5440"}`` (long or short id): room_init,
   then the room's details.
 * ``{"kind": "streamer", "uid": "9617619"}``: the streamer's card, master
-  info and room.
+  info, space profile (``x/space/wbi/acc/info``, WBI-signed at download time by
+  ``middleware.WbiSignMiddleware``), follower counts (``x/relation/stat``) and room.
 
 ``follow`` (a list, default ``["rooms", "streamers"]``) says how deep to go.
 """
@@ -26,7 +27,7 @@ from scrapy.http import Response
 from models.entities import Room, Streamer
 from spiders.base import PlatformSpider
 from spiders.bilibili import pages
-from spiders.meta import PAGE_META
+from spiders.meta import PAGE_META, WBI_META
 
 LIVE_API = "api.live.bilibili.com"
 MAIN_API = "api.bilibili.com"
@@ -36,7 +37,7 @@ PAGE_SIZE = 30
 # Detail pages go before new list pages, so a crawl finishes rooms it has found
 # before it discovers more (bounded memory in the queue, fresher snapshots).
 _PRIORITY = {"area_list": 0, "area_room_list": 0, "room_init": 10, "room_info": 20, "info_by_room": 20,
-             "user_card": 20, "master_info": 20, "room_info_old": 20}
+             "user_card": 20, "master_info": 20, "room_info_old": 20, "acc_info": 20, "relation_stat": 20}
 
 
 class BilibiliSpider(PlatformSpider):
@@ -47,6 +48,8 @@ class BilibiliSpider(PlatformSpider):
     use_sessions: ClassVar[bool] = True
     # Bilibili sends its block answer (-412) with HTTP 412: the parser reads it as a block.
     handle_httpstatus_list: ClassVar[list[int]] = [412]
+    #: The host of x/web-interface/nav, where WbiSignMiddleware reads the WBI keys.
+    nav_host: ClassVar[str] = MAIN_API
 
     def warmup_request(self, session: str) -> scrapy.Request:
         """A new session gets its own ``buvid3`` device cookie, as the web page does
@@ -81,6 +84,12 @@ class BilibiliSpider(PlatformSpider):
             self._request("master_info", LIVE_API, "/live_user/v1/Master/info", {"uid": uid}, follow=follow),
         ]
 
+    def space_requests(self, uid: str, follow: Iterable[str]) -> list[scrapy.Request]:
+        """The space profile (WBI-signed at download time) and the follower counts."""
+        info = self._request("acc_info", MAIN_API, "/x/space/wbi/acc/info", {"mid": uid}, follow=follow)
+        info.meta[WBI_META] = True
+        return [info, self._request("relation_stat", MAIN_API, "/x/relation/stat", {"vmid": uid}, follow=follow)]
+
     def requests_from_seed(self, seed: dict[str, Any]) -> Iterable[scrapy.Request]:
         kind = seed.get("kind")
         follow = seed.get("follow", DEFAULT_FOLLOW)
@@ -97,6 +106,7 @@ class BilibiliSpider(PlatformSpider):
             uid = _id(seed, "uid")
             return [
                 *(r.replace(dont_filter=True) for r in self.streamer_requests(uid, follow)),
+                *(r.replace(dont_filter=True) for r in self.space_requests(uid, follow)),
                 self._request("room_info_old", LIVE_API, "/room/v1/Room/getRoomInfoOld", {"mid": uid},
                               follow=follow, dont_filter=True),
             ]
