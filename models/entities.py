@@ -87,9 +87,9 @@ class Streamer(Fetched):
     key_fields: ClassVar[tuple[str, ...]] = ("platform", "streamer_id")
 
     streamer_id: PlatformId
-    #: Second platform ID where one exists (Douyin sec_uid).
+    #: Second platform ID where one exists (Douyin sec_uid, Kuaishou eid).
     sec_id: PlatformId | None = None
-    #: Public short ID (Douyin unique_id, Kuaishou kwaiId).
+    #: Public short ID (Douyin unique_id, Kuaishou kwaiId; never a Kuaishou principalId).
     handle: Text | None = None
     nickname: Text | None = None
     avatar_url: str | None = None
@@ -120,7 +120,7 @@ class Room(Fetched):
 
     room_id: PlatformId
     streamer_id: PlatformId | None = None
-    #: The ID in the public room URL where it differs (Douyin web_rid, Bilibili short_id).
+    #: The ID in the public room URL where it differs (Douyin web_rid, Bilibili short_id, Kuaishou principalId).
     web_rid: PlatformId | None = None
     title: Text | None = None
     status: RoomStatus | None = None

@@ -35,31 +35,40 @@ def crawled(tmp_path_factory, redis_server, mongo_server) -> Iterator[dict[str, 
 
 
 def test_live_rooms_and_streamers_equal_the_ground_truth(crawled):
+    """Rooms and streamers are keyed by the numeric user id (spiders/kuaishou/records.py), the
+    principalId of the room URL is the room's web_rid."""
     truth, db = crawled["truth"], crawled["db"]
     faults = {p for kind in ("malformed_json", "html_page", "missing_result") for p in truth["faults"][kind]}
+    users = {u["principalId"]: u for u in truth["users"]}
     live = {r["principalId"]: r for r in truth["rooms"] if r["isLiving"]}
     rooms = {d["room_id"]: d for d in db.rooms.find({"platform": "kuaishou"})}
-    assert set(rooms) == set(live)
-    users = {u["principalId"]: u for u in truth["users"]}
+    # A room whose own answer is broken is named only by the list (principalId, no user id): no room
+    # document, rather than one under a second key.
+    assert set(rooms) == {str(users[p]["user_id"]) for p in live if p not in faults}
+    assert faults & set(live), "the crawl met broken room answers"
     for principal, expected in live.items():
-        doc = rooms[principal]
-        assert doc["streamer_id"] == principal
+        uid = str(users[principal]["user_id"])
+        streamer = db.streamers.find_one({"platform": "kuaishou", "streamer_id": uid})
+        assert streamer["nickname"] == users[principal]["user_name"]
+        assert db.streamers.count_documents({"platform": "kuaishou", "nickname": streamer["nickname"],
+                                             "avatar_url": streamer["avatar_url"]}) == 1
+        if principal in faults:
+            assert streamer["is_live"] is True  # from the profile, which is not broken
+            continue
+        doc = rooms[uid]
+        assert (doc["streamer_id"], doc["web_rid"]) == (uid, principal)
         assert doc["title"] == expected["caption"]
         # Kuaishou shows viewers as text ("6.8万"): the number is what the text says.
         assert doc["viewers_now"] == parse_count(expected["displayWatchingCount"]).value
-        if principal not in faults and not expected["displayWatchingCount"].isdigit():
+        if not expected["displayWatchingCount"].isdigit():
             assert doc["viewers_now_text"] == expected["displayWatchingCount"]
-        if principal not in faults:
-            assert doc["status"] == "live"
-        streamer = db.streamers.find_one({"platform": "kuaishou", "streamer_id": principal})
-        assert streamer["nickname"] == users[principal]["user_name"]
-        if principal not in faults:
-            fan = users[principal]["fan"]
-            if "followers_text" in streamer:  # shown as "6.8万": the text is kept, the number follows it
-                assert streamer["followers"] == parse_count(streamer["followers_text"]).value
-                assert abs(streamer["followers"] - fan) <= 0.05 * fan
-            else:
-                assert streamer["followers"] == fan
+        assert doc["status"] == "live"
+        fan = users[principal]["fan"]
+        if "followers_text" in streamer:  # shown as "6.8万": the text is kept, the number follows it
+            assert streamer["followers"] == parse_count(streamer["followers_text"]).value
+            assert abs(streamer["followers"] - fan) <= 0.05 * fan
+        else:
+            assert streamer["followers"] == fan
 
 
 def test_every_session_was_warmed_by_a_first_visit(crawled):
@@ -96,7 +105,8 @@ def test_verification_answers_cool_the_session_down_and_lose_nothing(tmp_path, r
         truth = sandbox.truth("kuaishou")
     with MongoClient(mongo_server.url) as client:
         db = client[db_name]
-        live = {r["principalId"] for r in truth["rooms"] if r["isLiving"]}
+        uid = {u["principalId"]: str(u["user_id"]) for u in truth["users"]}
+        live = {uid[r["principalId"]] for r in truth["rooms"] if r["isLiving"]}
         assert {d["room_id"] for d in db.rooms.find({"status": "live"}, {"room_id": 1})} == live
         assert db.quarantine.count_documents({}) == 0
         client.drop_database(db_name)

@@ -88,12 +88,15 @@ def test_real_payloads_parse_the_same_without_kind_or_url(case: Any) -> None:
 # --- the room page -----------------------------------------------------------------------------------
 def test_room_page_live_item() -> None:
     room, snap, streamer = pages.parse(_page(ITEM), url=f"{LIVE}/u/3x59tkbj2kecvgi", fetched_at=T0)
-    assert isinstance(room, Room) and room.room_id == room.streamer_id == "3x59tkbj2kecvgi"
+    # The identity rule (records.py): keyed by the numeric user id; the URL's principalId is web_rid.
+    assert isinstance(room, Room) and room.room_id == room.streamer_id == "932369500"
+    assert room.web_rid == "3x59tkbj2kecvgi"
     assert (room.status, room.title, room.category) == ("live", "等你来", "和平精英")
     assert (room.viewers_now, room.viewers_now_text, room.likes, room.likes_text) == (27000, "2.7万", 15000, "1.5万")
     assert room.started_at == datetime(2021, 7, 20, 9, 13, 22, 219000, tzinfo=UTC)
     assert isinstance(snap, RoomSnapshot) and (snap.viewers_now, snap.likes, snap.status) == (27000, 15000, "live")
-    assert isinstance(streamer, Streamer) and streamer.sec_id == "932369500" and streamer.is_live is True
+    assert isinstance(streamer, Streamer) and streamer.streamer_id == "932369500" and streamer.is_live is True
+    assert (streamer.sec_id, streamer.handle, streamer.room_id) == (None, None, "932369500")  # author.id may be an eid
     assert (streamer.followers, streamer.followers_text, streamer.following, streamer.works_count) == (
         12000,
         "1.2万",
@@ -111,7 +114,8 @@ def test_room_page_offline_item_keeps_no_counts_and_keys_by_author_not_url() -> 
         "isLiving": False,
     }
     room, snap, _ = pages.parse(_page(item), url=f"{LIVE}/u/eid-form", fetched_at=T0)
-    assert (room.room_id, room.status, room.viewers_now, snap.status) == ("3x59tkbj2kecvgi", "offline", None, "offline")
+    assert (room.room_id, room.status, room.viewers_now, snap.status) == ("932369500", "offline", None, "offline")
+    assert room.web_rid == "3x59tkbj2kecvgi"
 
 
 def test_room_page_older_shape_and_no_undefined() -> None:
@@ -171,9 +175,9 @@ def test_livedetail_ok_and_not_live() -> None:
     data = {k: v for k, v in ITEM.items() if k != "isLiving"}
     records = pages.parse(_json({"data": {"result": 1, **data, "websocketInfo": {}}}), url=DETAIL_URL, fetched_at=T0)
     assert [r.kind for r in records] == ["room", "room_snapshot", "streamer"] and records[0].status == "live"
-    for code in (671, 677):
-        room, snap = pages.parse(_json({"data": {"result": code}}), url=DETAIL_URL, fetched_at=T0)
-        assert (room.room_id, room.status, snap.status) == ("KPL704668133", "offline", "offline")
+    for code in (671, 677):  # names no user id: a lead back to the room, nothing stored
+        (lead,) = pages.parse(_json({"data": {"result": code}}), url=DETAIL_URL, fetched_at=T0)
+        assert (lead.kind, lead.collection, lead.principal_id, lead.is_live) == ("lead", "", "KPL704668133", False)
     assert pages.parse(_json({"data": {"result": 671}}), url=None, fetched_at=T0, kind="live_detail") == []
 
 
@@ -200,12 +204,11 @@ def test_livedetail_missing_result_and_data_are_permanent() -> None:
 def test_web_userinfo_profile() -> None:
     url = f"{LIVE}/live_api/baseuser/userinfo/byid?principalId=3x59tkbj2kecvgi"
     (streamer,) = pages.parse(_json({"data": {"result": 1, "userInfo": AUTHOR}}), url=url, fetched_at=T0)
-    assert (streamer.streamer_id, streamer.followers, streamer.is_live, streamer.sec_id) == (
-        "3x59tkbj2kecvgi",
-        12000,
-        True,
-        "932369500",
-    )
+    expected = ("932369500", 12000, True, None)
+    assert (streamer.streamer_id, streamer.followers, streamer.is_live, streamer.sec_id) == expected
+    no_uid = {k: v for k, v in AUTHOR.items() if k != "originUserId"}
+    (lead,) = pages.parse(_json({"data": {"result": 1, "userInfo": no_uid}}), url=url, fetched_at=T0)
+    assert (lead.principal_id, lead.is_live) == ("3x59tkbj2kecvgi", True)
     with pytest.raises(GoneError):
         pages.parse(_json({"data": {"result": 21}}), url=url, fetched_at=T0)
 
@@ -214,9 +217,16 @@ def test_category_rooms_and_categories() -> None:
     item = {"id": "4SLhBtIwqZ4", "caption": "上分", "poster": "https://p/1", "living": True, "watchingCount": "1638",
             "author": {"id": "KPL704668133", "name": "KPL", "avatar": "https://a/1"}}  # fmt: skip
     url = f"{LIVE}/live_api/gameboard/list?filterType=0&page=1&pageSize=20&gameId=1000"
-    room, snap, streamer = pages.parse(_json({"data": {"list": [item], "hasMore": False}}), url=url, fetched_at=T0)
-    assert (room.room_id, room.viewers_now, room.viewers_now_text, room.status) == ("KPL704668133", 1638, None, "live")
-    assert (streamer.nickname, streamer.room_id, streamer.is_live) == ("KPL", "KPL704668133", True)
+    # author{id, name, avatar} names no user id: a lead to the room, nothing keyed by principalId
+    (lead,) = pages.parse(_json({"data": {"list": [item], "hasMore": False}}), url=url, fetched_at=T0)
+    assert (lead.principal_id, lead.is_live, lead.collection) == ("KPL704668133", True, "")
+    # hot/list items whose author carries originUserId give the room, keyed by it
+    hot = {**item, "author": {**item["author"], "originUserId": 704668133}}
+    room, snap, streamer = pages.parse(_json({"data": {"list": [hot], "hasMore": False}}), url=url, fetched_at=T0)
+    assert (room.room_id, room.web_rid) == ("704668133", "KPL704668133")
+    assert (room.viewers_now, room.viewers_now_text) == (1638, None)
+    assert (room.status, snap.status) == ("live", "live")
+    assert (streamer.nickname, streamer.room_id, streamer.is_live) == ("KPL", "704668133", True)
     del item["author"]
     with pytest.raises(PermanentPageError, match="data.list.0.author.id missing"):
         pages.parse(_json({"data": {"list": [item]}}), url=url, fetched_at=T0)

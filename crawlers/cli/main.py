@@ -15,6 +15,7 @@ Each command is one module of this package with ``add_parsers(sub)`` and
     livefleet scheduler [--dir DIR] [--once]         every campaign of a folder on its schedule
     livefleet queue dead|retry-dead                  dead letters: list, or put back into the queue
     livefleet spool replay|status                    write spooled records back to MongoDB
+    livefleet migrate kuaishou-ids [--dry-run]       re-key stored Kuaishou documents by user id
     livefleet services start|status|stop             the embedded Redis / MongoDB
     livefleet feed read COLLECTION --group G [--follow]   stored changes as JSON lines; feed info
     livefleet webhooks [add|list|remove|failures|replay]  deliver changes to webhooks (default: run)
@@ -41,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "summary": "summary", "status": "status", "monitor": "monitor", "campaign": "campaign",
     "scheduler": "campaign", "queue": "queue", "spool": "spool", "services": "services", "stop": "services",
     "feed": "feed", "webhooks": "feed", "api": "api", "rank": "rank", "export": "export",
+    "migrate": "migrate",
 }
 
 

@@ -4,8 +4,7 @@
   like, ...}, profile{user_id, user_name, kwaiId, headurl, user_text, verified}}}`` -> Streamer.
   ``ownerCount.like`` is not mapped: it counts the works the user liked, not likes received.
 * ``search_users``: ``{result, users[{user_id, user_name, kwaiId?, headurl, user_text,
-  verified}]}`` -> one Streamer per user that has a kwaiId (see records.py for why the others
-  are left out).
+  verified}]}`` -> one Streamer per user (keyed by user_id, records.py).
 * ``feed_profile``: a user's short videos ``{result, feeds[{userId, kwaiId, userEid,
   userName, headUrl, ...}]}`` -> the distinct authors as Streamers; video stats are not stored.
 * ``follow_living``: ``{result, follow[{liveStreamId, caption, watchingCount, likeCount,
@@ -22,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from models.entities import Record
-from spiders.kuaishou.records import principal, room_records, streamer_record, streamers_of
+from spiders.kuaishou.records import principal, room_records, streamer_record, streamers_of, user_id
 from spiders.kuaishou.state import check_result
 from spiders.payload import Page, dig, first_text
 
@@ -42,12 +41,11 @@ def profile(page: Page, payload: Any) -> list[Record]:
     check_result(payload, url=page.url)
     user = dig(payload, "userProfile.profile")
     where = "userProfile.profile"
-    key = principal(page, user, where)
-    if key is None:
-        raise page.fail(f"{where}: no kwaiId or eid to key the streamer by")
+    if user_id(page, user, where) is None:
+        raise page.fail(f"{where}: no user_id to key the streamer by")
     counts = dig(payload, "userProfile.ownerCount")
     return streamer_record(
-        page, user, where, key,
+        page, user, where,
         **page.count(dig(counts, "fan"), "userProfile.ownerCount.fan", "followers"),
         **page.count(dig(counts, "follow"), "userProfile.ownerCount.follow", "following", text=False),
         **page.count(dig(counts, "photo"), "userProfile.ownerCount.photo", "works_count", text=False),
@@ -78,12 +76,14 @@ def follow_living(page: Page, payload: Any) -> list[Record]:
     for i, item in enumerate(_items(page, dig(body, "follow"), prefix)):
         where = f"{prefix}.{i}"
         user = dig(item, "user")
-        room_id = principal(page, user, f"{where}.user", "principalId", "kwaiId", "eid")
-        if room_id is None:
-            raise page.fail(f"{where}.user.principalId missing")
+        principal_id = principal(page, user, f"{where}.user", "principalId", "kwaiId", "eid")
+        if principal_id is None and user_id(page, user, f"{where}.user") is None:
+            raise page.fail(f"{where}.user: no user_id and no principalId")
         records += room_records(
             page,
-            room_id=room_id,
+            user=user,
+            user_where=f"{where}.user",
+            principal_id=principal_id,
             where=where,
             title=first_text(item, "caption"),
             viewers=dig(item, "watchingCount"),
@@ -92,7 +92,6 @@ def follow_living(page: Page, payload: Any) -> list[Record]:
             category=first_text(item, "gameInfo.name"),
             started=dig(item, "startTime"),
         )
-        records += streamer_record(page, user, f"{where}.user", room_id, room_id=room_id)
     return records
 
 

@@ -3,7 +3,8 @@
 ``parse(body, url=, fetched_at=, kind=)``: the kind comes from the argument, else the URL path,
 else the payload's shape (``detect.py``). The room page is HTML with an embedded state
 (``state.initial_state``); every other kind is JSON. Formats and their public sources are in
-docs/kuaishou_formats.md; the key rule (room_id = streamer_id = principalId) in ``records.py``.
+docs/kuaishou_formats.md; the identity rule (room_id = streamer_id = the numeric user id; principalId -> Room.web_rid;
+payloads without a user id give ``Lead``s only) in ``records.py``.
 
 Web kinds (this module):
 
@@ -13,16 +14,17 @@ Web kinds (this module):
   verification page -> ``BlockedError``; errorType 22 -> ``GoneError``; isLiving false -> an
   offline Room.
 * ``live_detail`` ``/live_api/liveroom/livedetail?principalId=``: result 1 -> as the page item;
-  671/677 -> an offline Room + RoomSnapshot keyed by the URL's principalId (nothing without it).
+  671/677 -> only a ``Lead`` to the URL's principalId (the answer names no user id).
 * ``profile`` web ``/live_api/baseuser/userinfo/byid`` (``data.userInfo``) and the app's
   ``userProfile`` -> Streamer (app.py for the latter).
 * ``category_rooms`` gameboard / non-gameboard / hot / search-liveStream lists:
-  ``data.list[]{id, caption, poster, living, watchingCount, author{id, name, avatar}}`` -> Room
-  + RoomSnapshot + Streamer per item; ``category_list`` ``/live_api/category/data``: the
+  ``data.list[]{id, caption, poster, living, watchingCount, author{id, name, avatar}}`` -> a
+  ``Lead`` per item (no user id; an author with ``originUserId``, as hot/list items have, gives Room
+  + RoomSnapshot + Streamer); ``category_list`` ``/live_api/category/data``: the
   categories of a top type (``data.list[]{id, name, poster}``) -> ``Category`` (not stored).
 * ``graphql_live_detail`` ``m_graphql`` webLiveDetail: the room asked about has no ID in the
   answer and gives nothing; ``moreRecommendList[]{user{id,name,avatar}, watchingCount, caption,
-  coverUrl, poster, gameInfo}`` -> Room + RoomSnapshot + Streamer per recommended room.
+  coverUrl, poster, gameInfo}`` -> a ``Lead`` per recommended room (``user.id`` is a principalId).
 
 Mapping decisions: counts arrive as display strings (``"2.7w"``, ``"1.2万"``) and keep their
 text; ``watchingCount`` is viewers now, ``likeCount`` likes. Lists that carry no live flag give
@@ -39,11 +41,11 @@ from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
-from models.entities import Fetched, PlatformId, Record, Room, RoomSnapshot, Text
+from models.entities import Fetched, PlatformId, Record, Text
 from models.errors import BlockedError, UnknownPayloadError
 from spiders.kuaishou import app, shop
 from spiders.kuaishou.detect import KINDS, detect, kind_from_url, looks_like_page
-from spiders.kuaishou.records import room_records, streamer_record
+from spiders.kuaishou.records import lead, room_records, streamer_record, user_id
 from spiders.kuaishou.state import PLATFORM, check_error_type, check_live_api, initial_state
 from spiders.payload import Page, dig, first_text, load_json
 
@@ -77,14 +79,16 @@ def _url_principal(page: Page) -> str | None:
 def _play_item(page: Page, item: Any, where: str, *, status: str | None = None) -> list[Record]:
     """Room records of a page playList item or a livedetail ``data`` (same keys)."""
     author = dig(item, "author")
-    room_id = page.id(dig(author, "id", "principalId"), f"{where}.author.id") or _url_principal(page)
+    principal_id = page.id(dig(author, "id", "principalId"), f"{where}.author.id") or _url_principal(page)
     stream = dig(item, "liveStream")
     living = dig(item, "isLiving")
     if living is None and isinstance(stream, dict) and "type" in stream:  # the older page shape
         living = stream.get("type") == "live"
     return room_records(
         page,
-        room_id=room_id,
+        user=author,
+        user_where=f"{where}.author",
+        principal_id=principal_id,
         where=where,
         living=living,
         status=status,
@@ -94,7 +98,6 @@ def _play_item(page: Page, item: Any, where: str, *, status: str | None = None) 
         cover=first_text(item, "liveStream.poster", "liveStream.coverUrl", "config.coverUrl"),
         category=first_text(item, "gameInfo.name"),
         started=dig(item, "liveStream.startTime", "config.startTime", "startTime"),
-        author=author,
     )
 
 
@@ -121,14 +124,8 @@ def _live_page(page: Page, state: Any) -> list[Record]:
 
 def _live_detail(page: Page, payload: Any) -> list[Record]:
     result, data = check_live_api(payload, url=page.url)
-    if result != 1:  # 671/677: not broadcasting; the room is the one asked for
-        room_id = _url_principal(page)
-        if room_id is None:
-            return []
-        return [
-            page.build(Room, room_id=room_id, streamer_id=room_id, status="offline", fetched_at=page.fetched_at),
-            page.build(RoomSnapshot, room_id=room_id, captured_at=page.fetched_at, status="offline"),
-        ]
+    if result != 1:  # 671/677: not broadcasting. The answer names no user id: a lead only.
+        return lead(page, _url_principal(page), living=False)
     living = data.get("isLiving")
     status = None if isinstance(living, bool) else ("live" if data.get("liveStream") else None)
     return _play_item(page, data, "data", status=status)
@@ -139,12 +136,15 @@ def _profile(page: Page, payload: Any) -> list[Record]:
         return app.profile(page, payload)
     _, data = check_live_api(payload, url=page.url)
     info = data.get("userInfo")
-    streamer_id = page.id(dig(info, "id"), "data.userInfo.id")
-    if not streamer_id:
-        raise page.fail("data.userInfo.id missing")
+    principal_id = page.id(dig(info, "id"), "data.userInfo.id") or _url_principal(page)
     living = dig(info, "living")
     is_live = living if isinstance(living, bool) else None
-    return streamer_record(page, info, "data.userInfo", streamer_id, is_live=is_live)
+    records = streamer_record(page, info, "data.userInfo", is_live=is_live)
+    if not records and user_id(page, info, "data.userInfo") is None:
+        if principal_id is None:
+            raise page.fail("data.userInfo: no originUserId and no id")
+        return lead(page, principal_id, living=living)
+    return records
 
 
 def _list(page: Page, payload: Any) -> tuple[list[Any], str]:
@@ -162,13 +162,15 @@ def _category_rooms(page: Page, payload: Any) -> list[Record]:
     records: list[Record] = []
     for i, item in enumerate(items):
         where = f"{at}.{i}"
-        room_id = page.id(dig(item, "author.id"), f"{where}.author.id")
-        if room_id is None:
+        principal_id = page.id(dig(item, "author.id"), f"{where}.author.id")
+        if principal_id is None:
             raise page.fail(f"{where}.author.id missing")
         living = dig(item, "living", "isLiving")
         records += room_records(
             page,
-            room_id=room_id,
+            user=dig(item, "author"),
+            user_where=f"{where}.author",
+            principal_id=principal_id,
             where=where,
             living=living,
             title=first_text(item, "caption"),
@@ -176,7 +178,6 @@ def _category_rooms(page: Page, payload: Any) -> list[Record]:
             likes=dig(item, "likeCount"),
             cover=first_text(item, "poster", "coverUrl"),
             category=first_text(item, "gameInfo.name"),
-            author=dig(item, "author"),
         )
     return records
 
@@ -205,18 +206,19 @@ def _graphql_live_detail(page: Page, payload: Any) -> list[Record]:
     records: list[Record] = []
     for i, item in enumerate(items if isinstance(items, list) else []):
         at = f"{where}.{i}"
-        room_id = page.id(dig(item, "user.id"), f"{at}.user.id")
-        if room_id is None:
+        principal_id = page.id(dig(item, "user.id"), f"{at}.user.id")
+        if principal_id is None:
             raise page.fail(f"{at}.user.id missing")
         records += room_records(
             page,
-            room_id=room_id,
+            user=dig(item, "user"),
+            user_where=f"{at}.user",
+            principal_id=principal_id,
             where=at,
             title=first_text(item, "caption"),
             viewers=dig(item, "watchingCount"),
             cover=first_text(item, "coverUrl", "poster"),
             category=first_text(item, "gameInfo.name"),
-            author=dig(item, "user"),
         )
     return records
 

@@ -27,9 +27,10 @@ from typing import Any, ClassVar
 import scrapy
 from scrapy.http import Response
 
-from models.entities import Product, Room, Streamer
+from models.entities import Product, Room
 from spiders.base import PlatformSpider
 from spiders.kuaishou import pages
+from spiders.kuaishou.records import Lead
 from spiders.meta import PAGE_META
 
 LIVE = "live.kuaishou.com"
@@ -121,12 +122,15 @@ class KuaishouSpider(PlatformSpider):
             if len(rooms) >= PAGE_SIZE and context["page"] < context["max_pages"]:
                 yield self.category_page(context["game_id"], context["page"] + 1,
                                          max_pages=context["max_pages"], follow=follow)
-            if "rooms" in follow:
-                for room in rooms:
-                    yield from self.room_requests(room.room_id, follow)
-            if "streamers" in follow:
-                for streamer in {s.streamer_id for s in records if isinstance(s, Streamer)}:
-                    yield from self.streamer_requests(streamer, follow)
+            # Rooms are keyed by user id, requests by the principalId of their URL (web_rid), and a
+            # list item that names no user id is a Lead to that principalId (records.py).
+            principals = [r.web_rid for r in rooms if r.web_rid]
+            principals += [lead.principal_id for lead in records if isinstance(lead, Lead)]
+            for principal in dict.fromkeys(principals):
+                if "rooms" in follow:
+                    yield from self.room_requests(principal, follow)
+                if "streamers" in follow:
+                    yield from self.streamer_requests(principal, follow)
         if kind == "shelf":
             products = [p for p in records if isinstance(p, Product)]
             if len(products) >= PAGE_SIZE and context["page"] < context["max_pages"]:
