@@ -10,7 +10,10 @@ are recognised by shape.
 ``detect`` serves ``livefleet parse FILE``, which gets bare files: HTML (or a
 fragment of it) holding the room page's ``__pace_f`` chunks or ``RENDER_DATA`` is
 a ``room_page``; JSON is recognised by keys and paths that only one endpoint
-carries, most specific first; ``None`` rather than a guess.
+carries, most specific first; ``None`` rather than a guess. ``explain`` says
+which kind and which marker matched (``livefleet parse --explain``); decoded
+websocket push messages (``push.py``, not a ``pages`` kind: they also give
+product events) are recognised there too, by a ``Webcast*Message`` method.
 
 ``check_envelope`` reads the envelopes Douyin's APIs use:
 
@@ -28,6 +31,7 @@ An empty body or the literal body ``blocked`` is Douyin's risk-control answer
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -36,7 +40,7 @@ from urllib.parse import urlsplit
 from models.errors import BlockedError, GoneError, PermanentPageError, RetryablePageError
 from spiders.douyin.state import find_state, looks_like_page
 
-__all__ = ["GONE_RE", "KINDS", "check_envelope", "detect", "kind_from_url", "unwrap"]
+__all__ = ["GONE_RE", "KINDS", "MARKERS", "PUSH_KIND", "check_envelope", "detect", "explain", "kind_from_url", "unwrap"]
 
 PLATFORM = "douyin"
 
@@ -201,6 +205,61 @@ def dig_user(payload: Any) -> Any:
 
 def _data_list(payload: Any) -> Any:
     return dict_get(dict_get(payload, "data"), "data")
+
+
+#: The kind of a file of decoded websocket push messages (``push.py``).
+PUSH_KIND = "push"
+
+#: What each kind is recognised by, in words (``explain``, ``livefleet parse --explain``).
+MARKERS: dict[str, str] = {
+    PUSH_KIND: "decoded webcast push message(s): method (or common.method) names a Webcast*Message",
+    "room_page": "HTML (or a fragment) with the room page's __pace_f chunks or RENDER_DATA",
+    "ws_shopping": "method WebcastLiveShoppingMessage, or updated_product_ids",
+    "commerce_feed": "item_cards",
+    "product_detail": "promotions[0].base_info",
+    "current_product": "promotions next to commodity_icon / carousel_time / show_cart / commentary_video_auth",
+    "showcase": "promotions next to columns / rows",
+    "shelf": "promotions (or data.promotions)",
+    "user_profile": "a user object (sec_uid or uid) as user, user_info or data",
+    "partition_rooms": "data.data[0] with web_rid and room",
+    "room_enter": "data.data next to data.room_status / user / prompts / enter_room_id",
+    "feed_square": "data[0].data is a room object (id_str with owner / stream_url / room_view_stats)",
+    "anchor_rank": "data.ranks and data.anchor_info",
+    "audience_rank": "data.ranks",
+    "room_info": "data (or data.room) is a room object (id_str with owner / stream_url / room_view_stats)",
+    "room_object": "a room object: id_str with owner / stream_url / room_view_stats",
+    "room_state": "a page state: a dict holding roomStore",
+}
+if set(MARKERS) != {*KINDS, PUSH_KIND}:  # pragma: no cover - a guard for whoever adds a kind
+    raise RuntimeError("detect.MARKERS must describe every kind")
+
+
+def explain(payload: Any) -> tuple[str | None, str]:
+    """``(kind, why)``: the kind ``detect`` (or the push loader) takes ``payload`` for and the
+    marker that matched; ``(None, what was tried)`` when nothing matched.
+
+    ``payload`` is the file's body (``bytes``/``str``: JSON, JSON lines or HTML) or decoded JSON.
+    """
+    from spiders.douyin import push  # push imports the parsers' helpers; detect stays importable alone
+
+    if isinstance(payload, bytes | str):
+        if push.load_messages(payload) is not None:
+            return PUSH_KIND, MARKERS[PUSH_KIND]
+        text = payload.decode("utf-8-sig", "replace") if isinstance(payload, bytes) else payload
+        if looks_like_page(text):
+            return "room_page", MARKERS["room_page"]
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            return None, "neither JSON (nor JSON lines of push messages) nor a room page"
+    elif push.load_messages(json.dumps(payload)) is not None:
+        return PUSH_KIND, MARKERS[PUSH_KIND]
+    inner = unwrap(payload)
+    wrapped = "inside a relay's {code: 200, data} wrapper: " if inner is not payload else ""
+    kind = detect(inner)
+    if kind is None:
+        return None, "no marker of any kind matched"
+    return kind, wrapped + MARKERS[kind]
 
 
 def detect(payload: Any) -> str | None:
