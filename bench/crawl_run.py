@@ -53,7 +53,8 @@ def common_overrides(sandbox_url: str, concurrency: int) -> dict[str, Any]:
         "SPIDER_MODULES": ["spiders.bilibili"],
         "CONCURRENT_REQUESTS": concurrency,
         "DOWNLOAD_SLOTS": {"bilibili": {"concurrency": concurrency, "delay": 0, "jitter": 0}},
-        "LIVEFLEET_FLEET_RATES": {},  # nor a fleet-wide one
+        "LIVEFLEET_IDENTITY_RATES": {},  # nor a fleet-wide one per egress identity
+        "LIVEFLEET_FLEET_RATES": {},  # nor a ceiling over all identities
         "LOG_LEVEL": "WARNING",
         "LIVEFLEET_SANDBOX_URL": sandbox_url,
     }
