@@ -33,6 +33,17 @@ SESSION_ARGS = ("--time-scale", "0", "--no-chaos")
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+def terminate(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM a child, wait up to ``timeout`` seconds, then SIGKILL it; reaped either way."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @dataclass(frozen=True)
 class Reply:
     """One HTTP answer: status, headers (lower-cased names) and raw body."""
@@ -157,13 +168,7 @@ class SandboxProcess:
 
     def stop(self, timeout: float = 15) -> int:
         """SIGTERM, wait, and return the exit code (the server exits 0 on SIGTERM)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self._stderr.close()

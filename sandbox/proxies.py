@@ -7,7 +7,8 @@ connecting out from its own loopback address (``Bind 127.0.0.11`` ...: all of 12
 local on Linux), so the sandbox sees that address as the client. A proxy can require Basic
 credentials, and can be SIGKILLed to play a proxy dying mid-crawl.
 
-Only the standard library: the benchmarks and any tool can use it without livefleet's imports.
+Only the standard library (and ``sandbox.process``, which uses only it too): benchmarks and tools can use it
+without livefleet's imports.
 ``make install`` installs the binary (Debian's ``tinyproxy-bin``); tinyproxy cannot bind port 0,
 so a free port is picked by binding a socket to 127.0.0.1:0 and closing it, and the start is
 retried on another port should someone take that one first.
@@ -19,13 +20,14 @@ import ipaddress
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+
+from sandbox.process import terminate
 
 __all__ = ["LISTEN", "ProxyProcess", "ProxyStartError", "start_proxies", "start_proxy", "tinyproxy_binary"]
 
@@ -141,13 +143,7 @@ class ProxyProcess:
 
     def stop(self, timeout: float = 5) -> int | None:
         """SIGTERM, wait up to ``timeout`` (then SIGKILL); return the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout)
         if not self._output.closed:
             self._output.close()
         return self.proc.returncode

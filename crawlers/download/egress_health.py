@@ -203,12 +203,15 @@ def identity_report(server: redis.Redis, prefix: str) -> list[dict[str, Any]]:
         now = float(server_now[0]) + float(server_now[1]) / 1e6
     except redis.RedisError:
         pass
-    for key in server.scan_iter(match=pattern, count=500):
-        name = _text(key)
-        if name.endswith(":probe"):
-            continue
+    names = [name for name in (_text(key) for key in server.scan_iter(match=pattern, count=500))
+             if not name.endswith(":probe")]
+    with server.pipeline(transaction=False) as pipe:  # one round trip, however many identities
+        for name in names:
+            pipe.hgetall(name)
+        records = pipe.execute()
+    for name, record in zip(names, records, strict=True):
         platform, identity = _split(keys, name)
-        raw = {_text(k): _text(v) for k, v in server.hgetall(key).items()}
+        raw = {_text(k): _text(v) for k, v in record.items()}
         ok = int(raw.get("ok", 0))
         row: dict[str, Any] = {
             "platform": platform, "identity": identity, "label": raw.get("label", identity),

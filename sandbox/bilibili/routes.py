@@ -323,13 +323,22 @@ class BilibiliPlatform(Platform):
     # -- api.bilibili.com -----------------------------------------------------------------------
     async def card(self, request: web.Request) -> web.Response:
         """``x/web-interface/card?mid=``: -400 for a bad mid, -404 for an unknown one."""
-        mid = _int(request.query.get("mid"))
-        if mid is None:
+        found = self._streamer_of(request, "mid")
+        if isinstance(found, web.Response):
+            return found
+        mid, streamer = found
+        return raw_response(self._static_body("card", mid, lambda: _ttl(0, "0", L.card(streamer, self.seed))))
+
+    def _streamer_of(self, request: web.Request, param: str) -> tuple[int, Any] | web.Response:
+        """The user a ``mid``/``vmid`` query names, or the site's answer: -400 for a bad id, -404 for an
+        unknown one (documented for ``card``; ``acc/info`` and ``relation/stat`` are answered alike)."""
+        uid = _int(request.query.get(param))
+        if uid is None:
             return raw_response(json_bytes({"code": -400, "message": "请求错误", "ttl": 1}))
-        streamer = self.world.streamer_by_uid.get(mid)
+        streamer = self.world.streamer_by_uid.get(uid)
         if streamer is None:
             return raw_response(json_bytes({"code": -404, "message": "啥都木有", "ttl": 1}))
-        return raw_response(self._static_body("card", mid, lambda: _ttl(0, "0", L.card(streamer, self.seed))))
+        return uid, streamer
 
     async def finger_spi(self, request: web.Request) -> web.Response:
         """``x/frontend/finger/spi``: hands out a buvid3/buvid4 pair and sets them as cookies."""
@@ -350,12 +359,10 @@ class BilibiliPlatform(Platform):
         pairs = [(k, v) for k, v in request.query.items()]
         if not request.cookies.get("buvid3") or not S.wbi_ok(pairs, self.seed, self.clock.now(), self.wall()):
             return self.risk_blocked(request)
-        mid = _int(request.query.get("mid"))
-        if mid is None:
-            return raw_response(json_bytes({"code": -400, "message": "请求错误", "ttl": 1}))
-        streamer = self.world.streamer_by_uid.get(mid)
-        if streamer is None:
-            return raw_response(json_bytes({"code": -404, "message": "啥都木有", "ttl": 1}))
+        found = self._streamer_of(request, "mid")
+        if isinstance(found, web.Response):
+            return found
+        mid, streamer = found
         now, minute = self._now()
         room = self.world.room_by_uid[mid]
         st = self.world.state(room, minute)
@@ -364,10 +371,8 @@ class BilibiliPlatform(Platform):
 
     async def relation_stat(self, request: web.Request) -> web.Response:
         """``x/relation/stat?vmid=``: follower and following counts (no signature, no cookie)."""
-        vmid = _int(request.query.get("vmid"))
-        if vmid is None:
-            return raw_response(json_bytes({"code": -400, "message": "请求错误", "ttl": 1}))
-        streamer = self.world.streamer_by_uid.get(vmid)
-        if streamer is None:  # undocumented for relation/stat: answered as the card answers an unknown mid
-            return raw_response(json_bytes({"code": -404, "message": "啥都木有", "ttl": 1}))
+        found = self._streamer_of(request, "vmid")
+        if isinstance(found, web.Response):
+            return found
+        vmid, streamer = found
         return raw_response(self._static_body("relation_stat", vmid, lambda: _ttl(0, "0", S.relation_stat(streamer))))
