@@ -158,11 +158,17 @@ class PlatformSpider(scrapy.Spider):
             return
         self._speed_up(response)
         stats.inc_value(f"livefleet/spider/pages/{self.platform}/{kind}")
+        records = self.annotate(response, kind, records)
         for record in records:
             if isinstance(record, Record) and record.collection:  # lists like areas only steer the crawl
                 yield record
         for request in self.follow(response, kind, records):
             yield request
+
+    def annotate(self, response: Response, kind: str, records: list[Any]) -> list[Any]:
+        """What the crawl knows about a page beyond its payload (the request that led to it),
+        added to its records; the default adds nothing. Parsers stay pure functions of the payload."""
+        return records
 
     async def _parse_off_reactor(self, body: bytes, **inputs: Any) -> list[Any]:
         """``parse_payload``, in a thread for a body of ``LIVEFLEET_PARSE_THREAD_BYTES`` or more.

@@ -114,3 +114,32 @@ def test_verification_answers_cool_the_session_down_and_lose_nothing(tmp_path, r
     assert blocked > 0
     # Each blocked session was warmed again before its next use.
     assert stat_sum(stats, "livefleet/sessions/warmed/kuaishou") > 3
+
+
+def test_a_www_profile_seed_lands_one_streamer_keyed_by_user_id(tmp_path, redis_server, mongo_server):
+    """``{"kind": "profile", "eid": ...}``: www.kuaishou.com's visionProfile (POST GraphQL) names the
+    user by eid only; the spider follows that lead to the live site, whose answers carry the user
+    id, and the person lands once, keyed by it, with the eid as sec_id."""
+    with start_sandbox("--platforms", "kuaishou", "--time-scale", "0", "--no-chaos", "--no-faults",
+                       "--streamers", "30") as sandbox:
+        truth = sandbox.truth("kuaishou")
+        live = {r["principalId"] for r in truth["rooms"] if r["isLiving"]}
+        ranked = sorted(truth["users"], key=lambda u: u["principalId"] not in live)  # live ones first
+        users = [u for u in ranked if u["kwaiId"]][:2] + [u for u in ranked if not u["kwaiId"]][:1] + ranked[-1:]
+        assert any(u["principalId"] in live for u in users) and any(u["principalId"] not in live for u in users)
+        _, db_name, stats = run_crawl(tmp_path, sandbox, redis_server.url, mongo_server.url, spider="kuaishou",
+                                      seeds=[{"kind": "profile", "eid": u["eid"]} for u in users])
+    assert stat_sum(stats, "livefleet/spider/pages/kuaishou/vision_profile") == len(users)
+    with MongoClient(mongo_server.url) as client:
+        db = client[db_name]
+        for user in users:
+            (doc,) = db.streamers.find({"sec_id": user["eid"]})
+            assert (doc["streamer_id"], doc["nickname"]) == (str(user["user_id"]), user["user_name"])
+            assert abs(doc["followers"] - user["fan"]) <= 500  # shown as "1.2万": one decimal of 万
+            living = next(r["isLiving"] for r in truth["rooms"] if r["principalId"] == user["principalId"])
+            assert doc["is_live"] is living
+            room = db.rooms.find_one({"room_id": str(user["user_id"])})  # an offline livedetail names no id
+            assert (room or {}).get("streamer_id") == (str(user["user_id"]) if living else None)
+        assert db.streamers.count_documents({}) == len(users)
+        assert db.quarantine.count_documents({}) == 0
+        client.drop_database(db_name)

@@ -264,3 +264,41 @@ def test_rate_limit_is_per_did_and_answers_result_2(lively: SandboxProcess) -> N
                         fetched_at=T0)  # fmt: skip
     finally:
         lively.set_config(rate_limit=0, block_rate=0)
+
+
+# -- www.kuaishou.com GraphQL -------------------------------------------------------------------
+WWW = "/www.kuaishou.com"
+VISION = Path(__file__).parent / "fixtures/kuaishou/vision_profile/www_graphql_2022-05/inputs"
+
+
+def _vision(ks: SandboxProcess, user_id: str, cookies: dict[str, str] | None = None, operation: str = "visionProfile"):
+    query = f"query {operation}($userId: String) {{\n  {operation}(userId: $userId) {{\n    result\n  }}\n}}\n"
+    body = {"operationName": operation, "variables": {"userId": user_id}, "query": query}
+    return ks.request(f"{WWW}/graphql", method="POST", body=body, cookies=cookies)
+
+
+def _keys(obj: Any) -> Any:
+    """The nested key structure of a JSON object (values dropped), to compare shapes."""
+    return {k: _keys(v) for k, v in obj.items()} if isinstance(obj, dict) else type(obj).__name__
+
+
+def test_vision_profile_has_the_real_answers_shape_and_names_the_user_by_eid(
+    ks: SandboxProcess, did: dict[str, str], truth: dict[str, Any]
+) -> None:
+    real_answer = json.loads(next(VISION.iterdir()).read_text(encoding="utf-8"))
+    user = next(u for u in truth["users"] if u["fan"] >= 10_000)
+    answer = _vision(ks, user["eid"], did).json()
+    assert _keys(answer) == _keys(real_answer)  # same keys at every level, same value types
+    profile = answer["data"]["visionProfile"]["userProfile"]
+    assert profile["profile"]["user_id"] == user["eid"] and profile["profile"]["user_name"] == user["user_name"]
+    assert re.fullmatch(r"\d+(\.\d)?w", profile["ownerCount"]["fan"])  # "169.8w" in the real answer
+    (lead,) = pages.parse(json.dumps(answer).encode(), url="https://www.kuaishou.com/graphql", fetched_at=T0)
+    assert (lead.kind, lead.principal_id) == ("lead", user["eid"])  # no numeric id in the answer
+    refused = _vision(ks, user["eid"]).json()  # no did cookie
+    assert refused["data"]["visionProfile"]["result"] == 2 and refused["data"]["visionProfile"]["userProfile"] is None
+    with pytest.raises(BlockedError):
+        pages.parse(json.dumps(refused).encode(), url="https://www.kuaishou.com/graphql", fetched_at=T0)
+    unknown = _vision(ks, "visionVideoDetail", did, operation="visionVideoDetail")
+    assert unknown.status == 400 and unknown.json()["errors"][0]["message"]
+    with pytest.raises(PermanentPageError, match="GraphQL errors"):
+        pages.parse(unknown.body, url="https://www.kuaishou.com/graphql", fetched_at=T0, kind="vision_profile")

@@ -1,6 +1,6 @@
 """Kuaishou live in the sandbox: the room page, the live_api endpoints and the 小店 item APIs.
 
-Served under ``/live.kuaishou.com/...`` and ``/openapi.kwaixiaodian.com/...``:
+Served under ``/live.kuaishou.com/...``, ``/www.kuaishou.com/...`` and ``/openapi.kwaixiaodian.com/...``:
 
 * ``GET /live.kuaishou.com/`` -- the first visit: sets ``did=web_<32 hex>`` (when the client has
   none), ``clientid=3`` and ``kpn=GAME_ZONE``. Every other live.kuaishou.com answer needs ``did``:
@@ -9,6 +9,7 @@ Served under ``/live.kuaishou.com/...`` and ``/openapi.kwaixiaodian.com/...``:
 * ``GET /u/{principalId}`` (or the user's eid), ``GET /live_api/liveroom/livedetail?principalId=``,
   ``/live_api/baseuser/userinfo/byid?principalId=``, ``/live_api/category/data?type=&page=&pageSize=``,
   ``/live_api/gameboard/list`` and ``/live_api/non-gameboard/list?gameId=&page=&pageSize=``.
+* ``POST /www.kuaishou.com/graphql`` -- the main site's GraphQL (``visionProfile``; ``vision.py``).
 * ``GET /openapi.kwaixiaodian.com/open/item/list/get?access_token=&param={"pageNumber","pageSize"}``
   and ``/open/item/get?access_token=&param={"kwaiItemId"}`` -- a seller's items (token in truth).
 """
@@ -24,6 +25,7 @@ from aiohttp import web
 
 from sandbox.base import Platform, json_bytes, raw_response
 from sandbox.kuaishou import payloads as P
+from sandbox.kuaishou import vision
 from sandbox.kuaishou.world import CATEGORIES, KsRoom, KsWorld
 from sandbox.world import WorldClock, hex_digest
 
@@ -44,7 +46,7 @@ class KuaishouPlatform(Platform):
     """The Kuaishou replica over a ``KsWorld``."""
 
     name = "kuaishou"
-    hosts = ("live.kuaishou.com", "openapi.kwaixiaodian.com")
+    hosts = ("live.kuaishou.com", "www.kuaishou.com", "openapi.kwaixiaodian.com")
 
     def __init__(self, seed: int, n_streamers: int, faults: bool, clock: WorldClock, served_limit: int) -> None:
         super().__init__(served_limit)
@@ -69,6 +71,7 @@ class KuaishouPlatform(Platform):
         ]
         for path, endpoint, handler in routes:
             app.router.add_get(path, handler, name=f"kuaishou:{endpoint}")
+        app.router.add_post(f"{vision.WWW}/graphql", self.www_graphql, name="kuaishou:www_graphql")
 
     def truth(self) -> dict[str, Any]:
         """Ground truth as of the current world time."""
@@ -121,6 +124,12 @@ class KuaishouPlatform(Platform):
 
     def _room(self, request: web.Request) -> KsRoom | None:
         return self.world.by_any.get(request.query.get("principalId", ""))
+
+    # -- www.kuaishou.com ---------------------------------------------------------------------
+    async def www_graphql(self, request: web.Request) -> web.Response:
+        """``POST www.kuaishou.com/graphql``: the main site's GraphQL (``vision.py``)."""
+        room_of = self.world.by_any.get
+        return await vision.graphql(request, lambda key: room.user if (room := room_of(key)) else None)
 
     # -- live.kuaishou.com --------------------------------------------------------------------
     async def home(self, request: web.Request) -> web.Response:

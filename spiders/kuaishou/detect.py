@@ -28,7 +28,8 @@ _PATHS: dict[str, str] = {
     "product_detail": r"/open/item/get",
 }
 #: Kinds recognised from the payload only (app API captures without a known URL).
-_SHAPE_ONLY = ("search_users", "feed_profile", "follow_living", "graphql_live_detail")
+#: (www.kuaishou.com/graphql serves every operation at one path: its answers are told apart by shape.)
+_SHAPE_ONLY = ("search_users", "feed_profile", "follow_living", "graphql_live_detail", "vision_profile")
 #: Every kind this package parses.
 KINDS: tuple[str, ...] = (*_PATHS, *_SHAPE_ONLY)
 _HOST = r"(?:/[a-z0-9.\-]+\.(?:com|cn))?"
@@ -67,6 +68,7 @@ def _data(payload: Any) -> Any:
 
 _SHAPES: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     ("graphql_live_detail", lambda p: _has(_data(p), "webLiveDetail")),
+    ("vision_profile", lambda p: _has(_data(p), "visionProfile")),
     ("profile", lambda p: _has(p, "userProfile") or _has(_data(p), "userInfo")),
     ("live_detail", lambda p: _has(_data(p), "result") and ("liveStream" in p["data"] or "websocketInfo" in p["data"])),
     ("follow_living", lambda p: _has(p, "follow") or _has(_data(p), "follow")),

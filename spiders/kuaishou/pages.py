@@ -25,6 +25,11 @@ Web kinds (this module):
 * ``graphql_live_detail`` ``m_graphql`` webLiveDetail: the room asked about has no ID in the
   answer and gives nothing; ``moreRecommendList[]{user{id,name,avatar}, watchingCount, caption,
   coverUrl, poster, gameInfo}`` -> a ``Lead`` per recommended room (``user.id`` is a principalId).
+* ``vision_profile`` ``www.kuaishou.com/graphql`` operation ``visionProfile`` (variables ``userId`` =
+  the eid): ``data.visionProfile{result, userProfile{ownerCount{fan, follow, photo_public},
+  profile{user_id, user_name, gender, headurl, user_text}}}``. ``profile.user_id`` is the eid and the
+  answer names no numeric user id, so it gives only a ``Lead`` to the eid (a principalId the live
+  site accepts); ``result`` 2 or 400002 is a block, any other code but 1 a permanent error.
 
 Mapping decisions: counts arrive as display strings (``"2.7w"``, ``"1.2万"``) and keep their
 text; ``watchingCount`` is viewers now, ``likeCount`` likes. Lists that carry no live flag give
@@ -46,7 +51,7 @@ from models.errors import BlockedError, UnknownPayloadError
 from spiders.kuaishou import app, shop
 from spiders.kuaishou.detect import KINDS, detect, kind_from_url, looks_like_page
 from spiders.kuaishou.records import lead, room_records, streamer_record, user_id
-from spiders.kuaishou.state import PLATFORM, check_error_type, check_live_api, initial_state
+from spiders.kuaishou.state import PLATFORM, check_error_type, check_live_api, check_result, initial_state
 from spiders.payload import Page, dig, first_text, load_json
 
 __all__ = ["PARSERS", "Category", "detect", "kind_from_url", "parse"]
@@ -223,6 +228,20 @@ def _graphql_live_detail(page: Page, payload: Any) -> list[Record]:
     return records
 
 
+def _vision_profile(page: Page, payload: Any) -> list[Record]:
+    if isinstance(payload, dict) and payload.get("errors"):
+        raise page.fail(f"GraphQL errors: {str(payload['errors'])[:200]}")
+    answer = dig(payload, "data.visionProfile")
+    if not isinstance(answer, dict):
+        raise page.fail("data.visionProfile: expected an object")
+    check_result(answer, url=page.url)
+    profile = dig(answer, "userProfile.profile")
+    eid = page.id(dig(profile, "user_id"), "data.visionProfile.userProfile.profile.user_id")
+    if eid is None:
+        raise page.fail("data.visionProfile.userProfile.profile.user_id missing")
+    return lead(page, eid)
+
+
 _PARSE: dict[str, Callable[[Page, Any], list[Record]]] = {
     "live_page": _live_page,
     "live_detail": _live_detail,
@@ -230,6 +249,7 @@ _PARSE: dict[str, Callable[[Page, Any], list[Record]]] = {
     "category_list": _category_list,
     "category_rooms": _category_rooms,
     "graphql_live_detail": _graphql_live_detail,
+    "vision_profile": _vision_profile,
     "search_users": app.search_users,
     "feed_profile": app.feed_profile,
     "follow_living": app.follow_living,
