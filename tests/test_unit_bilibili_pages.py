@@ -24,7 +24,7 @@ from models.errors import (
     UnknownPayloadError,
 )
 from spiders.bilibili import pages
-from spiders.bilibili.detect import KINDS, detect, kind_from_url
+from spiders.bilibili.detect import KINDS, detect, kind_from_url, room_lists
 from tests.fixture_cases import Case, iter_cases, run
 from tests.fixture_cases import key_paths as _key_paths
 from tests.fixture_cases import value_at as _at
@@ -456,3 +456,34 @@ def test_only_identities_left_still_gives_records(case: Case) -> None:
     assert types[PRIMARY[case.expected[0]["type"]].__name__] >= 1
     # Nothing observed, nothing claimed: no snapshot without a status or a count.
     assert all(r.status or r.viewers_now is not None for r in records if isinstance(r, RoomSnapshot))
+
+
+# -- live-room objects in list answers no endpoint parser knows -------------------------------------
+def _real_room_objects() -> list[dict[str, Any]]:
+    """Every live-room object in the real list fixtures (area lists, recommendations, followed rooms)."""
+    found = []
+    for case in CASES:
+        if case.kind in ("area_room_list", "rec_list", "room_list") and case.expected and "error" not in case.expected:
+            data = json.loads(case.body)["data"]
+            found += [item for _, items in room_lists(data) for item in items]
+    return found
+
+
+def test_room_objects_in_an_unknown_list_answer_are_read_by_meaning() -> None:
+    """A list answer of a shape no endpoint parser knows, carrying real room objects two levels
+    down, is recognised by content (``room_list``) and read by the same room reader: the same
+    rooms as when each object is read alone."""
+    by_id = {str(o.get("room_id") or o.get("roomid")): o for o in _real_room_objects()}
+    objects = list(by_id.values())
+    assert len(objects) >= 5
+    payload = {"code": 0, "message": "0", "ttl": 1,
+               "data": {"module_info": {"title": "x"}, "cards": {"items": objects}, "has_more": 0}}
+    assert detect(payload) == "room_list"
+    records = pages.parse(_body(payload), fetched_at=T0)
+    rooms = {r.room_id: r for r in records if isinstance(r, Room)}
+    assert set(rooms) == set(by_id)
+    for obj in objects:
+        alone = pages.parse(_body({"code": 0, "data": {"list": [obj]}}), fetched_at=T0, kind="room_list")
+        assert rooms[alone[0].room_id] == alone[0]
+    # A viewer-facing list with no room objects is not taken for one.
+    assert detect({"code": 0, "data": {"list": [{"uid": 1, "uname": "someone"}]}}) is None

@@ -56,6 +56,9 @@ _PATHS: dict[str, str] = {
     "acc_info": r"/x/space(?:/wbi)?/acc/info",
     "relation_stat": r"/x/relation/stat",
     "nav": r"/x/web-interface/nav",
+    # Lists of live-room objects the spiders do not crawl (the followed streamers' rooms, logged
+    # in): read by the generic walk of pages._room_list, which any such list answer falls back to.
+    "room_list": r"/xlive/web-ucenter/user/following|/xlive/web-ucenter/v1/xfetter/getweblist",
 }
 #: Every kind this package can parse.
 KINDS: tuple[str, ...] = tuple(_PATHS)
@@ -79,6 +82,26 @@ def _has(obj: Any, *keys: str) -> bool:
 
 def _first_item(data: Any) -> Any:
     return data[0] if isinstance(data, list) and data else None
+
+
+#: Keys that make a JSON object a live-room object (with one of the owner keys beside).
+ROOM_KEYS, OWNER_KEYS = ("room_id", "roomid"), ("uid", "mid")
+#: How deep in ``data`` the generic walk looks for lists of room objects.
+ROOM_LIST_DEPTH = 3
+
+
+def is_room_object(obj: Any) -> bool:
+    """A live-room object: a room id and its owner's uid under any of their spellings."""
+    return isinstance(obj, dict) and any(k in obj for k in ROOM_KEYS) and any(k in obj for k in OWNER_KEYS)
+
+
+def room_lists(data: Any, where: str = "data", depth: int = ROOM_LIST_DEPTH) -> list[tuple[str, list[Any]]]:
+    """``(path, list)`` of every list of live-room objects within ``depth`` levels of ``data``."""
+    if isinstance(data, list):
+        return [(where, data)] if data and all(is_room_object(item) for item in data) else []
+    if not isinstance(data, dict) or depth == 0:
+        return []
+    return [found for key, value in data.items() for found in room_lists(value, f"{where}.{key}", depth - 1)]
 
 
 def _is_status_map(data: Any) -> bool:
@@ -111,6 +134,8 @@ _SHAPES: tuple[tuple[str, Callable[[Any], bool]], ...] = (
     ("area_room_list", lambda d: _has(_first_item(d), "roomid", "uid")
      or (_has(d, "list", "has_more") and _has(_first_item(d["list"]), "roomid", "uid"))),
     ("area_list", lambda d: _has(_first_item(d), "id", "name", "list")),
+    # Last: any other answer that carries lists of live-room objects.
+    ("room_list", lambda d: bool(room_lists(d))),
 )
 
 

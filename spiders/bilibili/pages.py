@@ -36,6 +36,13 @@ Mapping decisions (Bilibili -> SCHEMA.md):
   anchor level of ``Streamer.level``: not mapped.
 * x/relation/stat: ``follower`` -> followers, ``following`` -> following.
 * One reader (``_room``) takes a live-room object under every spelling the endpoints use.
+* ``room_list``: any other answer carrying lists of live-room objects (``detect.room_lists``:
+  lists, within three levels of ``data``, whose items all name a room id and an owner uid), such
+  as the followed streamers' rooms (``xlive/web-ucenter/user/following``,
+  ``v1/xfetter/GetWebList``, logged in): each distinct room once, through ``_room``. These lists
+  are the *streamers'* rooms; the logged-in viewer's own data is not in them and not read.
+  ``live_time`` is a start time in some answers and a duration in others (GetWebList: 17313 with
+  ``liveTime`` 1735617438): the first candidate that is a plausible start wins.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ from typing import Any, ClassVar
 
 from models.entities import Fetched, PlatformId, Record, Room, RoomSnapshot, Streamer, Text
 from models.errors import GoneError, UnknownPayloadError
-from spiders.bilibili.detect import KINDS, check_envelope, detect, kind_from_url
+from spiders.bilibili.detect import KINDS, check_envelope, detect, kind_from_url, room_lists
 from spiders.payload import Page, dig, first_text, load_json
 
 __all__ = ["PARSERS", "Area", "detect", "kind_from_url", "parse"]
@@ -158,13 +165,13 @@ def _room(
             web_rid=page.id(dig(d, "short_id"), f"{where}.short_id"),
             title=first_text(d, "title"),
             status=status,
-            started_at=_started(page, dig(d, "live_time", "live_start_time"), f"{where}.live_time"),
+            started_at=_start_of(page, d, where),
             **viewers,
             **watched,
             **popularity,
-            category=first_text(d, "area_v2_name", "area_name"),
+            category=first_text(d, "area_v2_name", "area_name_v2", "area_name"),
             parent_category=first_text(d, "area_v2_parent_name", "parent_area_name"),
-            cover_url=first_text(d, "user_cover", "cover_from_user", "cover"),
+            cover_url=first_text(d, "user_cover", "cover_from_user", "cover", "room_cover"),
             description=first_text(d, "description"),
             fetched_at=page.fetched_at,
         )
@@ -196,6 +203,15 @@ def _room(
         fields = {"streamer_id": owner, "room_id": room_id, "is_live": is_live, **about}
         records.append(page.build(Streamer, **fields, fetched_at=page.fetched_at))
     return records
+
+
+def _start_of(page: Page, d: Any, where: str) -> datetime | None:
+    """The live start: the first of ``live_time``, ``live_start_time``, ``liveTime`` that is one."""
+    for key in ("live_time", "live_start_time", "liveTime"):
+        value = dig(d, key)
+        if value is not None and (started := _started(page, value, f"{where}.{key}")) is not None:
+            return started
+    return None
 
 
 def _streamer(page: Page, info: Any, where: str, **fields: Any) -> list[Record]:
@@ -294,6 +310,21 @@ def _rec_list(page: Page, d: Any) -> list[Record]:
     return [record for i, item in enumerate(items) for record in _room(page, item, f"{where}.{i}")]
 
 
+def _room_list(page: Page, d: Any) -> list[Record]:
+    lists = room_lists(d)
+    if not lists:
+        raise page.fail("data: no list of live-room objects (room_id/roomid with uid/mid)")
+    seen: set[str | None] = set()
+    records: list[Record] = []
+    for where, items in lists:
+        for i, item in enumerate(items):
+            key = page.id(dig(item, "room_id", "roomid"), f"{where}.{i}.room_id")
+            if key not in seen:  # GetWebList sends each room twice (rooms and list)
+                seen.add(key)
+                records += _room(page, item, f"{where}.{i}")
+    return records
+
+
 def _status_by_uids(page: Page, d: Any) -> list[Record]:
     return [record for where, room in _entries(page, d, "data") for record in _room(page, room, where)]
 
@@ -389,6 +420,7 @@ _PARSE: dict[str, Callable[[Page, Any], list[Record]]] = {
     "relation_stat": _relation_stat,
     # The WBI keys (spiders/bilibili/wbi.py reads them); the rest, logged in, is the viewer's own.
     "nav": lambda page, d: [],
+    "room_list": _room_list,
 }
 if set(_PARSE) != set(KINDS):  # pragma: no cover - a guard for whoever adds a kind
     raise RuntimeError("detect.KINDS and pages._PARSE must name the same kinds")
