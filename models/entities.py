@@ -169,6 +169,10 @@ class RoomSnapshot(Record):
     product_count: Count | None = None
     #: The product being presented at capture time.
     current_product_id: PlatformId | None = None
+    #: The broadcast this observation belongs to, where the room key does not say it: Kuaishou's
+    #: liveStreamId, Bilibili's ``<room_id>:<live start epoch seconds>`` (``live_sessions.session_id``).
+    #: Douyin's and Taobao's room ids are per broadcast already: None there.
+    session_id: PlatformId | None = None
     source_url: str | None = None
 
 
@@ -183,10 +187,15 @@ class Product(Fetched):
     title: Text | None = None
     price: Money | None = None
     original_price: Money | None = None
-    #: Cumulative units sold as shown; None when the platform hides it.
+    #: Cumulative units sold as shown; None when the platform hides it. The store keeps the
+    #: best-known count: the largest seen, exact or lower bound (with that one's text and flag).
     sales: Count | None = None
     sales_text: str | None = None
+    #: False for an exact count (an int, a plain number), True for a floor (``6.6万+``).
     sales_is_lower_bound: bool | None = None
+    #: A rolling count that can go down (Taobao's 月销: units in the last 30 days), never in ``sales``.
+    sales_30d: Count | None = None
+    sales_30d_text: str | None = None
     shop_id: PlatformId | None = None
     shop_name: Text | None = None
     category: Text | None = None
@@ -207,7 +216,14 @@ class ProductSnapshot(Record):
     product_id: PlatformId
     captured_at: AwareDatetime
     price: Money | None = None
+    #: Cumulative units as this observation showed them, with their text and whether they are a
+    #: lower bound (``6.6万+``: True; an exact shelf count: False), as for ``Product``.
     sales: Count | None = None
+    sales_text: str | None = None
+    sales_is_lower_bound: bool | None = None
+    #: A rolling count (月销, units in the last 30 days): not cumulative, never in ``sales``.
+    sales_30d: Count | None = None
+    sales_30d_text: str | None = None
     #: When seen on a live room's shelf: the room and the position on it (1-based).
     room_id: PlatformId | None = None
     rank_in_room: Count | None = None

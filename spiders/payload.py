@@ -8,6 +8,8 @@ a retryable page, a permanent one and a validation failure are the same everywhe
 * ``build``: construct a record; a validation failure becomes a ``PermanentPageError``
   whose reason names the field path.
 * ``as_id``: platform IDs as strings, with ``0``/``""`` meaning "none".
+* ``sales_fields``: one parsed sales count as a product's fields: cumulative ``sales`` with
+  its text and lower-bound flag, or a rolling 月销 count in ``sales_30d``.
 * ``Page``: the explicit inputs of one parse (platform, url, fetched_at) with the
   field converters a parser needs, each turning a bad value into a
   ``PermanentPageError`` that names the field's path in the payload.
@@ -28,7 +30,10 @@ from pydantic import BaseModel, ValidationError
 from models.errors import BlockedError, PermanentPageError, RetryablePageError
 from models.normalize import from_unix, parse_beijing_time, parse_count
 
-__all__ = ["Page", "as_id", "build", "dig", "first_text", "html_title", "load_json"]
+__all__ = [
+    "ROLLING_SALES_RE", "SALES_FIELDS", "Page", "as_id", "build", "dig", "first_text", "html_title", "load_json",
+    "sales_fields",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -53,6 +58,32 @@ _TITLE_OPEN_RE = re.compile(r"<title", re.I)
 _TITLE_CLOSE_RE = re.compile(r"</title", re.I)
 #: Longest <title> text kept: a block page's title is a line, not a page.
 _TITLE_CHARS = 512
+
+
+#: Words that make a shown sales count a rolling one (units sold in the last 30 days: it can go
+#: down), not a cumulative one: 月销 / 月销量 / 月售 (Taobao), 30天销量, 近30天已售. Only such words
+#: say so; 已售, 总销量, 销量 and a bare number are cumulative.
+ROLLING_SALES_RE = re.compile(r"^\s*(?:月销|月售|近?\s*30\s*天)")
+
+
+def sales_fields(value: int, text: str | None, is_lower_bound: bool) -> dict[str, Any]:
+    """A product's (or its snapshot's) fields for one parsed sales count (SCHEMA.md, ``products``).
+
+    Cumulative: ``sales`` and ``sales_is_lower_bound`` (False for an exact count: an int or a
+    plain number; True for a floor such as ``6.6万+``), plus ``sales_text`` when the count was
+    text. A text that says the count is rolling (:data:`ROLLING_SALES_RE`, ``月销1000+``):
+    ``sales_30d`` and ``sales_30d_text`` instead, never ``sales``.
+    """
+    if text is not None and ROLLING_SALES_RE.match(text):
+        return {"sales_30d": value, "sales_30d_text": text}
+    fields: dict[str, Any] = {"sales": value, "sales_is_lower_bound": is_lower_bound}
+    if text is not None:
+        fields["sales_text"] = text
+    return fields
+
+
+#: The sales fields of a product that its snapshot carries too.
+SALES_FIELDS = ("sales", "sales_text", "sales_is_lower_bound", "sales_30d", "sales_30d_text")
 
 
 def html_title(text: str) -> str:

@@ -428,10 +428,10 @@ def test_shelf_rank_falls_back_to_position_after_offset() -> None:
         ("sales", "已售1.2万", 12000, "已售1.2万", False),
         ("sales", "1000+", 1000, "1000+", True),
         ("sold_num", "已售 300件", 300, "已售 300件", False),
-        ("sales", "300", 300, None, None),
-        ("sales", 0, 0, None, None),
+        ("sales", "300", 300, None, False),  # a plain number is exact
+        ("sales", 0, 0, None, False),
         ("sale_num", 0, None, None, None),  # the app lists' "not shown"
-        ("sale_num", 57, 57, None, None),
+        ("sale_num", 57, 57, None, False),
     ],
 )
 def test_sales_texts(field: str, value: Any, sales: int | None, text: str | None, lower_bound: bool | None) -> None:
@@ -439,7 +439,7 @@ def test_sales_texts(field: str, value: Any, sales: int | None, text: str | None
     payload["promotions"][0][field] = value
     product, snapshot = pages.parse(_body(payload), fetched_at=T0, kind="shelf")[:2]
     assert (product.sales, product.sales_text, product.sales_is_lower_bound) == (sales, text, lower_bound)
-    assert snapshot.sales == sales
+    assert (snapshot.sales, snapshot.sales_text, snapshot.sales_is_lower_bound) == (sales, text, lower_bound)
 
 
 def test_unreadable_price_names_its_path() -> None:

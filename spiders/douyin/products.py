@@ -18,7 +18,11 @@ the detail's ``base_info``. Prices are integers in fen everywhere.
   send ``price: 99900`` next to ``min_price`` 5990 and 1990, and the showcase sends
   it equal to ``market_price``). ``max_price`` is a range's top, not read.
 * ``sales``: ``sales``, ``sale_num``, ``sold_num``, ints or texts such as
-  ``"已售1.2万"``/``"1000+"`` (kept in ``sales_text``). Not sent -> ``None`` (the web
+  ``"已售1.2万"``/``"1000+"`` (kept in ``sales_text``; ``sales_is_lower_bound`` True for a
+  ``+`` floor, False for an exact count). None of these names says a month: cumulative
+  (the real showcase, detail and feed payloads send ``sales`` ints). Only a text that says
+  月销/月售/30天 is a rolling count: it goes to ``sales_30d``/``sales_30d_text``, never to
+  ``sales``. The snapshot carries the same fields. Not sent -> ``None`` (the web
   shelf hides sales). The app lists' ``sale_num: 0`` is ``None`` too: the same
   objects send ``stock_num: 0`` next to ``in_stock: true``, so 0 is their "not
   shown"; ``sales`` (showcase, detail, feed) is a count, 0 included.
@@ -39,7 +43,7 @@ from typing import Any
 
 from models.entities import Product, ProductSnapshot, Record
 from models.normalize import MAX_TEXT_CHARS, parse_count, parse_money
-from spiders.payload import Page, dig, first_text
+from spiders.payload import SALES_FIELDS, Page, dig, first_text, sales_fields
 
 __all__ = ["Shop", "product_records"]
 
@@ -49,7 +53,9 @@ Shop = tuple[str | None, str | None]
 _PRICES = ("min_price", "price_desc.min_price.origin", "price.min_price", "campaign_info.price")
 _ORIGINAL = ("regular_price", "market_price", "price.market_price", "campaign_info.regular_price")
 _SALES = ("sales", "sale_num", "sold_num")
-_SALES_WORDS_RE = re.compile(r"^\s*(?:已售|已抢|销量|月销|总销量|已拼)\s*[:：]?\s*|\s*[件单份]\s*$")
+_SALES_WORDS_RE = re.compile(
+    r"^\s*(?:已售|已抢|销量|月销量?|月售出?|近?\s*30\s*天\s*(?:销量|已售|售出)?|总销量|已拼)\s*[:：]?\s*|\s*[件单份]\s*$"
+)
 _IMAGES = ("cover", "detail_cover", "images.0", "elastic_images.0", "small_cover", "product_icon")
 
 
@@ -83,8 +89,8 @@ def _sales(page: Page, item: Any, where: str) -> dict[str, Any]:
         if parsed is None:
             return {}
         if not isinstance(value, str) or (parsed.text is None and shown == value):
-            return {"sales": parsed.value}
-        return {"sales": parsed.value, "sales_text": value.strip(), "sales_is_lower_bound": parsed.is_lower_bound}
+            return sales_fields(parsed.value, None, False)
+        return sales_fields(parsed.value, value.strip(), parsed.is_lower_bound)
     return {}
 
 
@@ -161,7 +167,7 @@ def product_records(
                 product_id=product_id,
                 captured_at=page.fetched_at,
                 price=price,
-                sales=sales.get("sales"),
+                **{name: sales[name] for name in SALES_FIELDS if name in sales},
                 room_id=room_id,
                 rank_in_room=rank,
             )

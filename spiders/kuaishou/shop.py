@@ -13,8 +13,9 @@ credentialed by a seller's access_token), so these parsers read those:
   categoryName, price, volume, mainImageUrl, imageUrls, linkUrl, skuInfos[...]}`` -> Product +
   ProductSnapshot.
 
-``price`` is in fen (分) -> yuan; ``volume`` (销量) -> sales. ``userId`` (the seller, whose
-小店 this is) -> shop_id. There is no original price field.
+``price`` is in fen (分) -> yuan; ``volume`` (销量, the item's units sold: its name says no
+month, so cumulative) -> sales, an exact count (``sales_is_lower_bound`` False), on the
+snapshot too. ``userId`` (the seller, whose 小店 this is) -> shop_id. There is no original price field.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from models.entities import Product, ProductSnapshot, Record
 from models.normalize import parse_money
 from spiders.kuaishou.state import check_result
-from spiders.payload import Page, dig, first_text
+from spiders.payload import Page, dig, first_text, sales_fields
 
 __all__ = ["product_detail", "shelf"]
 
@@ -39,7 +40,9 @@ def _fen(page: Page, value: Any, where: str) -> float | None:
 def _item(page: Page, item: Any, where: str, id_path: str) -> list[Record]:
     product_id = page.id(dig(item, id_path), f"{where}.{id_path}")
     price = _fen(page, dig(item, "price"), f"{where}.price")
-    sales = page.count(dig(item, "volume"), f"{where}.volume", "sales")
+    counted = page.count(dig(item, "volume"), f"{where}.volume", "sales")
+    sales = (sales_fields(counted["sales"], counted.get("sales_text"), bool(counted.get("sales_is_lower_bound")))
+             if counted else {})
     product = page.build(
         Product,
         product_id=product_id,
@@ -54,9 +57,7 @@ def _item(page: Page, item: Any, where: str, id_path: str) -> list[Record]:
     link = first_text(item, "linkUrl")
     if link:  # Product.url is set apart: build()'s own ``url`` is the page's
         product.url = link
-    snapshot = page.build(
-        ProductSnapshot, product_id=product_id, captured_at=page.fetched_at, price=price, sales=sales.get("sales")
-    )
+    snapshot = page.build(ProductSnapshot, product_id=product_id, captured_at=page.fetched_at, price=price, **sales)
     return [product, snapshot]
 
 

@@ -14,8 +14,13 @@ already checked. Mapping decisions (Taobao -> SCHEMA.md):
   ``priceMoney`` is fen and only used when no ``priceText`` is sent. The original
   price is the struck-through (``lineThrough``) entry of ``extraPrices``. A shelf's
   ``itemPrice`` is yuan text.
-* Sales are shown as text (``"1万+"``, ``"月销1000+"``): the text is kept in
-  ``sales_text``. Hidden sales (Tmall's ``sellCountAntiCreep`` without a count) stay None.
+* Sales are shown as text (``"1万+"``, ``"已售1.2万"``): the text is kept in ``sales_text``,
+  ``sales_is_lower_bound`` says whether it is a floor (``+``; an exact count such as the
+  shelf's ``buyCount`` ``"66910"`` is not). A rolling count (``"月销1000+"``, 30天销量: units in
+  the last 30 days) is not cumulative: it goes to ``sales_30d``/``sales_30d_text``, never to
+  ``sales``. ``sellCount``/``vagueSellCount``/``buyCount`` say nothing of a month in their
+  names, so only their text decides. Hidden sales (Tmall's ``sellCountAntiCreep`` without a
+  count) stay None. Snapshots carry the same sales fields as their product.
 * The Tmall page's ``_DATA_Detail.mock`` and wdetail's ``mockData`` are placeholders
   shown before the dynamic data loads: never read.
 * Protocol-relative URLs (``//img.alicdn.com/...``) are made absolute with ``https:``.
@@ -30,13 +35,16 @@ from typing import Any, Literal
 from models.entities import Product, ProductSnapshot, Record, merge_records
 from models.errors import BlockedError, GoneError
 from models.normalize import MAX_TEXT_CHARS, parse_count, parse_money
-from spiders.payload import Page, dig, first_text
+from spiders.payload import SALES_FIELDS, Page, dig, first_text, sales_fields
 
 __all__ = ["item_detail", "item_list", "tmall_detail", "tmall_mdskip", "tmall_page"]
 
 _NULLS = frozenset({"null", "undefined", "none", "nil"})
-# Words a shop puts before a sales count: 月销1000+, 已售1.2万, 销量 999+.
-_SALES_PREFIX_RE = re.compile(r"^\s*(?:月销量?|已售|总销量|销量|已抢|售出|付款)\s*[:：]?\s*")
+# Words a shop puts before a sales count: 月销1000+, 已售1.2万, 销量 999+, 30天销量 500+ (月销, 月售
+# and 30天 say the count is rolling: ``spiders.payload.sales_fields`` puts it in sales_30d).
+_SALES_PREFIX_RE = re.compile(
+    r"^\s*(?:月销量?|月售出?|近?\s*30\s*天\s*(?:销量|销售|已售|售出)?|已售|总销量|销量|已抢|售出|付款)\s*[:：]?\s*"
+)
 _PAGE_VAR_RE = re.compile(r"var\s+_DATA_(?P<name>Detail|Mdskip)\s*=\s*")
 _PUNISH_RE = re.compile(r"x5referer|x5secdata|_____tmd_____|nocaptcha|nc_1_n1z", re.I)
 _GONE_RE = re.compile(r"宝贝不存在|商品不存在|已下架|商品找不到|页面找不到")
@@ -68,9 +76,11 @@ def _money(page: Page, value: Any, where: str, *, unit: Literal["yuan", "fen"] =
 
 
 def _sales(page: Page, value: Any, where: str) -> dict[str, Any]:
-    """``sales`` (+ ``sales_text``/``sales_is_lower_bound``) from a count or a shop's sales text."""
+    """``sales`` (+ ``sales_text``/``sales_is_lower_bound``) from a count or a shop's sales text;
+    ``sales_30d``/``sales_30d_text`` for a rolling ``月销`` text (``spiders.payload.sales_fields``)."""
     if not isinstance(value, str):
-        return page.count(value, where, "sales")
+        counted = page.count(value, where, "sales")
+        return sales_fields(counted["sales"], None, False) if counted else {}
     text = value.strip()
     # Only a count-sized text goes through the regex (its "\s*" runs backtrack on long ones).
     bare = _SALES_PREFIX_RE.sub("", text) if len(text) <= MAX_TEXT_CHARS else text
@@ -81,8 +91,8 @@ def _sales(page: Page, value: Any, where: str) -> dict[str, Any]:
     if parsed is None:
         return {}
     if bare == text and parsed.text is None:
-        return {"sales": parsed.value}
-    return {"sales": parsed.value, "sales_text": text, "sales_is_lower_bound": parsed.is_lower_bound}
+        return sales_fields(parsed.value, None, False)
+    return sales_fields(parsed.value, text, parsed.is_lower_bound)
 
 
 def _json_object(page: Page, value: Any, where: str) -> Any:
@@ -135,7 +145,7 @@ def _product(page: Page, *, url: str | None, **fields: Any) -> Product:
 
 def _snapshot(page: Page, product: Product, **fields: Any) -> list[Record]:
     # A snapshot must observe something: a price or a sales count.
-    if product.price is None and product.sales is None:
+    if product.price is None and product.sales is None and product.sales_30d is None:
         return []
     return [
         page.build(
@@ -143,7 +153,7 @@ def _snapshot(page: Page, product: Product, **fields: Any) -> list[Record]:
             product_id=product.product_id,
             captured_at=page.fetched_at,
             price=product.price,
-            sales=product.sales,
+            **{name: getattr(product, name) for name in SALES_FIELDS},
             **fields,
         )
     ]
