@@ -23,6 +23,7 @@ Each command is one module of this package with ``add_parsers(sub)`` and
     livefleet stop                                   stop everything livefleet left running
     livefleet rank rooms --platform P --by peak_viewers --since 24h   a reference ranking (crawlers/reports/ranking.py)
     livefleet export rooms --platform P --since 24h --format csv --out F   a collection to JSONL or CSV
+    livefleet sessions run|rebuild|list              live sessions (直播场次) from the feeds
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ COMMANDS: dict[str, str] = {
     "summary": "summary", "status": "status", "monitor": "monitor", "campaign": "campaign",
     "scheduler": "campaign", "queue": "queue", "spool": "spool", "services": "services", "stop": "services",
     "feed": "feed", "webhooks": "feed", "api": "api", "rank": "rank", "export": "export",
-    "migrate": "migrate",
+    "migrate": "migrate", "sessions": "sessions",
 }
 
 

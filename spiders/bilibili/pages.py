@@ -177,6 +177,9 @@ def _room(
         )
     ]
     if snapshot and (status is not None or viewers or watched):  # a snapshot must observe something
+        started = records[0].started_at
+        # Bilibili has no per-broadcast id: a live room's session is its room id and live start.
+        session = f"{room_id}:{int(started.timestamp())}" if status == "live" and started and room_id else None
         records.append(
             page.build(
                 RoomSnapshot,
@@ -185,6 +188,7 @@ def _room(
                 status=status,
                 viewers_now=viewers.get("viewers_now"),
                 viewers_total=watched.get("viewers_total"),
+                session_id=session,
             )
         )
     # The owner's details: in the room object itself, or beside it (getInfoByRoom's anchor_info).

@@ -103,6 +103,7 @@ def _play_item(page: Page, item: Any, where: str, *, status: str | None = None) 
         cover=first_text(item, "liveStream.poster", "liveStream.coverUrl", "config.coverUrl"),
         category=first_text(item, "gameInfo.name"),
         started=dig(item, "liveStream.startTime", "config.startTime", "startTime"),
+        session=dig(item, "liveStream.id", "config.liveStreamId"),
     )
 
 

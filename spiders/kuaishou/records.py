@@ -165,12 +165,14 @@ def room_records(
     cover: str | None = None,
     category: str | None = None,
     started: Any = None,
+    session: Any = None,
 ) -> list[Record]:
     """Room + RoomSnapshot + Streamer of one room object whose owner is ``user``.
 
     The room is keyed by the owner's numeric user id; without one the payload gives only a
     ``Lead`` to ``principal_id``. Counts are read only when the room is not known to be offline:
-    an offline page's watchingCount is the last session's, not a count of now.
+    an offline page's watchingCount is the last session's, not a count of now. ``session`` is the
+    liveStreamId (per broadcast): the snapshot's ``session_id`` while the room is live.
     """
     room_id = user_id(page, user, user_where)
     if room_id is None:
@@ -205,6 +207,7 @@ def room_records(
                 status=status,
                 viewers_now=viewers_now.get("viewers_now"),
                 likes=like_count.get("likes"),
+                session_id=page.id(session, f"{where}.liveStream.id") if status == "live" else None,
             )
         )
     is_live = None if status is None else status == "live"

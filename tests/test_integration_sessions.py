@@ -1,0 +1,161 @@
+"""The session builder on the real stack: snapshots go through the real store and feeds stages into
+MongoDB and Redis Streams; the builder reads the streams through its consumer group and writes
+``live_sessions``. Checked: one document per broadcast on each platform's keying, the figures of a
+scenario whose truth is known exactly, idempotence (a rebuild from MongoDB gives the same
+documents), and a builder killed with SIGKILL mid-backlog and started again ends where one
+uninterrupted build ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from crawlers.redis.connection import get_redis
+from crawlers.sessions.service import GROUP, SessionBuilder, rebuild_since
+from models.entities import Product, ProductSnapshot, Room, RoomSnapshot
+from tests.plugins.store import run_store, store_and_feeds
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+VOLATILE = ("computed_at", "_id", "inputs")
+
+
+def _douyin(room: str, minutes: int, *, start: datetime = T0) -> list[Any]:
+    """A Douyin broadcast sampled every minute: two products, exact shelf counts, one presented in
+    turn, a price change at minute 10, a product listed at minute 5, then the room ends."""
+    records: list[Any] = [Room(platform="douyin", room_id=room, streamer_id=f"u{room}", title=f"t{room}",
+                               status="live", started_at=start, fetched_at=start)]
+    for m in range(minutes):
+        at = start + timedelta(minutes=m, seconds=10)
+        current = "p1" if m < minutes // 2 else "p2"
+        records.append(RoomSnapshot(platform="douyin", room_id=room, captured_at=at, status="live",
+                                    viewers_now=100 + 10 * m, viewers_total=1000 + 50 * m, current_product_id=current))
+        records.append(ProductSnapshot(platform="douyin", product_id="p1", captured_at=at, room_id=room, rank_in_room=1,
+                                       sales=500 + 4 * (m + 1), sales_is_lower_bound=False,
+                                       price=20.0 if m < 10 else 18.0))
+        if m >= 5:
+            records.append(ProductSnapshot(platform="douyin", product_id="p2", captured_at=at, room_id=room,
+                                           rank_in_room=2, sales=90 + 2 * (m - 4), sales_is_lower_bound=False,
+                                           price=50.0))
+    end = start + timedelta(minutes=minutes, seconds=30)
+    records.append(RoomSnapshot(platform="douyin", room_id=room, captured_at=end, status="ended"))
+    return records
+
+
+def _bilibili(room: str, start: datetime, minutes: int) -> list[Any]:
+    sid = f"{room}:{int(start.timestamp())}"
+    return [RoomSnapshot(platform="bilibili", room_id=room, captured_at=start + timedelta(minutes=m, seconds=20),
+                         status="live", viewers_now=1000 - m, session_id=sid) for m in range(minutes)]
+
+
+def _store(tmp_path, redis_url: str, mongo_uri: str, db: str, prefix: str, records: list[Any]) -> None:
+    stages = store_and_feeds(tmp_path, "sessiontest", LIVEFLEET_MONGO_URI=mongo_uri, LIVEFLEET_MONGO_DB=db,
+                             LIVEFLEET_REDIS_URL=redis_url, LIVEFLEET_KEY_PREFIX=prefix, LIVEFLEET_STORE_BATCH=200,
+                             LIVEFLEET_STORE_FLUSH_SECONDS=0.05)
+    assert not [r for r in run_store(stages, records) if isinstance(r, BaseException)]
+
+
+def _sessions(db) -> dict[str, dict[str, Any]]:
+    return {d["session_id"]: {k: v for k, v in d.items() if k not in VOLATILE} for d in db.live_sessions.find()}
+
+
+@pytest.fixture
+def stack(tmp_path, redis_server, mongo_server, mongo_db):
+    prefix = f"s{uuid.uuid4().hex[:6]}"
+    return {"tmp": tmp_path, "redis": redis_server.url, "mongo": mongo_server.url, "db": mongo_db, "prefix": prefix}
+
+
+def test_one_session_per_broadcast_with_the_figures_of_a_known_scenario(stack):
+    db = stack["db"]
+    b_start = T0 + timedelta(hours=1)
+    records = _douyin("7380000000000000001", 20) + _bilibili("5440", b_start, 15)
+    records += _bilibili("5440", b_start + timedelta(hours=2), 5)  # the same room's next broadcast
+    _store(stack["tmp"], stack["redis"], stack["mongo"], db.name, stack["prefix"], records)
+    builder = SessionBuilder(db, get_redis(stack["redis"]), stack["prefix"], consumer="b1")
+    builder.drain()
+    sessions = _sessions(db)
+    assert set(sessions) == {"7380000000000000001", f"5440:{int(b_start.timestamp())}",
+                             f"5440:{int((b_start + timedelta(hours=2)).timestamp())}"}
+    d = sessions["7380000000000000001"]
+    assert (d["status"], d["samples"], d["streamer_id"], d["title"]) == ("ended", 20, "u7380000000000000001", "t7380000000000000001")
+    assert d["start_latency_s"] == 10.0 and d["ended_seen_at"].replace(tzinfo=UTC) == T0 + timedelta(minutes=20, seconds=30)
+    assert (d["viewers_peak"], d["viewers_total"], d["coverage"]) == (290, 1950, 1.0)
+    # Time-weighted mean of 100, 110, ..., 280 held for a minute each (the last value ends the curve).
+    assert d["viewers_avg"] == pytest.approx(sum(100 + 10 * m for m in range(19)) / 19)
+    # p1 sold 4 a minute over 19 observed intervals (+ the unobserved edges at its rate), p2 2 a minute.
+    p1_units, p2_units = 4 * 19, 2 * 14
+    observed_gmv = 4 * (9 * 20 + 1 * 19 + 9 * 18) + 2 * 14 * 50  # the interval across the price change at its mean
+    assert d["units_sold"] >= p1_units + p2_units and d["units_low"] == p1_units + p2_units
+    assert d["gmv_low"] <= observed_gmv <= d["gmv_estimate"] <= d["gmv_high"]
+    assert d["units_sold_is_lower_bound"] is False  # every count exact
+    assert d["avg_order_value"] == pytest.approx(d["gmv_estimate"] / d["units_sold"], rel=0.01)
+    assert d["conversion"] == pytest.approx(d["units_sold"] / 1950, rel=0.02)
+    assert [(p["product_id"], p["from"].minute, p["to"].minute) for p in d["products_presented"]] == [
+        ("p1", 0, 9), ("p2", 10, 19)]
+    assert [(e["event"], e["product_id"], e["at"].minute) for e in d["shelf_events"]] == [
+        ("listed", "p2", 5), ("price_changed", "p1", 10)]
+    assert d["products_count"] == 2 and d["estimator_version"]
+    b = sessions[f"5440:{int(b_start.timestamp())}"]
+    assert (b["samples"], b["viewers_peak"], b["started_at"].replace(tzinfo=UTC)) == (15, 1000, b_start)
+    assert b["units_sold"] is None and b["gmv_estimate"] is None  # no shelf: unknown, not zero
+    assert b["status"] == "ended"  # the room's next broadcast was seen two hours later
+    assert db.live_sessions.count_documents({"status": "live"}) == 1
+    # Idempotent: a rebuild from MongoDB alone gives the same documents.
+    rebuild_since(db, T0 - timedelta(hours=1))
+    assert _sessions(db) == sessions
+
+
+def _backlog(n_rooms: int, minutes: int) -> list[Any]:
+    records: list[Any] = []
+    for r in range(n_rooms):
+        records += _douyin(f"73800000000000{r:05d}", minutes, start=T0 + timedelta(minutes=r))
+    return records
+
+
+def test_a_builder_killed_mid_backlog_ends_where_one_uninterrupted_build_ends(stack, mongo_server):
+    db = stack["db"]
+    _store(stack["tmp"], stack["redis"], stack["mongo"], db.name, stack["prefix"], _backlog(12, 30))
+    env = {**os.environ, "REDIS_URL": stack["redis"], "MONGO_URI": stack["mongo"],
+           "LIVEFLEET_MONGO_DB": db.name, "LIVEFLEET_KEY_PREFIX": stack["prefix"],
+           "LIVEFLEET_VAR_DIR": str(stack["tmp"] / "var")}
+    cmd = [sys.executable, "-m", "crawlers", "sessions", "run", "--consumer", "killed", "--batch", "40"]
+    redis = get_redis(stack["redis"])
+    keys = [f"{stack['prefix']}:feed:{feed}" for feed in ("room_snapshots", "product_snapshots")]
+
+    def drained() -> bool:
+        for key in keys:
+            group = {g["name"].decode(): g for g in redis.xinfo_groups(key)}.get(GROUP)
+            last = redis.xinfo_stream(key)["last-generated-id"]
+            if group is None or group["pending"] or group["last-delivered-id"] != last:
+                return False
+        return True
+
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and db.live_sessions.count_documents({}) < 3:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)  # mid-backlog: some sessions written, messages handed out and not acknowledged
+    proc.wait(10)
+    partial = db.live_sessions.count_documents({})
+    assert not drained()
+    # Started again under the same name, it first reads what it had been handed and not acknowledged.
+    again = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not drained():
+        time.sleep(0.1)
+    again.send_signal(signal.SIGINT)
+    _, err = again.communicate(timeout=30)
+    assert again.returncode == 0, err.decode()[-2000:]
+    built = _sessions(db)
+    assert len(built) == 12 and partial < 12
+    rebuild_since(db, T0 - timedelta(hours=1))  # from MongoDB alone, uninterrupted
+    assert _sessions(db) == built
