@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,9 +46,14 @@ def run_worker(
     idle_close: float = 0,
     stats_file: Path | None = None,
     overrides: dict[str, Any] | None = None,
+    sessions: bool = False,
 ) -> int:
-    """Run the spiders until they close; return 0 when every one finished cleanly."""
+    """Run the spiders until they close; return 0 when every one finished cleanly.
+
+    ``sessions``: also run the session builder (``crawlers/sessions``) in a thread of this process,
+    for small deployments and the demo; it stops with the spiders, after a last round."""
     services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
+    builder = _start_session_builder(config, services) if sessions else None
     settings = build_settings(config, services, LIVEFLEET_IDLE_CLOSE_SECONDS=idle_close, **(overrides or {}))
     process = CrawlerProcess(settings)
     crawlers = [process.create_crawler(name) for name in spiders]
@@ -58,6 +64,8 @@ def run_worker(
     # crawl's CPU (see bench/README.md). Collect the old generation less often.
     gc.set_threshold(700, 10, 100)
     process.start()
+    if builder is not None:
+        builder.stop()
     report = {
         crawler.spider.name if crawler.spider else name: _jsonable(crawler.stats.get_stats())
         for name, crawler in zip(spiders, crawlers, strict=True)
@@ -69,9 +77,12 @@ def run_worker(
     return 0 if reasons <= {"finished", "shutdown"} else 1
 
 
-def worker_command(spiders: Sequence[str], *, idle_close: float = 0, stats_file: Path | None = None) -> list[str]:
+def worker_command(spiders: Sequence[str], *, idle_close: float = 0, stats_file: Path | None = None,
+                   sessions: bool = False) -> list[str]:
     """The command line of a ``livefleet worker`` child process (demo, tests, benchmarks)."""
     cmd = [sys.executable, "-m", "crawlers", "worker", "--idle-close", str(idle_close)]
+    if sessions:
+        cmd.append("--sessions")
     for spider in spiders:
         cmd += ["--spider", spider]
     if stats_file is not None:
@@ -96,6 +107,38 @@ def read_worker_stats(stats_file: Path) -> dict[str, dict[str, Any]]:
     return json.loads(stats_file.read_text(encoding="utf-8"))["spiders"]
 
 
+class _SessionThread:
+    """The session builder on a thread of the worker (``--sessions``)."""
+
+    def __init__(self, config: Config, services: Services) -> None:
+        from crawlers.redis.connection import get_redis
+        from crawlers.sessions.service import SessionBuilder
+        from pipelines.p300_store import open_store
+
+        self.client, db = open_store(services.mongo_uri, config.mongo_db)
+        self.builder = SessionBuilder(db, get_redis(services.redis_url), config.key_prefix,
+                                      consumer=f"{os.uname().nodename}-{os.getpid()}-sessions")
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.builder.run, args=(self.stopping,), name="session-builder",
+                                       daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        from pipelines.p300_store import close_store
+
+        self.stopping.set()
+        self.thread.join(timeout=30)
+        try:
+            self.builder.drain()  # what the spiders stored last
+        except Exception:  # noqa: BLE001 - a builder that cannot finish leaves its messages pending
+            logger.exception("session builder: last round failed; its messages stay pending for the next builder")
+        close_store(self.client)
+
+
+def _start_session_builder(config: Config, services: Services) -> _SessionThread:
+    return _SessionThread(config, services)
+
+
 def _jsonable(stats: dict[str, Any]) -> dict[str, Any]:
     return {key: (value.isoformat() if hasattr(value, "isoformat") else value) for key, value in stats.items()}
 
@@ -106,10 +149,13 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--idle-close", type=float, default=0,
                    help="exit after this many seconds with nothing to do fleet-wide (default: never)")
     p.add_argument("--stats-file", type=Path, help="write the final Scrapy stats here as JSON")
+    p.add_argument("--sessions", action="store_true",
+                   help="also build live_sessions from the feeds in this process (small deployments, the demo)")
 
 
 def run(args: Any, config: Config) -> int:
     from spiders.platforms import PLATFORMS
 
     spiders = args.spider or [info.spider for info in PLATFORMS.values()]
-    return run_worker(config, spiders, idle_close=args.idle_close, stats_file=args.stats_file)
+    return run_worker(config, spiders, idle_close=args.idle_close, stats_file=args.stats_file,
+                      sessions=args.sessions)

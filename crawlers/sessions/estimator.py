@@ -31,9 +31,10 @@ times its highest price (both are bounds; the second is tighter when counts are 
 (the session start, or the shelf sample before the one that first showed it) and its first
 reading, and between its last reading and its last time on the shelf, were not seen. The
 estimate adds them at the product's observed mean rate (units per second over its readings); the
-high bound at its highest observed interval rate, at its highest price; the low bound adds
-nothing. This allowance, not rounding, is the only part of the bounds that rests on an
-assumption (sales do not run faster at the edges than at the fastest observed interval).
+high bound at ``EDGE_RATE_FACTOR`` (2) times its highest observed interval rate, at its highest
+price; the low bound adds nothing. This allowance, not rounding, is the only part of the bounds
+that rests on an assumption (sales at the edges do not run faster than twice the fastest
+observed interval).
 
 *Unknowns.* A product without two readings with counts contributes no units (null, not zero);
 without a price it contributes units but no GMV. A session with no shelf readings has null
@@ -55,6 +56,8 @@ from typing import Any
 
 #: Stored on every session as ``estimator_version``; bump on any change of a definition above.
 ESTIMATOR_VERSION = "1.0.0"
+#: The high bound's allowance for the unobserved edges: this many times the fastest observed rate.
+EDGE_RATE_FACTOR = 2.0
 
 _ROUNDED = re.compile(r"(\d+(?:\.(\d+))?)\s*(万|w|W|亿|千|k|K)")
 _PLAIN = re.compile(r"(\d[\d,]*)\s*\+")
@@ -170,9 +173,9 @@ def estimate_product(product_id: str, readings: Sequence[Reading], *, on_shelf_f
         if priced:
             gmv += extra * (sum(known_prices) / len(known_prices))
         if total_high != math.inf:
-            total_high += top_rate * edge
+            total_high += EDGE_RATE_FACTOR * top_rate * edge
         if gmv_high is not None and top_price is not None:
-            gmv_high += top_rate * edge * top_price
+            gmv_high += EDGE_RATE_FACTOR * top_rate * edge * top_price
     high = None if total_high == math.inf else int(math.ceil(total_high))
     return ProductEstimate(
         product_id,

@@ -37,7 +37,7 @@ from typing import Any
 import redis
 from pymongo import UpdateOne
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from crawlers.feeds.streams import FeedReader, default_consumer
 from crawlers.sessions.build import DEFAULT_GAP, sessions_of_room
@@ -131,7 +131,7 @@ class SessionBuilder:
         while not stop.is_set():
             try:
                 self.step(count=count, block_ms=block_ms)
-            except (redis.RedisError, OSError) as exc:  # Redis or MongoDB away: wait, then go on
+            except (redis.RedisError, PyMongoError, OSError) as exc:  # Redis or MongoDB away: wait, then go on
                 log.warning("session builder: %s; retrying", exc)
                 stop.wait(1.0)
         return self.stats
