@@ -20,7 +20,7 @@ import pytest
 
 from crawlers.redis.connection import get_redis
 from crawlers.sessions.service import GROUP, SessionBuilder, rebuild_since
-from models.entities import Product, ProductSnapshot, Room, RoomSnapshot
+from models.entities import ProductSnapshot, Room, RoomSnapshot
 from tests.plugins.store import run_store, store_and_feeds
 
 pytestmark = pytest.mark.integration
@@ -36,14 +36,14 @@ def _douyin(room: str, minutes: int, *, start: datetime = T0) -> list[Any]:
                                status="live", started_at=start, fetched_at=start)]
     for m in range(minutes):
         at = start + timedelta(minutes=m, seconds=10)
-        current = "p1" if m < minutes // 2 else "p2"
+        current = f"{room}-p1" if m < minutes // 2 else f"{room}-p2"
         records.append(RoomSnapshot(platform="douyin", room_id=room, captured_at=at, status="live",
                                     viewers_now=100 + 10 * m, viewers_total=1000 + 50 * m, current_product_id=current))
-        records.append(ProductSnapshot(platform="douyin", product_id="p1", captured_at=at, room_id=room, rank_in_room=1,
+        records.append(ProductSnapshot(platform="douyin", product_id=f"{room}-p1", captured_at=at, room_id=room, rank_in_room=1,
                                        sales=500 + 4 * (m + 1), sales_is_lower_bound=False,
                                        price=20.0 if m < 10 else 18.0))
         if m >= 5:
-            records.append(ProductSnapshot(platform="douyin", product_id="p2", captured_at=at, room_id=room,
+            records.append(ProductSnapshot(platform="douyin", product_id=f"{room}-p2", captured_at=at, room_id=room,
                                            rank_in_room=2, sales=90 + 2 * (m - 4), sales_is_lower_bound=False,
                                            price=50.0))
     end = start + timedelta(minutes=minutes, seconds=30)
@@ -99,10 +99,11 @@ def test_one_session_per_broadcast_with_the_figures_of_a_known_scenario(stack):
     assert d["units_sold_is_lower_bound"] is False  # every count exact
     assert d["avg_order_value"] == pytest.approx(d["gmv_estimate"] / d["units_sold"], rel=0.01)
     assert d["conversion"] == pytest.approx(d["units_sold"] / 1950, rel=0.02)
+    p1, p2 = "7380000000000000001-p1", "7380000000000000001-p2"
     assert [(p["product_id"], p["from"].minute, p["to"].minute) for p in d["products_presented"]] == [
-        ("p1", 0, 9), ("p2", 10, 19)]
+        (p1, 0, 9), (p2, 10, 19)]
     assert [(e["event"], e["product_id"], e["at"].minute) for e in d["shelf_events"]] == [
-        ("listed", "p2", 5), ("price_changed", "p1", 10)]
+        ("listed", p2, 5), ("price_changed", p1, 10)]
     assert d["products_count"] == 2 and d["estimator_version"]
     b = sessions[f"5440:{int(b_start.timestamp())}"]
     assert (b["samples"], b["viewers_peak"], b["started_at"].replace(tzinfo=UTC)) == (15, 1000, b_start)
@@ -159,3 +160,23 @@ def test_a_builder_killed_mid_backlog_ends_where_one_uninterrupted_build_ends(st
     assert len(built) == 12 and partial < 12
     rebuild_since(db, T0 - timedelta(hours=1))  # from MongoDB alone, uninterrupted
     assert _sessions(db) == built
+
+
+def test_two_builders_sharing_the_group_end_where_one_build_ends(stack):
+    """Two consumers of the group split the messages; neither holds rooms in memory then (each
+    may miss messages of a room the other took), so both rebuild from MongoDB, and the result is
+    the one build's."""
+    db = stack["db"]
+    _store(stack["tmp"], stack["redis"], stack["mongo"], db.name, stack["prefix"], _backlog(6, 20))
+    server = get_redis(stack["redis"])
+    one, two = (SessionBuilder(db, server, stack["prefix"], consumer=name) for name in ("one", "two"))
+    for reader in one.readers + two.readers:  # both registered before either reads
+        reader.ensure_group()
+        server.xgroup_createconsumer(reader.key, GROUP, reader.consumer)
+    while one.step(count=25, block_ms=None) + two.step(count=25, block_ms=None):
+        pass
+    assert one.stats.messages and two.stats.messages
+    assert one.stats.rooms_from_memory == two.stats.rooms_from_memory == 0
+    built = _sessions(db)
+    rebuild_since(db, T0 - timedelta(hours=1))
+    assert _sessions(db) == built and len(built) == 6

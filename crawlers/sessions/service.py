@@ -18,6 +18,12 @@ again), gives the same document. Several builders share the work (the group spli
 messages); two that rebuild the same session at once both compute from MongoDB, and the write
 keeps the one computed from more snapshots (``inputs``): a build never replaces a newer one.
 
+A builder alone in its group sees every message, so it keeps the snapshots of the rooms it
+builds in memory (the documents the messages carry are the stored ones) and reads MongoDB only
+for a room it has not seen since it started; with other consumers in the group (checked every few
+seconds) it drops that memory and reads every room's window from MongoDB, which then holds at
+least what any message says (the store publishes after its batch is written).
+
 A session whose room stops sending snapshots is closed by the *sweep* (every ``sweep_every``
 seconds): live sessions whose last live snapshot is more than ``gap`` older than the newest
 snapshot of their platform are rebuilt, which marks them ended.
@@ -40,7 +46,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from crawlers.feeds.streams import FeedReader, default_consumer
-from crawlers.sessions.build import DEFAULT_GAP, sessions_of_room
+from crawlers.sessions.build import DEFAULT_GAP, PER_BROADCAST_ROOMS, sessions_of_room
 from models.sessions import INDEXES, LiveSession
 
 log = logging.getLogger(__name__)
@@ -60,6 +66,14 @@ def ensure_indexes(db: Database) -> None:
                                       name="platform_room_captured")
 
 
+#: Per room: the room snapshots and the shelf readings a round's messages carried.
+NewDocs = dict[tuple[str, str], tuple[list[dict[str, Any]], list[dict[str, Any]]]]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _when(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -77,6 +91,29 @@ def _aware(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
+class RoomMemory:
+    """What a solo builder holds of one room: every stored snapshot captured since ``lower``."""
+
+    lower: datetime
+    snaps: dict[datetime, dict[str, Any]] = field(default_factory=dict)
+    shelf: dict[tuple[str, datetime], dict[str, Any]] = field(default_factory=dict)
+    touched: float = 0.0
+
+    def add(self, snaps: Iterable[dict[str, Any]], shelf: Iterable[dict[str, Any]]) -> None:
+        for doc in snaps:
+            self.snaps.setdefault(doc["captured_at"], doc)
+        for doc in shelf:
+            self.shelf.setdefault((str(doc["product_id"]), doc["captured_at"]), doc)
+
+
+def _from_message(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A feed message's document as MongoDB returns it (its ``captured_at`` a datetime)."""
+    out = {k: v for k, v in doc.items() if k != "type"}
+    out["captured_at"] = _when(doc.get("captured_at"))
+    return out
+
+
+@dataclass
 class BuildStats:
     """What the builder did (``livefleet sessions run`` prints it; the benchmark reads it)."""
 
@@ -85,6 +122,8 @@ class BuildStats:
     sessions_written: int = 0
     stale_writes: int = 0
     rounds: int = 0
+    rooms_read: int = 0
+    rooms_from_memory: int = 0
     by_platform: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
@@ -101,7 +140,11 @@ class SessionBuilder:
         self.stats = BuildStats()
         self.latest: dict[str, datetime] = {}
         self._next_sweep = 0.0
+        self._memory: dict[tuple[str, str], RoomMemory] = {}
+        self._solo_until = 0.0
+        self._solo = False
         consumer = consumer or f"{default_consumer()}-sessions"
+        self.consumer = consumer
         self.readers = [FeedReader(server, prefix, feed, GROUP, consumer, claim_idle_ms=claim_idle_ms)
                         for feed in FEEDS] if server is not None else []
         ensure_indexes(db)
@@ -115,8 +158,8 @@ class SessionBuilder:
             batches.append((reader, messages))
         messages = [m for _, batch in batches for m in batch]
         if messages:
-            touched = self._rooms_of([m.doc for m in messages])
-            self.rebuild(touched)
+            touched, new = self._rooms_of([m.doc for m in messages])
+            self.rebuild(touched, new=new if self._is_solo() else None)
             for reader, batch in batches:
                 reader.ack(m.id for m in batch)
             self.stats.messages += len(messages)
@@ -143,69 +186,120 @@ class SessionBuilder:
         return self.stats
 
     # -- what changed -----------------------------------------------------------------------------
-    def _rooms_of(self, docs: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], datetime]:
-        """``(platform, room_id) -> earliest capture`` of the rooms these snapshot documents concern."""
+    def _rooms_of(self, docs: Iterable[Mapping[str, Any]]) -> tuple[dict[tuple[str, str], datetime], NewDocs]:
+        """``(platform, room_id) -> earliest capture`` of the rooms these snapshot documents concern,
+        and the documents per room (room snapshots, shelf readings)."""
         touched: dict[tuple[str, str], datetime] = {}
-        shop_products: dict[str, dict[str, datetime]] = defaultdict(dict)
-        for doc in docs:
-            platform, at = doc.get("platform"), _when(doc.get("captured_at"))
+        new: NewDocs = defaultdict(lambda: ([], []))
+        shop_products: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+        for raw in docs:
+            platform, at = raw.get("platform"), _when(raw.get("captured_at"))
             if not platform or at is None:
                 continue
             if at > self.latest.get(platform, at - timedelta(seconds=1)):
                 self.latest[platform] = at
+            doc = _from_message(raw)
             room_id = doc.get("room_id")
-            if room_id is None and "product_id" in doc:
+            is_product = "product_id" in doc
+            if room_id is None and is_product:
                 if platform in SHOP_SHELVES:
-                    product = str(doc["product_id"])
-                    shop_products[platform][product] = min(at, shop_products[platform].get(product, at))
+                    shop_products[platform][str(doc["product_id"])].append(doc)
                 continue
             if room_id is not None:
                 key = (platform, str(room_id))
                 touched[key] = min(at, touched.get(key, at))
+                new[key][1 if is_product else 0].append(doc)
         for platform, products in shop_products.items():
-            for doc in self.db.products.find({"platform": platform, "product_id": {"$in": list(products)}},
-                                             {"product_id": 1, "shop_id": 1}):
-                if doc.get("shop_id"):  # the seller's user id is the room's key (records.py identity rule)
-                    key = (platform, str(doc["shop_id"]))
-                    at = products[str(doc["product_id"])]
-                    touched[key] = min(at, touched.get(key, at))
-        return touched
+            for found in self.db.products.find({"platform": platform, "product_id": {"$in": list(products)}},
+                                               {"product_id": 1, "shop_id": 1}):
+                if found.get("shop_id"):  # the seller's user id is the room's key (records.py identity rule)
+                    key = (platform, str(found["shop_id"]))
+                    for doc in products[str(found["product_id"])]:
+                        touched[key] = min(doc["captured_at"], touched.get(key, doc["captured_at"]))
+                        new[key][1].append(doc)
+        return touched, new
+
+    def _is_solo(self) -> bool:
+        """Whether this builder is the only consumer of its group (checked every 5 s)."""
+        now = time.monotonic()
+        if now >= self._solo_until and self.readers:
+            self._solo_until = now + 5.0
+            names: set[str] = set()
+            for reader in self.readers:
+                reader.ensure_group()
+                names |= {_text(c["name"]) for c in reader.server.xinfo_consumers(reader.key, GROUP)}
+            solo = names <= {self.consumer}
+            if not solo:
+                self._memory.clear()
+            self._solo = solo
+        return self._solo and bool(self.readers)
 
     # -- rebuilding ---------------------------------------------------------------------------------
-    def rebuild(self, touched: Mapping[tuple[str, str], datetime], *, force: bool = False) -> list[LiveSession]:
+    def rebuild(self, touched: Mapping[tuple[str, str], datetime], *, force: bool = False,
+                new: NewDocs | None = None) -> list[LiveSession]:
         """Rebuild every session of these rooms from ``since - gap`` (extended back to the start of
-        a stored session still open then); write them; returns what was written."""
+        a stored session still open then); write them; returns what was written. ``new``: the
+        snapshots the messages carried, per room, for a solo builder's memory (None: read MongoDB)."""
         by_platform: dict[str, dict[str, datetime]] = defaultdict(dict)
         for (platform, room_id), since in touched.items():
             by_platform[platform][room_id] = since
         written: list[LiveSession] = []
         for platform, rooms in by_platform.items():
-            written += self._rebuild_platform(platform, rooms, force=force)
+            written += self._rebuild_platform(platform, rooms, force=force, new=new)
         self.stats.rooms += len(touched)
+        self._forget()
         return written
 
-    def _rebuild_platform(self, platform: str, rooms: Mapping[str, datetime], *, force: bool) -> list[LiveSession]:
+    def _forget(self) -> None:
+        """Drop the memory of rooms not touched for ``lookback`` of wall time (bounded memory)."""
+        if len(self._memory) > 1000:
+            oldest = time.monotonic() - self.lookback.total_seconds()
+            for key in [k for k, m in self._memory.items() if m.touched < oldest]:
+                del self._memory[key]
+
+    def _rebuild_platform(self, platform: str, rooms: Mapping[str, datetime], *, force: bool,
+                          new: NewDocs | None) -> list[LiveSession]:
         db, gap = self.db, self.gap
         ids = list(rooms)
         start = {room: since - gap for room, since in rooms.items()}
-        # A stored session still open around the window's start: read it from its first snapshot.
-        for doc in db.live_sessions.find(
-                {"platform": platform, "room_id": {"$in": ids}, "last_seen_live_at": {"$gte": min(start.values())}},
-                {"room_id": 1, "first_seen_live_at": 1, "started_at": 1, "last_seen_live_at": 1}):
-            doc = _aware(doc)
-            room = doc["room_id"]
-            if doc["last_seen_live_at"] >= start[room]:
-                begin = min(x for x in (doc.get("first_seen_live_at"), doc.get("started_at")) if x is not None)
-                start[room] = min(start[room], begin - gap)
-        lower = min(start.values())
-        room_docs = {d["room_id"]: _aware(d) for d in db.rooms.find({"platform": platform, "room_id": {"$in": ids}})}
+        remembered = {room: m for room in ids
+                      if new is not None and (m := self._memory.get((platform, room))) is not None and m.lower <= start[room]}
+        unread = [room for room in ids if room not in remembered]
         snaps: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for doc in db.room_snapshots.find({"platform": platform, "room_id": {"$in": ids},
-                                           "captured_at": {"$gte": lower}}, {"_id": 0}):
-            doc = _aware(doc)
-            if doc["captured_at"] >= start[doc["room_id"]]:
-                snaps[doc["room_id"]].append(doc)
-        shelves = self._shelves(platform, ids, room_docs, start, lower)
+        shelves: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        room_docs = {d["room_id"]: _aware(d) for d in db.rooms.find({"platform": platform, "room_id": {"$in": ids}})}
+        if unread:
+            # A stored session still open around the window's start: read it from its first snapshot.
+            for doc in db.live_sessions.find(
+                    {"platform": platform, "room_id": {"$in": unread},
+                     "last_seen_live_at": {"$gte": min(start[r] for r in unread)}},
+                    {"room_id": 1, "first_seen_live_at": 1, "started_at": 1, "last_seen_live_at": 1}):
+                doc = _aware(doc)
+                room = doc["room_id"]
+                if doc["last_seen_live_at"] >= start[room]:
+                    begin = min(x for x in (doc.get("first_seen_live_at"), doc.get("started_at")) if x is not None)
+                    start[room] = min(start[room], begin - gap)
+            lower = min(start[r] for r in unread)
+            for doc in db.room_snapshots.find({"platform": platform, "room_id": {"$in": unread},
+                                               "captured_at": {"$gte": lower}}, {"_id": 0}):
+                doc = _aware(doc)
+                if doc["captured_at"] >= start[doc["room_id"]]:
+                    snaps[doc["room_id"]].append(doc)
+            for room, docs in self._shelves(platform, unread, room_docs, start, lower).items():
+                shelves[room] = docs
+            self.stats.rooms_read += len(unread)
+            if new is not None:
+                for room in unread:
+                    memory = self._memory[(platform, room)] = RoomMemory(lower=start[room])
+                    memory.add(snaps.get(room, ()), shelves.get(room, ()))
+        for room, memory in remembered.items():
+            memory.add(*new[(platform, room)])  # type: ignore[index]
+            snaps[room] = [d for d in memory.snaps.values() if d["captured_at"] >= memory.lower]
+            shelves[room] = list(memory.shelf.values())
+            self.stats.rooms_from_memory += 1
+        for room in ids:
+            if (memory := self._memory.get((platform, room))) is not None:
+                memory.touched = time.monotonic()
         now = self.latest.get(platform) or max((s["captured_at"] for v in snaps.values() for s in v),
                                                default=datetime.now(UTC))
         computed_at = datetime.now(UTC)
@@ -214,9 +308,9 @@ class SessionBuilder:
             if snaps.get(room):
                 sessions += sessions_of_room(platform, room, snaps[room], shelves.get(room, []), room_docs.get(room),
                                              now=now, computed_at=computed_at, gap=gap)
-        self._drop_provisional(platform, ids, start, sessions)
-        return self._write(sessions, inputs={s.session_id: self._inputs(s, snaps, shelves) for s in sessions},
-                           force=force)
+        if platform not in PER_BROADCAST_ROOMS:
+            self._drop_provisional(platform, ids, start, sessions)
+        return self._write(sessions, force=force)
 
     def _shelves(self, platform: str, ids: list[str], rooms: Mapping[str, Mapping[str, Any]],
                  start: Mapping[str, datetime], lower: datetime) -> dict[str, list[dict[str, Any]]]:
@@ -242,26 +336,29 @@ class SessionBuilder:
         return shelves
 
     @staticmethod
-    def _inputs(session: LiveSession, snaps: Mapping[str, list[Any]], shelves: Mapping[str, list[Any]]) -> int:
-        """How many stored snapshots a session's build read (a later build of it reads at least as many)."""
-        return session.samples * 1_000_000 + session.shelf_samples * 1_000 + len(session.shelf_events)
+    def _inputs(session: LiveSession) -> int:
+        """How much a session's build saw (a later build of it sees at least as much): live
+        snapshots, then shelf samples, then whether its end was seen."""
+        return session.samples * 1_000_000 + session.shelf_samples * 10 + (session.status == "ended")
 
     def _drop_provisional(self, platform: str, ids: list[str], start: Mapping[str, datetime],
                           sessions: list[LiveSession]) -> None:
         """A provisional session the new build no longer has (its run now shows the platform's ID)."""
         kept = {s.session_id for s in sessions}
-        for room in ids:
-            self.db.live_sessions.delete_many({"platform": platform, "room_id": room, "session_id_provisional": True,
-                                               "first_seen_live_at": {"$gte": start[room]},
-                                               "session_id": {"$nin": list(kept)}})
+        stale = [doc["_id"] for doc in self.db.live_sessions.find(
+            {"platform": platform, "room_id": {"$in": ids}, "session_id_provisional": True},
+            {"room_id": 1, "session_id": 1, "first_seen_live_at": 1})
+            if doc["session_id"] not in kept and _aware(doc)["first_seen_live_at"] >= start[doc["room_id"]]]
+        if stale:
+            self.db.live_sessions.delete_many({"_id": {"$in": stale}})
 
-    def _write(self, sessions: list[LiveSession], *, inputs: Mapping[str, int], force: bool) -> list[LiveSession]:
+    def _write(self, sessions: list[LiveSession], *, force: bool) -> list[LiveSession]:
         if not sessions:
             return []
         ops = []
         for session in sessions:
             doc = session.to_document()
-            doc["inputs"] = inputs[session.session_id]
+            doc["inputs"] = self._inputs(session)
             key = {"platform": session.platform, "session_id": session.session_id}
             guard = {} if force else {"$or": [{"inputs": {"$lte": doc["inputs"]}}, {"inputs": {"$exists": False}}]}
             ops.append(UpdateOne({**key, **guard}, {"$set": doc}, upsert=True))
