@@ -149,6 +149,32 @@ class Schedule:
                 return start
         return None
 
+    def session_end(self, start: int) -> int | None:
+        """The first minute after the session that started at ``start`` (None: it never ends).
+
+        Sessions end on slot edges: the first slot whose minutes no longer belong to it.
+        """
+        if self.always_since is not None:
+            return None
+        end = start + self.slot_minutes
+        for _ in range(self.MAX_SLOTS):
+            if self.session_start(end) != start:
+                break
+            end += self.slot_minutes
+        return end
+
+    def starts_between(self, lo: int, hi: int) -> list[int]:
+        """The start minutes of the sessions that start within ``[lo, hi]``, in order."""
+        if self.always_since is not None:
+            return [self.always_since] if lo <= self.always_since <= hi else []
+        size, phase = self.slot_minutes, self.phase
+        out = []
+        for slot in range((lo + phase) // size, (hi + phase) // size + 1):
+            first = slot * size - phase
+            if lo <= first <= hi and self._slot_live(slot) and self.session_start(first) == first:
+                out.append(first)
+        return out
+
 
 def viewers(seed: int, key: int, base: int, session_start: int, minute: int) -> int:
     """Viewers of a live room at ``minute``: a ramp after the start plus per-minute noise."""

@@ -464,11 +464,12 @@ def test_world_moves_and_blocks_answer_like_douyin() -> None:
         # Three hours on, rooms went live or ended; every new broadcast has a new room_id.
         assert any(r["status"] != rooms[r["web_rid"]]["status"] for r in after["rooms"])
         assert any(r["id_str"] != rooms[r["web_rid"]]["id_str"] for r in after["rooms"])
+        # Shelves change while live (listed, delisted): the same product is paired by its id.
+        earlier = {(w, p["product_id"]): p for w, shelf in before["shelves"].items() for p in shelf}
         grew = [
-            (a["sale_num"], b["sale_num"])
-            for w in after["shelves"].keys() & before["shelves"].keys()
-            for a, b in zip(after["shelves"][w], before["shelves"][w], strict=True)
-            if a["sale_num"] is not None
+            (a["sale_num"], earlier[(w, a["product_id"])]["sale_num"])
+            for w, shelf in after["shelves"].items() for a in shelf
+            if (w, a["product_id"]) in earlier and a["sale_num"] is not None
         ]
         assert all(a >= b for a, b in grew) and any(a > b for a, b in grew)
         process.set_config(block_rate=1.0)

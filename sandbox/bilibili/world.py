@@ -2,6 +2,10 @@
 
 Built once from ``(seed, size)``; live values are computed from the world minute, so the
 world "evolves" without any background task and is identical for equal seeds.
+
+Bilibili's rooms sell nothing here: the truth's ``sessions`` (``sandbox/sessions.py``) have
+no shop, and a session is named ``<room_id>:<live_time as epoch seconds>`` (Bilibili has no
+per-broadcast id).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from typing import Any
 
 from sandbox.bilibili import data as data
 from sandbox.bilibili.entities import Area, LiveState, Room, Streamer
+from sandbox.sessions import Seller, Session
 from sandbox.world import (
     DEFAULT_START,
     Schedule,
@@ -58,6 +63,8 @@ class BiliWorld:
         self._list_cache: dict[tuple[int, int], tuple[int, list[tuple[Room, LiveState]]]] = {}
         self._by_area: dict[int, list[Room]] = {}
         self._by_parent: dict[int, list[Room]] = {}
+        start_minute = int(start // 60)
+        self._sellers = {r.room_id: self._seller(r, start_minute) for r in self.rooms}
         for room in self.rooms:
             self._by_area.setdefault(room.area.id, []).append(room)
             self._by_parent.setdefault(room.area.parent_id, []).append(room)
@@ -188,8 +195,7 @@ class BiliWorld:
         if start_minute is None:
             result = LiveState(2 if room.rotation else 0, 0, 0, popularity)
         else:
-            # Real start times are not on minute boundaries: pull each session back a few seconds.
-            start = start_minute * 60 - mix(self.seed, room.room_id, start_minute) % 60
+            start = self._live_time(room, start_minute)
             online = viewers(self.seed, room.room_id, room.base_online, start_minute, minute)
             result = LiveState(1, online, start, popularity)
         self._state_cache[room.room_id] = (minute, result)
@@ -215,6 +221,43 @@ class BiliWorld:
         rows.sort(key=lambda rs: (-rs[1].online, rs[0].room_id))
         self._list_cache[key] = (minute, rows)
         return rows
+
+    # -- sessions ----------------------------------------------------------------------------
+    def _seller(self, room: Room, start_minute: int) -> Seller:
+        """A room's sessions (it sells nothing: only its viewers move)."""
+        return Seller(
+            self.seed,
+            room.room_id,
+            room.schedule,
+            (),
+            world_start=start_minute,
+            price=lambda _k, _minute: 0,
+            audience=lambda start, minute: viewers(self.seed, room.room_id, room.base_online, start, minute),
+            conversion=0.0,
+        )
+
+    def _live_time(self, room: Room, start_minute: int) -> int:
+        # Real start times are not on minute boundaries: pull each session back a few seconds.
+        return start_minute * 60 - mix(self.seed, room.room_id, start_minute) % 60
+
+    def session_ids(self, room: Room, session: Session) -> dict[str, Any]:
+        """A session's identity: Bilibili has no per-broadcast id, so ``<room_id>:<live_time>``."""
+        live_time = self._live_time(room, session.start)
+        return {
+            "platform": "bilibili",
+            "session_id": f"{room.room_id}:{live_time}",
+            "room_id": str(room.room_id),
+            "streamer_id": str(room.uid),
+            "started_at": live_time,
+        }
+
+    def sessions_truth(self, minute: int) -> list[dict[str, Any]]:
+        """The ground truth of every recent session (``sandbox/sessions.py``), as of ``minute``."""
+        return [
+            session.truth(minute, self.session_ids(room, session))
+            for room in self.rooms
+            for session in self._sellers[room.room_id].recent(minute)
+        ]
 
     # -- ground truth ----------------------------------------------------------------------
     def truth(self, now: float) -> dict[str, Any]:
@@ -276,4 +319,5 @@ class BiliWorld:
             "rooms": rooms,
             "areas": areas,
             "faults": {kind: list(ids) for kind, ids in self.faults.items()},
+            "sessions": self.sessions_truth(minute),
         }

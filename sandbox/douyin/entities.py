@@ -79,8 +79,8 @@ class Product:
     base_price: int  # fen, the everyday (lowest SKU) price
     sku_spread: float  # max SKU price / min SKU price (1.0: a single SKU)
     regular_price: int  # fen, the crossed-out "original" price
-    base_sales: int  # units sold before the world's first day
-    sales_rate: float  # units sold per live minute of its room
+    base_sales: int  # units sold before its room's first session of the world (sessions.py)
+    sales_rate: float  # drawn at generation, unused: live sessions set the sales (sessions.py)
     sales_hidden: bool  # the shop hides its sales: no sale count is served
     in_stock: bool
     fault: str | None
@@ -125,7 +125,7 @@ class ShelfItem:
     """A product as the shelf shows it at one minute: position, prices (fen), sales."""
 
     product: Product
-    index: int  # 1-based position on the shelf
+    index: int  # 1-based position in the live cart (in the catalogue, for ``DouyinWorld.shelf``)
     min_price: int
     max_price: int
     sale_num: int | None  # None when the shop hides sales

@@ -199,7 +199,7 @@ class DouyinPlatform(Platform):
             return raw_response(json_bytes(P.enter_unknown(int(now * 1000))))
         st = self.world.state(room, minute)
         streamer = self.world.streamer_by_uid[room.uid]
-        products = len(room.shelf) if st.live else 0
+        products = len(self.world.cart(room, minute))
         body = json_bytes(P.enter(room, streamer, st, products, int(now * 1000)))
         if room.fault == "truncated_json":
             body = body[: len(body) // 2]  # the connection dropped mid-answer
@@ -222,7 +222,7 @@ class DouyinPlatform(Platform):
         room, st, _ = found
         if room.fault == "html_page":
             return raw_response(H.error_page(), content_type=H.HTML_TYPE)
-        items = self.world.shelf(room, minute, st.live)
+        items = self.world.cart(room, minute)
         page = items[offset : offset + limit]
         next_offset = offset + limit if offset + limit < len(items) else -1
         streamer = self.world.streamer_by_uid[room.uid]
@@ -287,7 +287,7 @@ class DouyinPlatform(Platform):
         items = []
         for room, st in rows:
             streamer = self.world.streamer_by_uid[room.uid]
-            items.append(P.partition_item(room, streamer, st, len(room.shelf)))
+            items.append(P.partition_item(room, streamer, st, len(self.world.cart(room, minute))))
             self._served_room("partition", room, st, now)
         body = {"data": {"count": len(items), "data": items}, "extra": {"now": int(now * 1000)}, "status_code": 0}
         return raw_response(json_bytes(body))

@@ -4,6 +4,14 @@ Built once from ``(seed, size)``; every live value is a function of the world mi
 the world evolves without background tasks and equal seeds give equal worlds. A room's
 session id is Douyin-shaped: the session's start time in the high bits, a per-room
 constant in the low 32 bits, so any room_id a client holds maps back to its room.
+
+What a room sells (``sandbox/sessions.py``): ``room.shelf`` is the room's catalogue; while
+live, its cart (``cart``, what ``live/promotions/page/`` serves) holds the catalogue's
+products listed in this session (a few are listed later, a few delisted early), the
+product presented now is ``current_promotion_id`` / ``explain_type`` 1, every product's
+``sale_num`` is its base plus every unit sold so far, and a flash cut changes a price for
+ten minutes. Out-of-stock products never sell; products whose shop hides sales sell but
+serve no count.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from sandbox.douyin.entities import (
     Shop,
 )
 from sandbox.douyin.gen import generate
+from sandbox.sessions import Offer, Seller, Session, conversion, default_listing, demand_weight
 from sandbox.world import DEFAULT_START, beijing_text, mix, unit, viewers
 
 __all__ = ["FAULT_KINDS", "DouyinWorld", "LiveState", "Partition", "Product", "Room", "ShelfItem", "Shop"]
@@ -57,8 +66,9 @@ class DouyinWorld:
                 self.faults[room.fault].append(str(room.web_rid))
             self.faults["missing_id"].extend(str(p.product_id) for p in room.shelf if p.fault)
         self._states: dict[int, tuple[int, LiveState]] = {}
-        self._live_minutes: dict[int, tuple[int, int]] = {}
         self._lists: dict[str, tuple[int, list[tuple[Room, LiveState]]]] = {}
+        self._sellers = {room.web_rid: self._seller(room) for room in self.rooms}
+        self._carts: dict[int, tuple[int, list[ShelfItem]]] = {}
 
     # -- sessions and live values -----------------------------------------------------------
     def _session_seconds(self, room: Room, start_minute: int) -> int:
@@ -100,10 +110,10 @@ class DouyinWorld:
         return result
 
     def _explaining(self, room: Room, minute: int) -> int | None:
-        """The product presented now: a new one every 6 minutes, none in a fifth of them."""
-        if not room.shelf or unit(self.seed, room.web_rid, 0xE6, minute // 6) < 0.2:
-            return None
-        return room.shelf[mix(self.seed, room.web_rid, 0xE7, minute // 6) % len(room.shelf)].promotion_id
+        """The promotion_id of the product presented now (None between presentations)."""
+        session = self._sellers[room.web_rid].session_at(minute)
+        index = session.presented(minute) if session is not None else None
+        return room.shelf[index].promotion_id if index is not None else None
 
     def session_of(self, room_id: int, minute: int) -> tuple[Room, LiveState, bool] | None:
         """The room a session id belongs to, its state now, and whether that session is the current one."""
@@ -113,41 +123,92 @@ class DouyinWorld:
         st = self.state(room, minute)
         return room, st, st.live and st.room_id == room_id
 
-    def live_minutes(self, room: Room, minute: int) -> int:
-        """Minutes ``room`` was live from a day before the world start up to ``minute``."""
-        sched = room.schedule
-        epoch = self.start_minute - 1440
-        if sched.always_since is not None:
-            return max(0, minute - max(epoch, sched.always_since))
-        size, phase = sched.slot_minutes, sched.phase
-        slot = (minute + phase) // size
-        first = (epoch + phase) // size
-        done, count = self._live_minutes.get(room.web_rid, (first, 0))
-        if done > slot:  # the clock went back: count again from the epoch
-            done, count = first, 0
-        for s in range(done, slot):
-            if sched.session_start(s * size - phase) is not None:
-                count += size
-        self._live_minutes[room.web_rid] = (slot, count)
-        start = sched.session_start(minute)
-        return count + (minute - (slot * size - phase) + 1 if start is not None else 0)
+    # -- what the rooms sell ------------------------------------------------------------------
+    def _seller(self, room: Room) -> Seller:
+        offers = [
+            Offer(p.product_id, str(p.product_id), p.base_sales, p.base_price, demand_weight(self.seed, p.product_id),
+                  sellable=p.in_stock, sticky=p.fault is not None)
+            for p in room.shelf
+        ]  # fmt: skip
+        return Seller(
+            self.seed,
+            room.web_rid,
+            room.schedule,
+            offers,
+            world_start=self.start_minute,
+            price=lambda i, minute: self.live_price(room.shelf[i], minute),
+            audience=lambda start, minute: viewers(self.seed, room.web_rid, room.base_viewers, start, minute),
+            conversion=conversion(self.seed, room.web_rid),
+            listing=default_listing(self.seed, room.web_rid, offers, hold=0.12, delist=0.08),
+            price_period=10,
+        )
+
+    def seller(self, room: Room) -> Seller:
+        """What ``room`` sells, session by session (``sandbox/sessions.py``)."""
+        return self._sellers[room.web_rid]
+
+    def live_price(self, product: Product, minute: int) -> int:
+        """The lowest SKU price (fen) at a live ``minute``: a fifth of the products (flash-sale ones)
+        get a flash cut in three of ten 10-minute windows."""
+        low = product.base_price
+        window = minute // 10
+        if unit(self.seed, product.product_id, 0xD0) < 0.2 and unit(self.seed, product.product_id, 0xD1, window) < 0.3:
+            cut = 0.7 + 0.25 * unit(self.seed, product.product_id, 0xD2, window)
+            low = max(100, int(low * cut) // 10 * 10)
+        return low
+
+    def _item(self, product: Product, index: int, minute: int, live: bool, sales: int) -> ShelfItem:
+        low = self.live_price(product, minute) if live else product.base_price
+        high = low if product.sku_spread <= 1.0 else max(low, int(low * product.sku_spread) // 100 * 100 - 10)
+        return ShelfItem(product, index, low, high, None if product.sales_hidden else sales)
 
     def shelf(self, room: Room, minute: int, live: bool) -> list[ShelfItem]:
-        """The shelf of ``room`` at ``minute``: prices move (flash cuts) and sales grow only while live."""
+        """Every product of ``room``'s catalogue at ``minute`` (``index``: its catalogue position),
+        as its product page shows it: prices move (flash cuts) only while live, sales only grow.
+
+        The cart a live room serves is ``cart``."""
         if not room.shelf:
             return []
-        sold_minutes = self.live_minutes(room, minute)
-        items = []
-        for index, product in enumerate(room.shelf, start=1):
-            low = product.base_price
-            window = minute // 10
-            if live and unit(self.seed, product.product_id, 0xD1, window) < 0.3:
-                cut = 0.7 + 0.25 * unit(self.seed, product.product_id, 0xD2, window)
-                low = max(100, int(low * cut) // 10 * 10)
-            high = low if product.sku_spread <= 1.0 else max(low, int(low * product.sku_spread) // 100 * 100 - 10)
-            sales = None if product.sales_hidden else product.base_sales + int(product.sales_rate * sold_minutes)
-            items.append(ShelfItem(product, index, low, high, sales))
+        counts = self._sellers[room.web_rid].counts(minute)
+        return [self._item(p, k, minute, live, counts[k - 1]) for k, p in enumerate(room.shelf, start=1)]
+
+    def cart(self, room: Room, minute: int) -> list[ShelfItem]:
+        """The live cart of ``room`` at ``minute`` (empty unless live): products listed mid-session
+        on top, newest first, then those on since the start in catalogue order; ``index`` from 1."""
+        cached = self._carts.get(room.web_rid)
+        if cached is not None and cached[0] == minute:
+            return cached[1]
+        seller = self._sellers[room.web_rid]
+        session = seller.session_at(minute) if room.shelf else None
+        items: list[ShelfItem] = []
+        if session is not None:
+            listed = session.shelf(minute)
+            order = sorted(listed, key=lambda i: (-session.on[i], i) if session.on[i] > session.start else (0, i))
+            counts = seller.counts(minute)
+            items = [self._item(room.shelf[i], k, minute, True, counts[i]) for k, i in enumerate(order, start=1)]
+        self._carts[room.web_rid] = (minute, items)
         return items
+
+    def sessions_truth(self, minute: int) -> list[dict[str, Any]]:
+        """The ground truth of every recent session (``sandbox/sessions.py``), as of ``minute``."""
+        out = []
+        for room in self.rooms:
+            for session in self._sellers[room.web_rid].recent(minute):
+                out.append(session.truth(minute, self.session_ids(room, session)))
+        return out
+
+    def session_ids(self, room: Room, session: Session) -> dict[str, Any]:
+        """A session's identity as Douyin's payloads carry it: the 19-digit room id is new each broadcast."""
+        room_id = str(self.room_id(room, session.start))
+        return {
+            "platform": "douyin",
+            "session_id": room_id,
+            "room_id": room_id,
+            "web_rid": str(room.web_rid),
+            "streamer_id": str(room.uid),
+            "started_at": self._session_seconds(room, session.start),
+            "sales_hidden": [str(p.product_id) for p in room.shelf if p.sales_hidden],
+        }
 
     def live_in_partition(self, id_str: str, minute: int) -> list[tuple[Room, LiveState]]:
         """Live rooms of a partition (a parent covers its subs; 720 covers all), most viewers first."""
@@ -175,7 +236,7 @@ class DouyinWorld:
         for room in self.rooms:
             st = self.state(room, minute)
             # The shelf endpoint answers only for the current session of a live room.
-            items = self.shelf(room, minute, True) if st.live else []
+            items = self.cart(room, minute)
             rooms.append(
                 {
                     "web_rid": str(room.web_rid),
@@ -208,4 +269,5 @@ class DouyinWorld:
             "shelves": shelves,
             "categories": P.category_data(),
             "faults": {kind: list(ids) for kind, ids in self.faults.items()},
+            "sessions": self.sessions_truth(minute),
         }

@@ -212,8 +212,11 @@ def _image(room: KsRoom, item: Item) -> str:
     )
 
 
-def open_item(room: KsRoom, item: Item, price: int, volume: int, *, detail: bool = False) -> dict[str, Any]:
-    """An item of ``open.item.list.get`` (``detail``: the ``data`` of ``open.item.get``)."""
+def open_item(
+    room: KsRoom, item: Item, price: int, volume: int, *, detail: bool = False, on_sale: bool = True
+) -> dict[str, Any]:
+    """An item of ``open.item.list.get`` (``detail``: the ``data`` of ``open.item.get``);
+    ``shelfStatus`` is 0 for an item taken off sale (only ``open.item.get`` answers for one)."""
     image = _image(room, item)
     sku = {
         "kwaiItemId": item.kwai_item_id,
@@ -233,7 +236,7 @@ def open_item(room: KsRoom, item: Item, price: int, volume: int, *, detail: bool
         "price": price,
         "volume": volume,
         "itemStatus": 1,
-        "shelfStatus": 1,
+        "shelfStatus": 1 if on_sale else 0,
         "status": 1,
         "mainImageUrl": image,
         "imageUrls": [image],

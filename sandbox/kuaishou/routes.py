@@ -245,7 +245,8 @@ class KuaishouPlatform(Platform):
         )
         now, minute = self._now()
         living = int(self.world.live_now(room, minute).living)
-        chunk = room.items[(page - 1) * size : page * size]
+        on_sale = self.world.on_sale(room, minute)
+        chunk = on_sale[(page - 1) * size : page * size]
         items = []
         for item in chunk:
             price, volume = self.world.item_now(room, item, minute)
@@ -254,7 +255,7 @@ class KuaishouPlatform(Platform):
             self.served.add("open.item.list.get", room.user.principal_id, living, None, now, extra)
         if room.fault == "item_missing_id" and items:
             del items[0]["kwaiItemId"]
-        total = len(room.items)
+        total = len(on_sale)
         data = {
             "totalPage": max(1, -(-total // size)),
             "currentPageNumber": page,
@@ -280,5 +281,6 @@ class KuaishouPlatform(Platform):
             "open.item.get", room.user.principal_id, int(self.world.live_now(room, minute).living), None, now, extra
         )
         return raw_response(
-            json_bytes(P.open_envelope(P.open_item(room, item, price, volume, detail=True), self._request_id()))
+            json_bytes(P.open_envelope(P.open_item(room, item, price, volume, detail=True,
+                                               on_sale=item in self.world.on_sale(room, minute)), self._request_id()))
         )

@@ -2,9 +2,17 @@
 sessions (a new liveStreamId each), categories, and the 小店 items some of them sell.
 
 Every live value is a pure function of ``(seed, entity, world minute)`` (see ``world.py``);
-the only memo is a per-room count of live minutes, which only ever grows with the minute.
+what is memoised (``sandbox/sessions.py``) only caches it.
 Names, IDs and numbers are synthetic; the shapes they are served in are the real ones
 (docs/kuaishou_formats.md).
+
+What a seller sells (``sandbox/sessions.py``): outside sessions every item of the shop is
+on sale; during a session a few are put on sale only later and a few are taken off
+(``open.item.list.get`` lists the items on sale; ``open.item.get`` still answers for the
+others, ``shelfStatus`` 0). Items sell only while their seller is live, at the price
+served (a live-only discount in some half-hours): ``volume`` is the base plus every unit
+sold so far. The item presented now is in the truth only: no Kuaishou payload of the
+sandbox carries it.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.sessions import Offer, Seller, Session, conversion, default_listing, demand_weight
 from sandbox.world import DEFAULT_START, Schedule, beijing_text, hex_digest, mix, text_key, unit, viewers
 
 __all__ = ["CATEGORIES", "FAULT_KINDS", "Item", "KsRoom", "KsUser", "KsWorld", "LiveNow", "display_count"]
@@ -113,7 +122,7 @@ class Item:
     category_name: str
     base_price: int
     base_volume: int
-    rate: float
+    rate: float  # drawn at generation, unused: live sessions set the sales (sessions.py)
 
 
 @dataclass(slots=True)
@@ -150,7 +159,7 @@ class KsWorld:
             raise ValueError("the world needs at least one user")
         self.seed = seed
         rng = random.Random(mix(seed, text_key("kuaishou-world")))
-        start_minute = int(start // 60)
+        start_minute = self.start_minute = int(start // 60)
         ids = rng.sample(range(100_000_000, 4_400_000_000), n_users)
         fault_of = self._faults(rng, n_users) if faults else {}
         self.rooms: list[KsRoom] = []
@@ -165,7 +174,8 @@ class KsWorld:
         for room in self.rooms:
             if room.fault:
                 self.faults[room.fault].append(room.user.principal_id)
-        self._live_minutes: dict[str, tuple[int, int]] = {}
+        self._sellers = {r.user.user_id: self._seller(r) for r in self.rooms}
+        self._item_pos = {item.kwai_item_id: k for r in self.rooms for k, item in enumerate(r.items)}
 
     @staticmethod
     def _faults(rng: random.Random, n: int) -> dict[int, str]:
@@ -234,39 +244,82 @@ class KsWorld:
         if start is None:
             return LiveNow(False, None, 0, 0, 0)
         uid = room.user.user_id
-        rnd = random.Random(mix(self.seed, uid, start, 0x1D))
-        stream_id = "".join(rnd.choice(_ALPHABET) for _ in range(11))
-        start_ms = (start * 60 - mix(self.seed, uid, start) % 60) * 1000 + mix(self.seed, uid, start, 3) % 1000
         watching = viewers(self.seed, uid, room.base_viewers, start, minute)
         likes = int(room.like_rate * (minute - start + 1) * (0.9 + 0.2 * unit(self.seed, uid, start, 0x11)))
-        return LiveNow(True, stream_id, start_ms, watching, likes)
+        return LiveNow(True, self._stream_id(room, start), self._start_ms(room, start), watching, likes)
 
-    def live_minutes(self, room: KsRoom, minute: int) -> int:
-        """Minutes ``room`` has been live since its schedule's first slot in the look-back (grows)."""
-        sched = room.schedule
-        key = room.user.principal_id
-        slot = (minute + sched.phase) // sched.slot_minutes
-        origin = (self._origin_minute(room) + sched.phase) // sched.slot_minutes
-        done_slot, total = self._live_minutes.get(key, (origin, 0))
-        if slot < done_slot:  # the clock went back: recount from the origin
-            done_slot, total = origin, 0
-        for s in range(done_slot, slot):
-            if sched.session_start(s * sched.slot_minutes - sched.phase) is not None:
-                total += sched.slot_minutes
-        self._live_minutes[key] = (slot, total)
-        in_slot = minute - (slot * sched.slot_minutes - sched.phase) + 1
-        return total + (in_slot if sched.session_start(minute) is not None else 0)
+    def _stream_id(self, room: KsRoom, start: int) -> str:
+        rnd = random.Random(mix(self.seed, room.user.user_id, start, 0x1D))
+        return "".join(rnd.choice(_ALPHABET) for _ in range(11))
 
-    def _origin_minute(self, room: KsRoom) -> int:
-        return int(DEFAULT_START // 60) - 24 * 60
+    def _start_ms(self, room: KsRoom, start: int) -> int:
+        uid = room.user.user_id
+        return (start * 60 - mix(self.seed, uid, start) % 60) * 1000 + mix(self.seed, uid, start, 3) % 1000
+
+    # -- what the sellers sell -----------------------------------------------------------------
+    def _seller(self, room: KsRoom) -> Seller:
+        offers = [
+            Offer(i.kwai_item_id, str(i.kwai_item_id), i.base_volume, i.base_price,
+                  demand_weight(self.seed, i.kwai_item_id))
+            for i in room.items
+        ]  # fmt: skip
+        uid = room.user.user_id
+        return Seller(
+            self.seed,
+            uid,
+            room.schedule,
+            offers,
+            world_start=self.start_minute,
+            price=lambda k, minute: self.live_price(room.items[k], minute),
+            audience=lambda start, minute: viewers(self.seed, uid, room.base_viewers, start, minute),
+            conversion=conversion(self.seed, uid),
+            listing=default_listing(self.seed, uid, offers, hold=0.15, delist=0.1),
+            price_period=30,
+        )
+
+    def seller(self, room: KsRoom) -> Seller:
+        """What ``room``'s seller sells, session by session (``sandbox/sessions.py``)."""
+        return self._sellers[room.user.user_id]
+
+    def live_price(self, item: Item, minute: int) -> int:
+        """The price (fen) while its seller is live: 10% off in three of ten half-hours."""
+        discount = unit(self.seed, item.kwai_item_id, minute // 30) < 0.3
+        return item.base_price * 9 // 10 // 10 * 10 if discount else item.base_price
 
     def item_now(self, room: KsRoom, item: Item, minute: int) -> tuple[int, int]:
         """``(price in fen, volume)``: a live-only discount some half-hours, sales that grow while live."""
         live = room.schedule.session_start(minute) is not None
-        discount = live and unit(self.seed, item.kwai_item_id, minute // 30) < 0.3
-        price = item.base_price * 9 // 10 // 10 * 10 if discount else item.base_price
-        volume = item.base_volume + int(item.rate * max(0, self.live_minutes(room, minute)))
-        return price, volume
+        price = self.live_price(item, minute) if live else item.base_price
+        return price, self._sellers[room.user.user_id].counts(minute)[self._item_pos[item.kwai_item_id]]
+
+    def on_sale(self, room: KsRoom, minute: int) -> list[Item]:
+        """The seller's items on sale at ``minute`` (all of them outside sessions), in shop order."""
+        session = self._sellers[room.user.user_id].session_at(minute) if room.items else None
+        if session is None:
+            return list(room.items)
+        return [room.items[k] for k in session.shelf(minute)]
+
+    def sessions_truth(self, minute: int) -> list[dict[str, Any]]:
+        """The ground truth of every recent session (``sandbox/sessions.py``), as of ``minute``."""
+        return [
+            session.truth(minute, self.session_ids(room, session))
+            for room in self.rooms
+            for session in self._sellers[room.user.user_id].recent(minute)
+        ]
+
+    def session_ids(self, room: KsRoom, session: Session) -> dict[str, Any]:
+        """A session's identity as Kuaishou's payloads carry it: the liveStreamId, new each broadcast.
+
+        ``room_id`` is the numeric user id (a user has one room; ``originUserId``), ``principal_id``
+        the id of the room page ``/u/{principalId}``."""
+        return {
+            "platform": "kuaishou",
+            "session_id": self._stream_id(room, session.start),
+            "room_id": str(room.user.user_id),
+            "principal_id": room.user.principal_id,
+            "streamer_id": str(room.user.user_id),
+            "started_at": self._start_ms(room, session.start) / 1000,
+        }
 
     # -- ground truth ----------------------------------------------------------------------------
     def truth(self, now: float) -> dict[str, Any]:
@@ -310,7 +363,7 @@ class KsWorld:
             )
             if room.items:
                 items = []
-                for item in room.items:
+                for item in self.on_sale(room, minute):
                     price, volume = self.item_now(room, item, minute)
                     items.append(
                         {
@@ -338,4 +391,5 @@ class KsWorld:
             "categories": [{"id": c[0], "name": c[1], "categoryAbbr": c[2], "type": c[3]} for c in CATEGORIES],
             "shops": shops,
             "faults": {kind: list(ids) for kind, ids in self.faults.items()},
+            "sessions": self.sessions_truth(minute),
         }

@@ -8,15 +8,26 @@ whose sessions follow a schedule (a real anchor gets a new liveId per broadcast)
 ``roomStatus`` is 1 while a session runs, 2 once one has ended, 0 before the first.
 ``viewCount`` is taken to be pulltopicstat's ``totalNum`` (cumulative unique viewers of
 the session); ``visitNum`` (visits) is larger. Both stay frozen after the session ends.
+
+What a room sells (``sandbox/sessions.py``): the bag (宝贝口袋) of a session starts with
+three items and gains the next item of the anchor's shelf every four minutes (numbered
+``goodsIndex`` in that order; nothing is taken out); after the session it shows the bag as
+it ended. An item sits on one anchor's shelf at most, and sells only there, while live:
+its count (``buyCount`` on the shelf, ``sellCount`` on the item page, floored to ``1.2万+``
+there) is its base plus every unit sold so far. Live prices are the item's tier of the
+list price, cut deeper in some 20-minute windows. The item presented now is in the truth
+only: no Taobao payload of the sandbox carries it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox.sessions import Offer, Seller, Session, conversion, demand_weight
 from sandbox.taobao import data as data
 from sandbox.world import DEFAULT_START, Schedule, beijing_text, hex_digest, mix, text_key, unit, viewers
 
@@ -26,8 +37,10 @@ __all__ = ["FAULT_KINDS", "ITEM_FAULT_KINDS", "Anchor", "Item", "LiveState", "Sh
 FAULT_KINDS = ("truncated_json", "html_page", "missing_item_id")
 #: Item fault kinds: getdetail's apiStack value string cut short.
 ITEM_FAULT_KINDS = ("broken_api_stack",)
-#: Live price tiers (fractions of the list price) that change every 20 world minutes.
+#: Live price tiers (fractions of the list price): each item of a room has one; in a flash
+#: window (20 world minutes) it is cut further.
 _TIERS = (1.0, 0.95, 0.9, 0.88, 0.85, 0.8)
+_FLASH_MINUTES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +71,7 @@ class Item:
     price_fen: int
     original_fen: int
     base_sales: int
-    sales_per_minute: float
+    sales_per_minute: float  # drawn at generation, unused: live sessions set the sales (sessions.py)
     images: tuple[str, ...]
     fault: str | None
 
@@ -121,7 +134,7 @@ class TaoWorld:
         rng = random.Random(mix(seed, text_key("taobao-world")))
         self.shops = self._shops(rng, max(12, n_streamers // 3))
         self.items = self._items(rng, max(60, n_streamers * 8), faults)
-        self.anchors = self._anchors(rng, n_streamers, faults)
+        self.anchors = self._own_shelves(self._anchors(rng, n_streamers, faults))
         self.anchor_by_live = {a.live_id: a for a in self.anchors}
         self.anchor_by_account = {a.account_id: a for a in self.anchors}
         self.anchor_by_topic = {a.topic: a for a in self.anchors}
@@ -134,6 +147,9 @@ class TaoWorld:
             if item.fault:
                 self.faults[item.fault].append(item.item_id)
         self._state_cache: dict[int, tuple[int, LiveState]] = {}
+        self._sellers = {a.live_id: self._seller(a) for a in self.anchors}
+        #: item_id -> (its anchor, its position on that shelf).
+        self._owner = {self.items[index].item_id: (a, k) for a in self.anchors for k, index in enumerate(a.shelf)}
 
     # -- generation ------------------------------------------------------------------------------
     def _img(self, folder: str, *parts: int) -> str:
@@ -157,31 +173,53 @@ class TaoWorld:
     def _items(self, rng: random.Random, n: int, faults: bool) -> list[Item]:
         ids = rng.sample(range(500_000_000_000, 700_000_000_000), n)
         broken = set(rng.sample(range(n), max(1, min(3, n // 400)))) if faults else set()
-        items = []
-        for i in range(n):
-            cid, root, cname, words, (low, high) = rng.choice(data.CATEGORIES)
-            price = round(10 ** rng.uniform(math.log10(low), math.log10(high)), 1)
-            fen = int(round(price * 100))
-            title = "".join((rng.choice(data.BRANDS), rng.choice(data.TITLE_ADJECTIVES), rng.choice(words),
-                             rng.choice(data.TITLE_ADJECTIVES), rng.choice(data.TITLE_TAILS)))  # fmt: skip
-            items.append(
-                Item(
-                    item_id=ids[i],
-                    title=title,
-                    sub_title=rng.choice(data.TITLE_ADJECTIVES) + rng.choice(words),
-                    category_id=cid,
-                    root_category_id=root,
-                    category_name=cname,
-                    shop=rng.choice(self.shops),
-                    price_fen=fen,
-                    original_fen=int(fen * rng.choice((1.2, 1.5, 2.0))) // 100 * 100,
-                    base_sales=int(10 ** rng.uniform(0.5, 5.3)),
-                    sales_per_minute=rng.uniform(0.0, 3.0),
-                    images=tuple(self._img("bao/uploaded/i1", ids[i], k) for k in range(rng.randint(3, 5))),
-                    fault="broken_api_stack" if i in broken else None,
-                )
-            )
-        return items
+        return [self._item(rng, ids[i], "broken_api_stack" if i in broken else None) for i in range(n)]
+
+    def _item(self, rng: random.Random, item_id: int, fault: str | None) -> Item:
+        cid, root, cname, words, (low, high) = rng.choice(data.CATEGORIES)
+        price = round(10 ** rng.uniform(math.log10(low), math.log10(high)), 1)
+        fen = int(round(price * 100))
+        title = "".join((rng.choice(data.BRANDS), rng.choice(data.TITLE_ADJECTIVES), rng.choice(words),
+                         rng.choice(data.TITLE_ADJECTIVES), rng.choice(data.TITLE_TAILS)))  # fmt: skip
+        return Item(
+            item_id=item_id,
+            title=title,
+            sub_title=rng.choice(data.TITLE_ADJECTIVES) + rng.choice(words),
+            category_id=cid,
+            root_category_id=root,
+            category_name=cname,
+            shop=rng.choice(self.shops),
+            price_fen=fen,
+            original_fen=int(fen * rng.choice((1.2, 1.5, 2.0))) // 100 * 100,
+            base_sales=int(10 ** rng.uniform(0.5, 5.3)),
+            sales_per_minute=rng.uniform(0.0, 3.0),
+            images=tuple(self._img("bao/uploaded/i1", item_id, k) for k in range(rng.randint(3, 5))),
+            fault=fault,
+        )
+
+    def _own_shelves(self, anchors: list[Anchor]) -> list[Anchor]:
+        """Give every item one shelf at most: a shelf entry already on an earlier anchor's shelf
+        becomes a new item (drawn apart, so the rest of the world stays as it was). An item sold
+        in two rooms at once would move in both rooms' counts, and no room's orders could be read
+        from its shelf."""
+        rng = random.Random(mix(self.seed, text_key("taobao-own-shelves")))
+        known = {item.item_id for item in self.items}
+        taken: set[int] = set()
+        out = []
+        for anchor in anchors:
+            shelf = []
+            for index in anchor.shelf:
+                if index in taken:
+                    item_id = rng.randrange(500_000_000_000, 700_000_000_000)
+                    while item_id in known:
+                        item_id = rng.randrange(500_000_000_000, 700_000_000_000)
+                    known.add(item_id)
+                    index = len(self.items)
+                    self.items.append(self._item(rng, item_id, None))
+                taken.add(index)
+                shelf.append(index)
+            out.append(anchor if tuple(shelf) == anchor.shelf else dataclasses.replace(anchor, shelf=tuple(shelf)))
+        return out
 
     def _anchors(self, rng: random.Random, n: int, faults: bool) -> list[Anchor]:
         accounts = rng.sample(range(1_000_000_000, 3_000_000_000_000), n)
@@ -261,7 +299,8 @@ class TaoWorld:
             if last is None:
                 result = LiveState(0, 0, 0, 0, 0, 0, 0, None, 0, n)
             else:
-                result = self._counts(anchor, 2, 0, 0, last, self._session_end(sched, last) - 1 - last, n)
+                elapsed = self._session_end(sched, last) - 1 - last
+                result = self._counts(anchor, 2, 0, 0, last, elapsed, min(n, 3 + elapsed // 4))
         self._state_cache[anchor.live_id] = (minute, result)
         return result
 
@@ -277,19 +316,76 @@ class TaoWorld:
     def shelf(self, anchor: Anchor, minute: int) -> list[ShelfEntry]:
         """The visible shelf, newest item (highest goodsIndex) first, with its live price and sales."""
         st = self.state(anchor, minute)
+        counts = self._sellers[anchor.live_id].counts(minute)
         out = []
         for number in range(st.shelf_size, 0, -1):
             item = self.items[anchor.shelf[number - 1]]
-            price = item.price_fen
-            if st.room_status == 1:
-                tier = _TIERS[mix(self.seed, anchor.live_id, item.item_id, minute // 20) % len(_TIERS)]
-                price = int(round(item.price_fen * tier))
-            out.append(ShelfEntry(item, number, price, self.sales(item, minute)))
+            price = self.live_price_fen(anchor, item, minute) if st.room_status == 1 else item.price_fen
+            out.append(ShelfEntry(item, number, price, counts[number - 1]))
         return out
 
+    def live_price_fen(self, anchor: Anchor, item: Item, minute: int) -> int:
+        """An item's price on ``anchor``'s live shelf: its tier of the list price, cut further in a flash window."""
+        tier = _TIERS[mix(self.seed, anchor.live_id, item.item_id) % len(_TIERS)]
+        if unit(self.seed, anchor.live_id, item.item_id, minute // _FLASH_MINUTES) < 0.12:
+            tier = min(tier, _TIERS[-1]) - 0.05
+        return int(round(item.price_fen * tier))
+
     def sales(self, item: Item, minute: int) -> int:
-        """Units sold as the item page shows them: they only grow with world time."""
-        return item.base_sales + int(item.sales_per_minute * max(0, minute - self.start_minute))
+        """Units sold as the item page shows them: base plus every unit its room sold so far (only grows)."""
+        owner = self._owner.get(item.item_id)
+        if owner is None:
+            return item.base_sales
+        anchor, k = owner
+        return self._sellers[anchor.live_id].counts(minute)[k]
+
+    # -- what the rooms sell ------------------------------------------------------------------
+    def _seller(self, anchor: Anchor) -> Seller:
+        items = [self.items[index] for index in anchor.shelf]
+        offers = [
+            Offer(i.item_id, str(i.item_id), i.base_sales, i.price_fen, demand_weight(self.seed, i.item_id))
+            for i in items
+        ]
+
+        def bag(start: int, end: int | None) -> tuple[list[int | None], list[int | None]]:
+            # Three items at the start, then the next one every four minutes; none taken out.
+            return [start + max(0, 4 * (k - 2)) for k in range(len(items))], [None] * len(items)
+
+        return Seller(
+            self.seed,
+            anchor.live_id,
+            anchor.schedule,
+            offers,
+            world_start=self.start_minute,
+            price=lambda k, minute: self.live_price_fen(anchor, items[k], minute),
+            audience=lambda start, minute: viewers(self.seed, anchor.live_id, anchor.base_online, start, minute),
+            conversion=conversion(self.seed, anchor.live_id),
+            listing=bag,
+            price_period=_FLASH_MINUTES,
+        )
+
+    def seller(self, anchor: Anchor) -> Seller:
+        """What ``anchor``'s room sells, session by session (``sandbox/sessions.py``)."""
+        return self._sellers[anchor.live_id]
+
+    def session_ids(self, anchor: Anchor, session: Session) -> dict[str, Any]:
+        """A session's identity as Taobao's payloads carry it (the liveId; ``startTime`` tells sessions apart)."""
+        start_ms = (session.start * 60 - mix(self.seed, anchor.live_id, session.start) % 60) * 1000
+        return {
+            "platform": "taobao",
+            "session_id": str(anchor.live_id),
+            "room_id": str(anchor.live_id),
+            "streamer_id": str(anchor.account_id),
+            "started_at": start_ms // 1000,
+        }
+
+    def sessions_truth(self, minute: int) -> list[dict[str, Any]]:
+        """The ground truth of every recent session (``sandbox/sessions.py``), as of ``minute``."""
+        return [
+            session.truth(minute, self.session_ids(a, session))
+            for a in self.anchors
+            for session in self._sellers[a.live_id].recent(minute)
+        ]
 
     def detail_price_fen(self, item: Item, minute: int) -> int:
         """The item page's price: the list price, 10% off in some six-hour promotion windows."""
@@ -335,6 +431,7 @@ class TaoWorld:
             "lives": lives,
             "items": items,
             "faults": {kind: [str(i) for i in ids] for kind, ids in self.faults.items()},
+            "sessions": self.sessions_truth(minute),
         }
 
 
