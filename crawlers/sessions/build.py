@@ -39,8 +39,10 @@ Products
 * ``shelf_events``: between consecutive shelf samples, a product that appears is ``listed``, one
   that disappears ``delisted``, one whose price differs ``price_changed`` (prices before and after).
   A product missing from one sample and back in the next is not delisted (a page not fetched).
-* ``products_presented`` (讲解): runs of live snapshots showing the same ``current_product_id``;
-  ``from``/``to`` are the first and last snapshot of the run, the sales and prices those nearest them.
+* ``products_presented`` (讲解): runs of the room's snapshots during the session (live ones, and those
+  of its shelf answers, which carry no status) showing the same ``current_product_id``; a shelf
+  answer's snapshot (it counts the shelf) naming no presented product ends a run. ``from``/``to`` are the first and last snapshot of the run, the sales and prices
+  those nearest them.
 * ``products_count``: distinct products seen on the shelf during the session.
 * Sales and GMV: ``estimator.py``, from each product's readings over the session's shelf samples.
 """
@@ -135,7 +137,8 @@ def _presented(live: Sequence[Doc], readings: Mapping[str, Sequence[estimator.Re
     for snap in live:
         pid = snap.get("current_product_id")
         if not pid:
-            if "current_product_id" in snap and runs and runs[-1].get("open"):
+            # A shelf answer (it counts the shelf) naming no presented product: nothing is presented.
+            if snap.get("product_count") is not None and runs and runs[-1].get("open"):
                 runs[-1]["open"] = False
             continue
         pid = str(pid)
@@ -180,7 +183,8 @@ def _latest_start(room: Doc | None, session_id: str, platform: str, provisional:
 
 def build_session(platform: str, session_id: str, provisional: bool, live: Sequence[Doc], *,
                   room_id: str, room: Doc | None, is_latest: bool, after: Doc | None,
-                  shelf: Sequence[Doc], now: datetime, computed_at: datetime, gap: timedelta = DEFAULT_GAP) -> LiveSession:
+                  shelf: Sequence[Doc], now: datetime, computed_at: datetime, gap: timedelta = DEFAULT_GAP,
+                  room_snapshots: Sequence[Doc] = ()) -> LiveSession:
     """One session's document (module docstring for every definition)."""
     first, last = live[0]["captured_at"], live[-1]["captured_at"]
     room_now = room if is_latest else None
@@ -231,7 +235,9 @@ def build_session(platform: str, session_id: str, provisional: bool, live: Seque
         "viewers_avg": _viewers_avg(live),
         "viewers_total": viewers_total,
         "likes": _max(s.get("likes") for s in live),
-        "products_presented": _presented(live, readings),
+        "products_presented": _presented([s for s in room_snapshots
+                                          if first - timedelta(seconds=SHELF_SAMPLE_S) <= s["captured_at"] <= last
+                                          + timedelta(seconds=SHELF_SAMPLE_S)], readings),
         "shelf_events": _shelf_events(samples),
         "products_count": len(readings) if samples else None,
         "shelf_samples": len(samples),
@@ -260,5 +266,5 @@ def sessions_of_room(platform: str, room_id: str, room_snapshots: Sequence[Doc],
                       and (nxt is None or s["captured_at"] < nxt)), None)
         out.append(build_session(platform, sid, provisional, run, room_id=room_id, room=room,
                                  is_latest=index == len(runs) - 1, after=after, shelf=shelf, now=now,
-                                 computed_at=computed_at, gap=gap))
+                                 computed_at=computed_at, gap=gap, room_snapshots=snaps))
     return out
