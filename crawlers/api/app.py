@@ -8,9 +8,13 @@ or with another one the answer is ``401``. Request bodies are validated
 command line, so the two cannot drift:
 
 * ``GET /v1/status``: what ``livefleet status --json`` prints;
-* ``GET|POST /v1/monitors``, ``GET|DELETE /v1/monitors/{id}``: ``livefleet monitor list|add|stop``;
+* ``GET|POST /v1/monitors``, ``GET|DELETE /v1/monitors/{id}``: ``livefleet monitor list|add|stop``
+  (the list with each monitor's current session, as ``monitor list`` shows it);
 * ``GET /v1/campaigns``, ``POST /v1/campaigns/{name}/runs``, ``GET /v1/campaigns/runs``:
-  the campaign files, ``livefleet campaign run``, and the recorded runs.
+  the campaign files, ``livefleet campaign run``, and the recorded runs;
+* ``GET /v1/sessions``, ``GET /v1/sessions/{platform}/{session_id}``: the ``live_sessions``
+  documents (one per broadcast, SCHEMA.md), newest first, as ``livefleet export live_sessions``
+  writes them.
 
 ``/healthz`` answers without a token (for load balancers); it says nothing
 about the fleet. The token and the body's size (``LIVEFLEET_API_MAX_BODY_BYTES``,
@@ -27,9 +31,9 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import redis
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
@@ -39,6 +43,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
 from crawlers.api.guard import Guard
 from crawlers.health.status import collect_status
@@ -123,6 +128,7 @@ def create_app(context: ApiContext) -> FastAPI:
 
     _monitor_routes(v1, context)
     _campaign_routes(v1, context)
+    _session_routes(v1, context)
     app.include_router(v1)
     return app
 
@@ -157,13 +163,20 @@ def _refused(exc: Exception) -> HTTPException:
 
 
 def _monitor_routes(router: APIRouter, context: ApiContext) -> None:
-    from crawlers.monitor.registry import Registry
+    from crawlers.monitor.registry import Registry, current_sessions
 
     registry = Registry(context.redis, context.prefix)
 
-    @router.get("/monitors", tags=["monitors"], summary="Every monitor, active, stopped or expired")
+    @router.get("/monitors", tags=["monitors"],
+                summary="Every monitor, active, stopped or expired, with its room's current session (null if none)")
     def list_monitors() -> list[dict[str, Any]]:
-        return [m.as_dict() for m in registry.list()]
+        monitors = registry.list()
+        try:
+            sessions = current_sessions(context.db, monitors)
+        except PyMongoError as exc:  # the monitors are in Redis: listed anyway, without a session field
+            logger.warning("Monitor sessions not read, MongoDB does not answer: %s", exc)
+            return [m.as_dict() for m in monitors]
+        return [{**m.as_dict(), "session": sessions.get(m.id)} for m in monitors]
 
     @router.post("/monitors", tags=["monitors"], status_code=status.HTTP_201_CREATED,
                  summary="Watch a room or account (targets on other hosts, addresses or files are refused)")
@@ -238,6 +251,53 @@ def _campaign_routes(router: APIRouter, context: ApiContext) -> None:
         if run is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run {run_id!r}")
         return _json_ready(run)
+
+
+#: Most sessions one ``GET /v1/sessions`` returns.
+MAX_SESSIONS = 500
+
+
+def _session_routes(router: APIRouter, context: ApiContext) -> None:
+    from crawlers.reports.ranking import parse_since
+
+    @router.get("/sessions", tags=["sessions"],
+                summary="Live sessions (one per broadcast), newest first by last_seen_live_at")
+    def list_sessions(platform: Platform | None = None,
+                      since: Annotated[str | None, Query(max_length=64, description="live since: 30m, 24h, 7d "
+                                                                                    "back or an ISO time")] = None,
+                      status: Literal["live", "ended"] | None = None,
+                      streamer_id: Annotated[str | None, Query(max_length=256)] = None,
+                      room_id: Annotated[str | None, Query(max_length=256)] = None,
+                      limit: Annotated[int, Query(ge=1, le=MAX_SESSIONS)] = 50) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {name: given for name, given in (("platform", platform), ("status", status),
+                                                                  ("streamer_id", streamer_id), ("room_id", room_id))
+                                 if given is not None}
+        if since is not None:
+            try:
+                query["last_seen_live_at"] = {"$gte": parse_since(since)}
+            except ValueError as exc:
+                raise _refused(exc) from exc
+        found = context.db["live_sessions"].find(query, {"_id": 0}).sort(
+            [("last_seen_live_at", -1), ("platform", 1), ("session_id", 1)]).limit(limit)
+        return [_utc_ready(doc) for doc in found]
+
+    @router.get("/sessions/{platform}/{session_id}", tags=["sessions"], summary="One live session")
+    def get_session(platform: Platform, session_id: str) -> dict[str, Any]:
+        doc = context.db["live_sessions"].find_one({"platform": platform, "session_id": session_id}, {"_id": 0})
+        if doc is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {platform} session {_short(session_id)!r}")
+        return _utc_ready(doc)
+
+
+def _utc_ready(value: Any) -> Any:
+    """A stored document as JSON: datetimes ISO 8601 in UTC (stored times are UTC, read back naive or not)."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+    if isinstance(value, dict):
+        return {k: _utc_ready(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_utc_ready(v) for v in value]
+    return value
 
 
 def _json_ready(document: dict[str, Any]) -> dict[str, Any]:

@@ -13,9 +13,10 @@ from settings.config import Config
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("export", help="write a collection to JSONL or CSV, filtered by platform and time")
     p.add_argument("collection", choices=["streamers", "rooms", "room_snapshots", "products", "product_snapshots",
-                                          "quarantine"])
+                                          "live_sessions", "quarantine"])
     p.add_argument("--platform", help="only this platform (default: all)")
-    p.add_argument("--since", help="from: 30m, 24h, 7d back or an ISO time (default: the beginning)")
+    p.add_argument("--since", help="from: 30m, 24h, 7d back or an ISO time (default: the beginning); the time a "
+                                   "document was last observed (live_sessions: last_seen_live_at)")
     p.add_argument("--until", help="before: same forms as --since (default: now)")
     p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     p.add_argument("--out", required=True, help="file to write, - for stdout")

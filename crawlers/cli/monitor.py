@@ -4,7 +4,9 @@
     livefleet monitor list [--json]
     livefleet monitor stop ID
 
-Redis comes from ``REDIS_URL`` or the embedded server, as for every command.
+Redis comes from ``REDIS_URL`` or the embedded server, as for every command. ``list`` also shows
+each monitor's current session (``crawlers.monitor.registry.current_session``: the newest
+``live_sessions`` document of its room or streamer, from MongoDB); none when MongoDB has none.
 The workers of the platform's spider serve the monitor; ``add`` starts none.
 """
 
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from typing import Any
 
 from crawlers.monitor.registry import Monitor, Registry
 from models.platforms import PLATFORMS
@@ -29,7 +33,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     a.add_argument("--for", dest="for_", default="6h", help="how long to watch, e.g. 6h, 1d (default 6h)")
     a.add_argument("--webhook", help="an http(s) URL told of what the monitor stores")
     a.add_argument("--json", action="store_true", help="print the monitor as JSON")
-    ls = actions.add_parser("list", help="every monitor with its state, ticks, late ticks and last events")
+    ls = actions.add_parser("list", help="every monitor with its state, ticks, late ticks, last events and its "
+                                         "room's current session")
     ls.add_argument("--json", action="store_true", help="one JSON array")
     s = actions.add_parser("stop", help="stop a monitor (its history is kept)")
     s.add_argument("id")
@@ -66,10 +71,11 @@ def run(args: argparse.Namespace, config: Config) -> int:
         return 0
     if args.action == "list":
         monitors = registry.list()
+        sessions = _current_sessions(services.mongo_uri, config, monitors)
         if args.json:
-            print(json.dumps([m.as_dict() for m in monitors], ensure_ascii=False))
+            print(json.dumps([{**m.as_dict(), "session": sessions.get(m.id)} for m in monitors], ensure_ascii=False))
         else:
-            print(format_table(monitors))
+            print(format_table(monitors, sessions))
         return 0
     monitor = registry.stop(args.id)
     if monitor is None:
@@ -78,15 +84,54 @@ def run(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def format_table(monitors: list[Monitor]) -> str:
-    """The monitors as a table; a monitor with late ticks says so, with the last reason."""
+def _current_sessions(mongo_uri: str, config: Config, monitors: list[Monitor]) -> dict[str, dict[str, Any] | None]:
+    """Each monitor's current session from MongoDB; none (and a warning) when MongoDB does not answer."""
+    if not monitors:
+        return {}
+    from pymongo.errors import PyMongoError
+
+    from crawlers.monitor.registry import current_sessions
+    from pipelines.p300_store import close_store, open_store
+
+    client, db = open_store(mongo_uri, config.mongo_db)
+    try:
+        return current_sessions(db, monitors)
+    except PyMongoError as exc:
+        print(f"livefleet monitor list: no sessions shown, MongoDB does not answer: {exc}", file=sys.stderr)
+        return {}
+    finally:
+        close_store(client)
+
+
+def _session_cells(session: dict[str, Any] | None) -> tuple[str, str, str, str]:
+    """SESSION, PEAK, UNITS, GMV of a monitor's current session: empty where unknown, never 0 for unknown."""
+    from crawlers.reports.ranking import gmv_cell
+
+    if not session:
+        return "", "", "", ""
+
+    def count(value: Any) -> str:
+        return f"{value:,}" if isinstance(value, int) else ""
+
+    return (f"{session['session_id']} ({session['status']})", count(session.get("viewers_peak")),
+            count(session.get("units_sold")),
+            gmv_cell(session.get("gmv_estimate"), session.get("gmv_low"), session.get("gmv_high")) or "")
+
+
+def format_table(monitors: list[Monitor], sessions: dict[str, dict[str, Any] | None] | None = None) -> str:
+    """The monitors as a table; a monitor with late ticks says so, with the last reason. With ``sessions``
+    (by monitor ID), each monitor's current session: its ID and status, peak viewers, units sold and GMV
+    [low, high], blank where MongoDB has no session or no figure."""
     if not monitors:
         return "no monitors"
-    rows = [("ID", "PLATFORM", "TARGET", "EVERY", "STATE", "TICKS", "LATE", "STATUS", "UNTIL")]
+    shown = sessions is not None
+    rows = [("ID", "PLATFORM", "TARGET", "EVERY", "STATE", "TICKS", "LATE", "STATUS", "UNTIL",
+             *(("SESSION", "PEAK", "UNITS", "GMV [LOW, HIGH]") if shown else ()))]
     notes = []
     for m in monitors:
         rows.append((m.id, m.platform, f"{m.target['kind']}:{m.target['id']}", f"{m.every_s:g}s", m.state,
-                     str(m.ticks), str(m.late), m.last_status or "-", m.until[:19]))
+                     str(m.ticks), str(m.late), m.last_status or "-", m.until[:19],
+                     *(_session_cells((sessions or {}).get(m.id)) if shown else ())))
         if m.late:
             notes.append(f"{m.id}: LATE {m.late} of {m.ticks} ticks, last at {m.last_late_at} "
                          f"({m.last_late_reason}): the fleet does not keep this interval")

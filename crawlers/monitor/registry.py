@@ -21,6 +21,9 @@ fleet is behind: adding more requests would only put it further behind) unless
 the previous one has been unanswered for ``RESEND_AFTER`` intervals (its
 requests were lost, e.g. dead-lettered), when it is sent again. A monitor past
 its ``until`` is removed from the due set and marked ``expired``.
+
+What a monitor's room is broadcasting is in MongoDB, not here: :func:`current_session` reads the
+newest ``live_sessions`` document of what the monitor watches (``livefleet monitor list`` shows it).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
+from pymongo.database import Database
 
 from crawlers.feeds.urlcheck import check_url
 from crawlers.monitor.watched import Target, parse_target
@@ -109,6 +113,8 @@ class Monitor:
     last_late_at: str | None = None
     last_late_reason: str | None = None
     last_status: str | None = None
+    #: The room the monitor last saw live (kept by the monitor middleware; a streamer's current room).
+    live_room_id: str | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -350,4 +356,50 @@ def _monitor(definition: Mapping[str, Any], state: Mapping[Any, Any], events: li
         created_at=definition["created_at"], webhook=definition.get("webhook"), state=status,
         ticks=int(s.get("ticks", 0)), late=int(s.get("late", 0)), last_tick_at=at("last_tick_ms"),
         last_late_at=at("last_late_ms"), last_late_reason=s.get("last_late_reason"),
-        last_status=s.get("last_status") or None, events=decoded)
+        last_status=s.get("last_status") or None, live_room_id=s.get("live_room_id") or None, events=decoded)
+
+
+# -- the monitored room's current session (MongoDB) ----------------------------------------------------------------
+
+#: What is shown of a monitor's current session (fields of ``live_sessions``, SCHEMA.md).
+SESSION_SHOWN = ("session_id", "status", "room_id", "started_at", "last_seen_live_at", "viewers_peak", "units_sold",
+                 "gmv_estimate", "gmv_low", "gmv_high", "estimator_version")
+
+
+def session_filter(db: Database[Any], monitor: Monitor) -> dict[str, Any]:
+    """The ``live_sessions`` filter of the broadcasts ``monitor`` watches, on its platform.
+
+    A room target matches on ``room_id``, or on ``web_rid`` where the target names the room by its
+    second ID (Douyin's stable web_rid, Kuaishou's principalId, a Bilibili short id); a streamer
+    target on ``streamer_id``, or on the streamer whose ``sec_id`` it is (a Douyin sec_uid). The room
+    the monitor last saw live (``live_room_id``) matches too.
+    """
+    ident = monitor.target["id"]
+    if monitor.target["kind"] == "room":
+        either: list[dict[str, Any]] = [{"room_id": ident}, {"web_rid": ident}]
+    else:
+        known = db.streamers.find({"platform": monitor.platform, "sec_id": ident}, {"_id": 0, "streamer_id": 1})
+        either = [{"streamer_id": {"$in": sorted({ident, *(d["streamer_id"] for d in known.limit(10))})}}]
+    if monitor.live_room_id:
+        either.append({"room_id": monitor.live_room_id})
+    return {"platform": monitor.platform, "$or": either}
+
+
+def current_session(db: Database[Any], monitor: Monitor) -> dict[str, Any] | None:
+    """The newest session (by ``last_seen_live_at``) of what ``monitor`` watches, its times as ISO text
+    (:data:`SESSION_SHOWN`); None when MongoDB has none: nothing is made up."""
+    doc = db.live_sessions.find_one(session_filter(db, monitor), {"_id": 0, **dict.fromkeys(SESSION_SHOWN, 1)},
+                                    sort=[("last_seen_live_at", -1), ("session_id", -1)])
+    if doc is None:
+        return None
+    return {name: _iso_time(doc[name]) if isinstance(doc.get(name), datetime) else doc.get(name)
+            for name in SESSION_SHOWN}
+
+
+def current_sessions(db: Database[Any], monitors: list[Monitor]) -> dict[str, dict[str, Any] | None]:
+    """:func:`current_session` of each monitor, by monitor ID."""
+    return {m.id: current_session(db, m) for m in monitors}
+
+
+def _iso_time(at: datetime) -> str:
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).isoformat()

@@ -8,14 +8,16 @@ datetimes as ISO 8601 (UTC, ``+00:00``).
 * CSV: a header, then one row per document, with a column order fixed by the data
   contract (the fields of the collection's model in ``models.entities``, then the
   store-kept ``first_seen_at``/``last_seen_at``), so two exports line up column for
-  column. A missing field is an empty cell, booleans are ``true``/``false``, nested
-  values (none in the contract today) are JSON. Fields outside the contract are in the
-  JSONL export only.
+  column (``live_sessions``: the fields of ``models.sessions.LiveSession``). A missing
+  field is an empty cell, booleans are ``true``/``false``, nested values (a session's
+  ``products_presented`` and ``shelf_events`` lists) are JSON, one column each. Fields
+  outside the contract are in the JSONL export only.
 
 The time filter applies to when the document was last observed: ``captured_at`` for
-snapshots, ``last_seen_at`` for streamers, rooms and products, ``quarantined_at`` for the
-quarantine. A progress bar (documents written of the estimated total) goes to stderr
-when it is a terminal, unless ``--quiet``. A file is written beside its name first and
+snapshots, ``last_seen_at`` for streamers, rooms and products, ``last_seen_live_at`` for
+live sessions (live in the window), ``quarantined_at`` for the quarantine. A progress
+bar (documents written of the estimated total) goes to stderr when it is a terminal,
+unless ``--quiet``. A file is written beside its name first and
 renamed into place once complete, so a failed export never leaves half a file behind.
 """
 
@@ -35,6 +37,7 @@ from pymongo.database import Database
 
 from crawlers.reports.ranking import parse_since
 from models.entities import RECORD_TYPES, QuarantineRecord
+from models.sessions import LiveSession
 
 #: The field each collection's time filter applies to.
 TIME_FIELDS: dict[str, str] = {
@@ -43,6 +46,7 @@ TIME_FIELDS: dict[str, str] = {
     "products": "last_seen_at",
     "room_snapshots": "captured_at",
     "product_snapshots": "captured_at",
+    "live_sessions": "last_seen_live_at",
     "quarantine": "quarantined_at",
 }
 FORMATS = ("jsonl", "csv")
@@ -55,6 +59,8 @@ def columns(collection: str) -> list[str]:
     models = {cls.collection: cls for cls in RECORD_TYPES.values()}
     if collection == "quarantine":
         return list(QuarantineRecord.model_fields)
+    if collection == LiveSession.collection:  # first_seen_at/last_seen_at are fields of the model itself
+        return list(LiveSession.model_fields)
     if collection not in models:
         raise ValueError(f"unknown collection {collection!r}: choose one of {', '.join(TIME_FIELDS)}")
     names = list(models[collection].model_fields)

@@ -25,9 +25,18 @@ What the contract gives a ranking job, and what each pipeline relies on:
   here is the units its shelf items show, and its ``sales_growth`` what they sold while
   the room showed them. Neither is a count of orders placed in that room; no public page
   gives one.
+* ``live_sessions`` (one document per broadcast, built by ``crawlers/sessions`` from the
+  snapshots; ``models/sessions.py`` is its contract) carry each broadcast's figures:
+  ``viewers_peak``, ``viewers_total``, ``units_sold``, ``gmv_estimate`` with the bounds
+  ``gmv_low``/``gmv_high`` the truth lies within (``gmv_high`` null when unbounded),
+  ``uv_value`` and the ``estimator_version`` that computed them. Each figure is null when
+  its inputs were missing, never 0 for unknown, so a session ranking leaves a null out
+  rather than ranking it as 0. There are indexes on (platform, -gmv_estimate) and
+  (platform, -viewers_peak) for these rankings.
 
 ``--since`` bounds every pipeline: snapshots by ``captured_at``, streamers by
-``last_seen_at`` (seen in the window). Ties are broken by ID so a ranking is stable.
+``last_seen_at`` (seen in the window), sessions by ``last_seen_live_at`` (live in the
+window). Ties are broken by ID so a ranking is stable.
 
 Portability: the pipelines run on MongoDB 5.0+ and on SecantusDB (tested there). The
 ``$lookup`` stages use ``localField``/``foreignField`` with a ``pipeline`` (5.0+) to match
@@ -48,8 +57,23 @@ from typing import Any
 from pymongo import MongoClient
 from pymongo.database import Database
 
+#: What is ranked from the captured records (profiles and snapshots), and by what.
 ENTITIES: tuple[str, ...] = ("streamers", "rooms", "products")
 METRICS: tuple[str, ...] = ("followers", "peak_viewers", "viewers_total", "sales", "sales_growth")
+#: What is ranked from ``live_sessions``, and the measures only sessions have (``peak_viewers`` and
+#: ``viewers_total`` rank sessions too). ``session_gmv`` ranks streamers by their sessions' GMV.
+SESSION_ENTITIES: tuple[str, ...] = ("sessions",)
+SESSION_METRICS: tuple[str, ...] = ("gmv", "units", "uv_value", "session_gmv")
+ALL_ENTITIES: tuple[str, ...] = ENTITIES + SESSION_ENTITIES
+ALL_METRICS: tuple[str, ...] = METRICS + SESSION_METRICS
+#: ``rank sessions --by X``: the ``live_sessions`` field X names.
+SESSION_FIELDS: dict[str, str] = {"gmv": "gmv_estimate", "units": "units_sold", "peak_viewers": "viewers_peak",
+                                  "viewers_total": "viewers_total", "uv_value": "uv_value"}
+#: The fields of a session ranking's rows, in this order (SCHEMA.md ``live_sessions``).
+SESSION_COLUMNS: tuple[str, ...] = (
+    "session_id", "room_id", "streamer_id", "title", "status", "started_at", "last_seen_live_at", "duration_s",
+    "viewers_peak", "viewers_total", "units_sold", "units_sold_is_lower_bound", "gmv_estimate", "gmv_low",
+    "gmv_high", "uv_value", "estimator_version")
 
 Pipeline = list[dict[str, Any]]
 
@@ -213,6 +237,83 @@ def rooms_by_shelf_sales(metric: str) -> Callable[[str, datetime, int], tuple[st
     return build
 
 
+def sessions_by(by: str) -> Callable[[str, datetime, int], tuple[str, Pipeline]]:
+    """Sessions (broadcasts) by one of their figures: ``gmv`` (``gmv_estimate``), ``units``
+    (``units_sold``), ``peak_viewers`` (``viewers_peak``), ``viewers_total``, ``uv_value``.
+
+    Uses ``live_sessions``: platform, last_seen_live_at (the session was seen live in the
+    window: a broadcast that started before the window and went on into it counts) and the
+    figure. A session whose figure is null (its inputs were not seen: no shelf, no viewer
+    count) is left out, never ranked as 0. Each row carries the session's GMV with its bounds
+    ``gmv_low``/``gmv_high`` and the ``estimator_version`` that computed it, whatever it is
+    ranked by. The (platform, -gmv_estimate) and (platform, -viewers_peak) indexes serve the
+    GMV and peak rankings.
+    """
+    field = SESSION_FIELDS[by]
+
+    def build(platform: str, since: datetime, limit: int) -> tuple[str, Pipeline]:
+        return "live_sessions", [
+            {"$match": {"platform": platform, "last_seen_live_at": {"$gte": since}, field: {"$type": "number"}}},
+            {"$sort": {field: -1, "session_id": 1}},
+            {"$limit": limit},
+            {"$project": {"_id": 0, **dict.fromkeys(SESSION_COLUMNS, 1)}},
+        ]
+
+    build.__doc__ = sessions_by.__doc__
+    return build
+
+
+def streamers_by_session_gmv(platform: str, since: datetime, limit: int) -> tuple[str, Pipeline]:
+    """Streamers by the GMV of their sessions in the window: the sum of ``gmv_estimate``.
+
+    Uses ``live_sessions``: platform, last_seen_live_at, streamer_id (sessions whose streamer is
+    unknown drop out), gmv_estimate, gmv_low, gmv_high, estimator_version; then ``streamers`` for
+    the nickname. ``session_gmv``, ``gmv_low`` and ``gmv_high`` are sums over the sessions with a
+    GMV, and ``sessions`` counts those; sessions whose GMV is null (no shelf seen, no price) are
+    counted as ``sessions_without_gmv`` and add nothing: they are not 0 yuan, they are unknown. So
+    the sum is what the known sessions sold, and a streamer with no session of known GMV is left
+    out. A bound is null when one of the summed sessions has none (an unbounded ``gmv_high``).
+    ``estimator_versions`` lists the versions that computed the sessions summed.
+    """
+    has_gmv = {"$isNumber": "$gmv_estimate"}
+
+    def unknown(bound: str) -> dict[str, Any]:
+        return {"$sum": {"$cond": [{"$and": [has_gmv, {"$not": [{"$isNumber": f"${bound}"}]}]}, 1, 0]}}
+
+    def known(bound: str) -> dict[str, Any]:
+        return {"$cond": [{"$eq": ["$" + bound + "_unknown", 0]}, {"$round": [f"${bound}", 2]}, None]}
+
+    return "live_sessions", [
+        {"$match": {"platform": platform, "last_seen_live_at": {"$gte": since}, "streamer_id": {"$type": "string"}}},
+        # Per streamer and estimator version first, so the versions come out sorted ($push after $sort).
+        {"$group": {"_id": {"streamer": "$streamer_id", "version": "$estimator_version"},
+                    "session_gmv": {"$sum": {"$cond": [has_gmv, "$gmv_estimate", 0]}},
+                    "gmv_low": {"$sum": {"$cond": [has_gmv, "$gmv_low", 0]}},  # $sum skips a null
+                    "gmv_high": {"$sum": {"$cond": [has_gmv, "$gmv_high", 0]}},
+                    "gmv_low_unknown": unknown("gmv_low"), "gmv_high_unknown": unknown("gmv_high"),
+                    "sessions": {"$sum": {"$cond": [has_gmv, 1, 0]}},
+                    "sessions_without_gmv": {"$sum": {"$cond": [has_gmv, 0, 1]}}}},
+        {"$sort": {"_id.version": 1}},
+        {"$group": {"_id": "$_id.streamer", "session_gmv": {"$sum": "$session_gmv"},
+                    "gmv_low": {"$sum": "$gmv_low"}, "gmv_high": {"$sum": "$gmv_high"},
+                    "gmv_low_unknown": {"$sum": "$gmv_low_unknown"}, "gmv_high_unknown": {"$sum": "$gmv_high_unknown"},
+                    "sessions": {"$sum": "$sessions"}, "sessions_without_gmv": {"$sum": "$sessions_without_gmv"},
+                    "estimator_versions": {"$push": {"$cond": [{"$gt": ["$sessions", 0]}, "$_id.version", None]}}}},
+        {"$match": {"sessions": {"$gt": 0}}},  # no session of known GMV: nothing to rank, not 0
+        {"$set": {"session_gmv": {"$round": ["$session_gmv", 2]}, "gmv_low": known("gmv_low"),
+                  "gmv_high": known("gmv_high"),
+                  "estimator_versions": {"$filter": {"input": "$estimator_versions",
+                                                     "cond": {"$ne": ["$$this", None]}}}}},
+        {"$sort": {"session_gmv": -1, "_id": 1}},
+        {"$limit": limit},
+        {"$lookup": {"from": "streamers", "localField": "_id", "foreignField": "streamer_id", "as": "streamer",
+                     "pipeline": [{"$match": {"platform": platform}}, {"$project": {"_id": 0, "nickname": 1}}]}},
+        {"$unwind": {"path": "$streamer", "preserveNullAndEmptyArrays": True}},
+        {"$project": {"_id": 0, "streamer_id": "$_id", "nickname": "$streamer.nickname", "session_gmv": 1,
+                      "gmv_low": 1, "gmv_high": 1, "sessions": 1, "sessions_without_gmv": 1, "estimator_versions": 1}},
+    ]
+
+
 def _with_room(platform: str) -> Pipeline:
     """Rows keyed by room ID (``_id``) -> ``room_id``, ``title``, ``streamer_id`` from ``rooms``."""
     return [
@@ -249,6 +350,8 @@ PIPELINES: dict[tuple[str, str], Callable[[str, datetime, int], tuple[str, Pipel
     ("rooms", "sales_growth"): rooms_by_shelf_sales("sales_growth"),
     ("products", "sales"): products_by_sales,
     ("products", "sales_growth"): products_by_sales_growth,
+    ("streamers", "session_gmv"): streamers_by_session_gmv,
+    **{("sessions", by): sessions_by(by) for by in SESSION_FIELDS},
 }
 
 #: Why the other combinations are refused.
@@ -261,6 +364,28 @@ REFUSED: dict[tuple[str, str], str] = {
     ("products", "viewers_total"): "viewers are counted per room: rank rooms --by viewers_total",
 }
 REFUSED[("streamers", "sales_growth")] = REFUSED[("streamers", "sales")].replace("--by sales", "--by sales_growth")
+REFUSED.update({
+    ("sessions", "followers"): "followers belong to streamers: rank streamers --by followers",
+    ("sessions", "sales"): "a session's sales are its estimated units and GMV: rank sessions --by units or --by gmv",
+    ("sessions", "sales_growth"): "a session's sales are its estimated units and GMV: rank sessions --by units "
+                                  "or --by gmv",
+    ("sessions", "session_gmv"): "session_gmv sums a streamer's sessions: rank sessions --by gmv, or streamers "
+                                 "--by session_gmv",
+    ("rooms", "session_gmv"): "session_gmv sums a streamer's sessions: rank streamers --by session_gmv, or "
+                              "sessions --by gmv for single broadcasts",
+    ("products", "session_gmv"): "session_gmv sums a streamer's sessions: rank streamers --by session_gmv",
+})
+for _by in ("gmv", "units", "uv_value"):
+    REFUSED[("streamers", _by)] = (f"{_by} is a figure of one broadcast: rank sessions --by {_by}, or streamers "
+                                   "--by session_gmv for the sum of their sessions' GMV")
+    REFUSED[("rooms", _by)] = f"{_by} is a figure of one broadcast of a room: rank sessions --by {_by}"
+    REFUSED[("products", _by)] = (f"{_by} is estimated per broadcast, not per product: rank sessions --by {_by}, "
+                                  "or products --by sales_growth")
+del _by
+
+#: The ``--by`` choices of each entity.
+BY_CHOICES: dict[str, tuple[str, ...]] = {
+    entity: tuple(by for (e, by) in PIPELINES if e == entity) for entity in ALL_ENTITIES}
 
 
 @dataclass(frozen=True)
@@ -281,12 +406,14 @@ class Ranking:
 
 def pipeline_for(entity: str, by: str, platform: str, since: datetime, limit: int) -> tuple[str, Pipeline]:
     """``(collection, pipeline)`` of one ranking; ``ValueError`` for a combination that makes no sense."""
-    if entity not in ENTITIES:
-        raise ValueError(f"nothing to rank by the name {entity!r}: choose one of {', '.join(ENTITIES)}")
-    if by not in METRICS:
-        raise ValueError(f"unknown --by {by!r}: choose one of {', '.join(METRICS)}")
+    if entity not in ALL_ENTITIES:
+        raise ValueError(f"nothing to rank by the name {entity!r}: choose one of {', '.join(ALL_ENTITIES)}")
+    if by not in ALL_METRICS:
+        raise ValueError(f"unknown --by {by!r}: choose one of {', '.join(ALL_METRICS)}")
     if (entity, by) in REFUSED:
         raise ValueError(f"{entity} cannot be ranked by {by}: {REFUSED[entity, by]}")
+    if (entity, by) not in PIPELINES:
+        raise ValueError(f"{entity} cannot be ranked by {by}: rank {entity} --by {' | '.join(BY_CHOICES[entity])}")
     if limit < 1:
         raise ValueError(f"--limit must be at least 1, got {limit}")
     return PIPELINES[entity, by](platform, since, limit)
@@ -318,7 +445,43 @@ def _cell(value: Any) -> str:
 
 
 #: The ID column of each entity's rows.
-ID_FIELDS = {"streamers": "streamer_id", "rooms": "room_id", "products": "product_id"}
+ID_FIELDS = {"streamers": "streamer_id", "rooms": "room_id", "products": "product_id", "sessions": "session_id"}
+
+
+def money(value: Any) -> str:
+    """Yuan with two decimals and thousands separators; ``-`` for unknown."""
+    return "-" if not isinstance(value, int | float) or isinstance(value, bool) else f"{value:,.2f}"
+
+
+def gmv_cell(gmv: Any, low: Any, high: Any) -> str | None:
+    """``45,678.00 [44,000.00, 47,000.00]``: a GMV with the bounds the truth lies within (``-``: unbounded);
+    None when the GMV is unknown."""
+    if not isinstance(gmv, int | float):
+        return None
+    return f"{money(gmv)} [{money(low)}, {money(high)}]"
+
+
+def display_rows(entity: str, by: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of a GMV or session ranking as the table shows them: the GMV and its bounds in one cell,
+    the figure ranked by after the title; the others as they are (``--json`` has every field)."""
+    if entity == "sessions":
+        field = SESSION_FIELDS[by]
+        out = []
+        for row in rows:
+            shown = {"rank": row["rank"], "session_id": row.get("session_id"), "title": row.get("title")}
+            if field != "gmv_estimate":
+                shown[field] = row.get(field)
+            shown["gmv [low, high]"] = gmv_cell(row.get("gmv_estimate"), row.get("gmv_low"), row.get("gmv_high"))
+            shown["estimator_version"] = row.get("estimator_version")
+            shown.update({k: row.get(k) for k in ("status", "room_id", "streamer_id")})
+            out.append(shown)
+        return out
+    if by == "session_gmv":
+        return [{"rank": row["rank"], "streamer_id": row.get("streamer_id"), "nickname": row.get("nickname"),
+                 "session_gmv [low, high]": gmv_cell(row.get("session_gmv"), row.get("gmv_low"), row.get("gmv_high")),
+                 "sessions": row.get("sessions"), "sessions_without_gmv": row.get("sessions_without_gmv"),
+                 "estimator_versions": ",".join(row.get("estimator_versions") or []) or None} for row in rows]
+    return rows
 
 
 def format_table(rows: list[dict[str, Any]], first: Sequence[str] = ("rank",)) -> str:
@@ -354,5 +517,5 @@ def run_rank(mongo_uri: str, db_name: str, entity: str, by: str, *, platform: st
         print(json.dumps(ranking.as_json(), ensure_ascii=False, default=str))
         return 0
     print(f"{entity} on {platform} by {by} since {start:%Y-%m-%d %H:%M:%S} UTC (top {limit})")
-    print(format_table(ranking.rows, ("rank", ID_FIELDS[entity], "nickname", "title", by)))
+    print(format_table(display_rows(entity, by, ranking.rows), ("rank", ID_FIELDS[entity], "nickname", "title", by)))
     return 0
