@@ -39,6 +39,12 @@ starts itself (embedded Redis and SecantusDB, the sandbox) and stops at the end:
   ``sizing_worker_cpu_ms_per_page``, ``sizing_redis_round_trips_per_page``,
   ``sizing_mongo_writes_per_page``, ``sizing_store_cpu_ms_per_page``), each measured.
 
+* ``gmv_estimate_error_60s`` (target <= 0.05), ``gmv_bounds_coverage`` (>= 0.95),
+  ``explanation_timeline_recall`` (>= 0.95) and ``session_builder_vs_store`` (>= 5)
+  (``bench/sessions.py``, ``--only sessions``): live sessions of the sandbox sampled at 30 s,
+  60 s and 300 s, built and compared with the sandbox's truth; and the session builder's rate
+  draining a backlog of snapshots over the store's rate writing them.
+
 See ``bench/README.md`` for what each figure means and how it is measured.
 """
 
@@ -56,7 +62,12 @@ TARGETS: dict[str, float] = {
     "egress_scaling_4_vs_1": 3.6,
     "egress_blocked_share": 0.005,
     "identity_rate_error": 0.1,
+    "gmv_estimate_error_60s": 0.05,
+    "gmv_bounds_coverage": 0.95,
+    "explanation_timeline_recall": 0.95,
+    "session_builder_vs_store": 5.0,
 }
 #: Figures whose target is an upper bound (a cost or an error, not a speed-up).
 AT_MOST: frozenset[str] = frozenset({"fleet_rate_error", "dedup_bytes_per_fingerprint", "monitor_first_snapshot_s",
-                                     "monitor_interval_jitter", "egress_blocked_share", "identity_rate_error"})
+                                     "monitor_interval_jitter", "egress_blocked_share", "identity_rate_error",
+                                     "gmv_estimate_error_60s"})

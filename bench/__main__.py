@@ -43,6 +43,9 @@ SIZING = frozenset({"sizing", "sizing_requests_per_room_tick", "sizing_worker_cp
                     "sizing_redis_round_trips_per_page", "sizing_mongo_writes_per_page",
                     "sizing_store_cpu_ms_per_page"})
 EGRESS = frozenset({"egress"}) | EGRESS_FIGURES | SIZING
+#: ``--only`` names of the live-session benchmark (bench/sessions.py).
+SESSIONS = frozenset({"sessions", "gmv_estimate_error_60s", "gmv_bounds_coverage", "explanation_timeline_recall",
+                      "session_builder_vs_store"})
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     p.add_argument("--only", action="append",
-                   choices=sorted({*TARGETS, "render", "dedup", "fleet_rate", "fleet_scale", "monitor", *EGRESS}),
+                   choices=sorted({*TARGETS, "render", "dedup", "fleet_rate", "fleet_scale", "monitor", *EGRESS,
+                                   *SESSIONS}),
                    help="run only this benchmark (repeatable)")
     p.add_argument("--concurrency", type=int, default=16, help="concurrent requests of both crawls (default 16)")
     p.add_argument("--streamers", type=int, help="sandbox size (default 3000, --quick 400)")
@@ -261,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
             ratios.update(figures)
             for name, value, indent in rows:
                 line(name, value, indent)
+        if not args.only or SESSIONS & set(args.only):
+            from bench.sessions import main as sessions_run
+
+            wait_for_quiet(args.quiet_timeout, "the session benchmarks")
+            ratios.update(sessions_run(line, say, streamers=sizes.streamers, var_dir=var_dir, quick=args.quick))
         keep = keep or bool(problems)
     except (CrawlError, RuntimeError) as exc:  # RenderBenchError is a RuntimeError
         keep = True
