@@ -98,8 +98,11 @@ class LiveSession(Record):
     products_presented: list[Presentation] = Field(default_factory=list)
     shelf_events: list[ShelfEvent] = Field(default_factory=list)
     products_count: Count | None = None
-    #: Shelf samples (one reading of the room's shelf) the sales figures come from.
+    #: Shelf samples (one reading of the room's shelf) the sales figures come from, and when the
+    #: first and the last were taken (the stretch the sales figures cover).
     shelf_samples: Count = 0
+    shelf_first_at: AwareDatetime | None = None
+    shelf_last_at: AwareDatetime | None = None
     # -- sales
     units_sold: Count | None = None
     units_sold_is_lower_bound: bool | None = None
@@ -108,6 +111,9 @@ class LiveSession(Record):
     gmv_estimate: Money | None = None
     gmv_low: Money | None = None
     gmv_high: Money | None = None
+    #: GMV over the shelf readings alone (``shelf_first_at`` to ``shelf_last_at``): the estimate without
+    #: its allowance for the unobserved edges of the session.
+    gmv_observed: Money | None = None
     avg_order_value: Money | None = None
     uv_value: Money | None = None
     conversion: float | None = Field(default=None, ge=0)

@@ -15,11 +15,13 @@ import signal
 import subprocess
 import sys
 import time
+from bisect import bisect_right
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
 from crawlers.cli.worker import read_worker_stats, stop_worker, worker_command
+from crawlers.monitor.registry import Registry
 from crawlers.queue.feeder import push_seeds
 from crawlers.redis.connection import get_redis, redact
 from crawlers.redis.keys import SpiderKeys
@@ -54,6 +56,29 @@ def account_seeds(sandbox: Any) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+#: The demo's monitors: live rooms per platform, sampled every ``MONITOR_EVERY`` seconds for
+#: ``MONITOR_FOR`` seconds, for their sessions. The sandbox's world stands still except that every
+#: ``STEP_WALL`` seconds the demo moves it ``STEP_WORLD`` seconds on and notes its truth, so each
+#: shelf reading is known to have seen one noted moment of the world (module ``WorldSteps``).
+MONITORED, MONITOR_EVERY, MONITOR_FOR = 3, 1.0, 45.0
+STEP_WALL, STEP_WORLD = 3.0, 60.0
+
+
+def monitor_targets(sandbox: Any) -> dict[str, list[str]]:
+    """Rooms to follow, per platform: the live ones whose broadcast began last (so the monitor sees
+    nearly all of it), those that sell first."""
+    out: dict[str, list[str]] = {}
+    for platform in DEMO_SEEDS:
+        truth = sandbox.truth(platform)
+        broken = {str(x) for ids in (truth.get("faults") or {}).values() for x in ids}
+        live = sorted((s for s in truth["sessions"] if s["status"] == "live"),
+                      key=lambda s: (not s["has_shop"], -s["started_at"]))
+        # The ID a monitor takes: Douyin's web_rid, Kuaishou's principalId, the room id elsewhere.
+        ids = [str(s.get("web_rid") or s.get("principal_id") or s["room_id"]) for s in live]
+        out[platform] = [i for i in ids if i not in broken and i.split(":")[0] not in broken][:MONITORED]
+    return out
+
+
 def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout: float = 900,
              out: TextIO = sys.stdout) -> int:
     var_dir = config.var_dir / "demo"
@@ -67,7 +92,7 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
         say(out, f"redis   {redact(services.redis_url)}")
         say(out, f"mongodb {redact(services.mongo_uri)}")
         sandbox = stack.enter_context(
-            start_sandbox("--streamers", str(streamers), log_path=logs / "sandbox.log")
+            start_sandbox("--streamers", str(streamers), "--time-scale", "0", log_path=logs / "sandbox.log")
         )
         say(out, f"sandbox {sandbox.url} ({streamers} streamers per platform)")
         redis = get_redis(services.redis_url)
@@ -77,6 +102,14 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
             spider = get_platform(name).spider
             pushed = push_seeds(redis, SpiderKeys(config.key_prefix, spider), seeds)
             say(out, f"seeds   {pushed} for {name}: {json.dumps(seeds, ensure_ascii=False)}")
+        registry = Registry(redis, config.key_prefix)
+        targets_by_platform = monitor_targets(sandbox)
+        steps = WorldSteps(sandbox)
+        for name, targets in targets_by_platform.items():
+            for target in targets:
+                registry.add(name, target, MONITOR_EVERY, MONITOR_FOR)
+            say(out, f"monitor {len(targets)} {name} rooms every {MONITOR_EVERY:g}s for {MONITOR_FOR:g}s: "
+                     f"{', '.join(targets)}")
         env = child_environment(
             REDIS_URL=services.redis_url,
             MONGO_URI=services.mongo_uri,
@@ -89,16 +122,21 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
         procs = []
         for index in range(workers):
             log = stack.enter_context((logs / f"worker-{index + 1}.log").open("wb"))
-            cmd = worker_command(spiders, idle_close=6, stats_file=var_dir / f"worker-{index + 1}-stats.json")
+            # The first worker also builds the live sessions from the feeds (``--sessions``).
+            cmd = worker_command(spiders, idle_close=6, stats_file=var_dir / f"worker-{index + 1}-stats.json",
+                                 sessions=index == 0)
             procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
             stack.callback(stop_worker, procs[-1])
         say(out, f"workers {workers} started (logs in {logs})")
+        started_workers = time.monotonic()
         deadline = time.monotonic() + timeout
         last = 0.0
         while any(p.poll() is None for p in procs):
             if time.monotonic() > deadline:
                 say(out, f"demo timed out after {timeout:.0f}s")
                 return 1
+            if time.monotonic() - started_workers < MONITOR_FOR:
+                steps.maybe_step()
             if time.monotonic() - last >= 5:
                 last = time.monotonic()
                 counts = collection_counts(services.mongo_uri, config.mongo_db)
@@ -108,6 +146,7 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
         stats = _worker_stats(var_dir)
         counts = collection_counts(services.mongo_uri, config.mongo_db)
         by_platform = platform_counts(services.mongo_uri, config.mongo_db)
+        sessions = session_lines(services.mongo_uri, config.mongo_db, steps)
     say(out, f"done in {time.monotonic() - started:.1f}s; everything the demo started is stopped")
     for name, per in sorted(by_platform.items()):
         say(out, f"{name:9s} " + " ".join(f"{k}={v}" for k, v in per.items()))
@@ -116,11 +155,89 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
     requests, rendered = stats.get("requests", 0), stats.get("rendered", 0)
     if requests:
         say(out, f"http_vs_render_share {rendered / requests:.3f} ({rendered} of {requests} requests needed a browser)")
+    for text in sessions:
+        say(out, text)
     if failed:
         say(out, f"{len(failed)} worker(s) failed; see {logs}")
     out.write(json.dumps(counts) + "\n")
     out.flush()
     return 1 if failed else 0
+
+
+#: The shelf answer of each platform in the sandbox's served log, and the room key it is logged under.
+SHELF_SERVED = {"douyin": ("promotions", "room_id"), "taobao": ("itemlist", "room_id"),
+                "kuaishou": ("open.item.list.get", "web_rid")}
+
+
+class WorldSteps:
+    """The sandbox's world moved on in steps, with the monitored sessions' true GMV at each.
+
+    Between two steps the world stands still, so every shelf answer the sandbox served (its served
+    log notes the world time) shows the world of one step: what a session sold between its first
+    and its last shelf reading is the difference of the truths of those two steps."""
+
+    def __init__(self, sandbox: Any) -> None:
+        self.sandbox = sandbox
+        self.worlds: list[float] = []
+        self.gmv: list[dict[tuple[str, str], float]] = []
+        self._next = 0.0
+        self._note()
+
+    def _note(self) -> None:
+        noted: dict[tuple[str, str], float] = {}
+        for platform in DEMO_SEEDS:
+            for truth in self.sandbox.truth(platform)["sessions"]:
+                if truth["status"] == "live" and truth["has_shop"]:
+                    hidden = set(truth.get("sales_hidden") or ())
+                    noted[(platform, truth["session_id"])] = sum(
+                        v["gmv"] for pid, v in truth["products"].items() if pid not in hidden)
+        self.worlds.append(float(self.sandbox.clock()["world_time"]))
+        self.gmv.append(noted)
+
+    def maybe_step(self) -> None:
+        if time.monotonic() >= self._next:
+            self._next = time.monotonic() + STEP_WALL
+            self.sandbox.clock(advance_seconds=STEP_WORLD)
+            self._note()
+
+    def sold(self, platform: str, session: dict[str, Any]) -> float | None:
+        """True GMV (products with visible sales) between the first and the last shelf answer served."""
+        endpoint, key = SHELF_SERVED.get(platform, ("", ""))
+        served = [row for row in self.sandbox.served(platform, room_id=session.get(key))
+                  if row.get("endpoint") == endpoint]
+        if not served:
+            return None
+        first = min(row["served_at"] for row in served)
+        last = max(row["served_at"] for row in served)
+        a, b = bisect_right(self.worlds, first) - 1, bisect_right(self.worlds, last) - 1
+        sid = (platform, session["session_id"])
+        if a < 0 or sid not in self.gmv[a] or sid not in self.gmv[b]:
+            return None
+        return self.gmv[b][sid] - self.gmv[a][sid]
+
+
+def session_lines(mongo_uri: str, db_name: str, steps: WorldSteps) -> list[str]:
+    """Per platform: its sessions, and the top one by estimated GMV with its bounds, next to the
+    sandbox's true GMV over the stretch its shelf readings cover (``WorldSteps``)."""
+    from pymongo import MongoClient
+
+    lines = []
+    with MongoClient(mongo_uri, serverSelectionTimeoutMS=5000, tz_aware=True) as client:
+        db = client[db_name]
+        for platform in DEMO_SEEDS:
+            n = db.live_sessions.count_documents({"platform": platform})
+            top = db.live_sessions.find_one({"platform": platform, "gmv_estimate": {"$ne": None}},
+                                           sort=[("gmv_estimate", -1)])
+            if top is None:
+                lines.append(f"sessions {platform:9s} {n} (no shelf read twice in one session: GMV unknown)")
+                continue
+            sold = steps.sold(platform, top)
+            true_gmv = "?" if sold is None else f"{sold:.2f}"
+            lines.append(f"sessions {platform:9s} {n}; top by GMV {top['session_id']}: estimate "
+                         f"{top['gmv_estimate']:.2f} [{top['gmv_low']}, {top['gmv_high']}], "
+                         f"{top['gmv_observed']:.2f} over its {top['shelf_samples']} shelf readings; "
+                         f"sandbox truth over those readings {true_gmv}")
+    return lines
 
 
 def say(out: TextIO, line: str) -> None:

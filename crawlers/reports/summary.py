@@ -6,7 +6,11 @@ from typing import Any
 
 from pymongo import MongoClient
 
-from models.documents import COLLECTIONS
+from models.documents import COLLECTIONS as STORED
+from models.sessions import LiveSession
+
+#: What the summary counts: the store's collections, then the sessions built from them.
+COLLECTIONS = (*STORED, LiveSession.collection)
 
 
 def collection_counts(uri: str, db_name: str) -> dict[str, int]:

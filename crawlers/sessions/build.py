@@ -44,7 +44,8 @@ Products
   answer's snapshot (it counts the shelf) naming no presented product ends a run. ``from``/``to`` are the first and last snapshot of the run, the sales and prices
   those nearest them.
 * ``products_count``: distinct products seen on the shelf during the session.
-* Sales and GMV: ``estimator.py``, from each product's readings over the session's shelf samples.
+* Sales and GMV: ``estimator.py``, from each product's readings over the session's shelf samples
+  (one reading per product and sample: the last).
 """
 
 from __future__ import annotations
@@ -204,7 +205,9 @@ def build_session(platform: str, session_id: str, provisional: bool, live: Seque
     window_end = (ended_seen_at or last + gap)
     in_session = [s for s in shelf if begin - timedelta(seconds=SHELF_SAMPLE_S) <= s["captured_at"] <= window_end]
     samples = _shelf_samples(in_session)
-    readings = estimator.readings_of(in_session)
+    # One reading per product and shelf sample (the last): a shelf page and a product page fetched
+    # together are one observation, not an interval.
+    readings = estimator.readings_of({str(d["product_id"]): d for d in sample}.values() for sample in samples)
     estimates = []
     for pid, series in readings.items():
         present = [i for i, sample in enumerate(samples) if any(str(s["product_id"]) == pid for s in sample)]
@@ -241,6 +244,8 @@ def build_session(platform: str, session_id: str, provisional: bool, live: Seque
         "shelf_events": _shelf_events(samples),
         "products_count": len(readings) if samples else None,
         "shelf_samples": len(samples),
+        "shelf_first_at": samples[0][0]["captured_at"] if samples else None,
+        "shelf_last_at": samples[-1][-1]["captured_at"] if samples else None,
         **estimator.session_figures(estimates, viewers_total=viewers_total, shelf_seen=bool(samples)),
         "estimator_version": estimator.ESTIMATOR_VERSION,
         "computed_at": computed_at,

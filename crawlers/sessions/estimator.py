@@ -29,12 +29,15 @@ times its highest price (both are bounds; the second is tighter when counts are 
 
 *The unobserved edges.* Units sold between the product's first time on the shelf in this session
 (the session start, or the shelf sample before the one that first showed it) and its first
-reading, and between its last reading and its last time on the shelf, were not seen. The
+reading, and between its last reading and its last time on the shelf, were not seen. Edges longer
+than ``MAX_EDGE_S`` (10 minutes) are left out: the session's ``coverage`` reports them. The
 estimate adds them at the product's observed mean rate (units per second over its readings); the
-high bound at ``EDGE_RATE_FACTOR`` (2) times its highest observed interval rate, at its highest
-price; the low bound adds nothing. This allowance, not rounding, is the only part of the bounds
+high bound at ``EDGE_RATE_FACTOR`` (2) times its highest observed interval rate (intervals of at
+least ``MIN_RATE_SPAN_S``), at its highest price; the low bound adds nothing. This allowance, not rounding, is the only part of the bounds
 that rests on an assumption (sales at the edges do not run faster than twice the fastest
 observed interval).
+
+``gmv_observed`` is the GMV over the readings alone (the estimate without the edges).
 
 *Unknowns.* A product without two readings with counts contributes no units (null, not zero);
 without a price it contributes units but no GMV. A session with no shelf readings has null
@@ -58,6 +61,12 @@ from typing import Any
 ESTIMATOR_VERSION = "1.0.0"
 #: The high bound's allowance for the unobserved edges: this many times the fastest observed rate.
 EDGE_RATE_FACTOR = 2.0
+#: Rates come only from readings at least this far apart (two answers fetched together say nothing
+#: of a rate); with less than this between a product's first and last reading, no edge allowance.
+MIN_RATE_SPAN_S = 30.0
+#: An unobserved edge longer than this is not extrapolated (the product's sales there are unknown;
+#: the session's ``coverage`` says how much of it was seen).
+MAX_EDGE_S = 600.0
 
 _ROUNDED = re.compile(r"(\d+(?:\.(\d+))?)\s*(万|w|W|亿|千|k|K)")
 _PLAIN = re.compile(r"(\d[\d,]*)\s*\+")
@@ -87,6 +96,8 @@ class ProductEstimate:
     gmv_low: float | None
     gmv_high: float | None
     rounded: bool
+    #: GMV over the readings alone (no edge allowance).
+    gmv_observed: float | None = None
 
 
 def count_interval(sales: int | None, text: str | None, lower_bound: bool | None) -> tuple[int, int | None] | None:
@@ -154,7 +165,7 @@ def estimate_product(product_id: str, readings: Sequence[Reading], *, on_shelf_f
             gmv_low += low_units * min(ends)
             gmv_high_sum += high_units * max(ends)
         seconds = (counted[i + 1].at - counted[i].at).total_seconds()
-        if seconds > 0 and high_units != math.inf:
+        if seconds >= MIN_RATE_SPAN_S and high_units != math.inf:
             top_rate = max(top_rate, high_units / seconds)
     total_low = max(0, int(bounds[-1][0] - bounds[0][1])) if bounds[0][1] != math.inf else 0
     total_high = bounds[-1][1] - bounds[0][0]
@@ -162,12 +173,15 @@ def estimate_product(product_id: str, readings: Sequence[Reading], *, on_shelf_f
     gmv_high = min(gmv_high_sum, total_high * top_price) if priced and top_price is not None else None
     # The unobserved edges: before the first and after the last reading, while on the shelf.
     span = (counted[-1].at - counted[0].at).total_seconds()
+    observed = gmv
+    if span >= MIN_RATE_SPAN_S and total_high != math.inf:  # readings closer than that: their whole span
+        top_rate = max(top_rate, total_high / span)
     edge = 0.0
-    if on_shelf_from is not None:
-        edge += max(0.0, (counted[0].at - on_shelf_from).total_seconds())
-    if on_shelf_to is not None:
-        edge += max(0.0, (on_shelf_to - counted[-1].at).total_seconds())
-    if edge > 0 and span > 0:
+    for gap in ((counted[0].at - on_shelf_from).total_seconds() if on_shelf_from is not None else 0.0,
+                (on_shelf_to - counted[-1].at).total_seconds() if on_shelf_to is not None else 0.0):
+        if 0.0 < gap <= MAX_EDGE_S:
+            edge += gap
+    if edge > 0 and span >= MIN_RATE_SPAN_S:
         extra = units / span * edge
         units += extra
         if priced:
@@ -186,6 +200,7 @@ def estimate_product(product_id: str, readings: Sequence[Reading], *, on_shelf_f
         gmv_low if priced else None,
         None if gmv_high is None or gmv_high == math.inf else gmv_high,
         rounded,
+        observed if priced else None,
     )
 
 
@@ -202,7 +217,7 @@ def session_figures(estimates: Iterable[ProductEstimate], *, viewers_total: int 
     if not shelf_seen or not counted:
         nothing: dict[str, Any] = dict.fromkeys(
             ("units_sold", "units_sold_is_lower_bound", "units_low", "units_high", "gmv_estimate", "gmv_low",
-             "gmv_high", "avg_order_value", "uv_value", "conversion"))
+             "gmv_high", "gmv_observed", "avg_order_value", "uv_value", "conversion"))
         return nothing
     units = sum(e.units or 0.0 for e in counted)
     priced = [e for e in counted if e.gmv is not None]
@@ -210,6 +225,7 @@ def session_figures(estimates: Iterable[ProductEstimate], *, viewers_total: int 
     gmv_low = sum(e.gmv_low or 0.0 for e in priced) if priced else None
     unbounded = any(e.gmv_high is None for e in priced) or any(e.units_high is None for e in counted)
     gmv_high = None if not priced or unbounded else sum(e.gmv_high or 0.0 for e in priced)
+    observed = sum(e.gmv_observed or 0.0 for e in priced) if priced else None
     units_high = None if unbounded else sum(e.units_high or 0 for e in counted)
     units_sold = int(round(units))
     return {
@@ -218,8 +234,10 @@ def session_figures(estimates: Iterable[ProductEstimate], *, viewers_total: int 
         "units_low": sum(e.units_low or 0 for e in counted),
         "units_high": units_high,
         "gmv_estimate": None if gmv is None else round(gmv, 2),
-        "gmv_low": None if gmv_low is None else round(gmv_low, 2),
-        "gmv_high": None if gmv_high is None else round(gmv_high + 0.005, 2),
+        # Bounds rounded outwards to the fen, so rounding never moves the truth outside them.
+        "gmv_low": None if gmv_low is None else max(0.0, math.floor(gmv_low * 100 - 1e-6) / 100),
+        "gmv_high": None if gmv_high is None else math.ceil(gmv_high * 100 + 1e-6) / 100,
+        "gmv_observed": None if observed is None else round(observed, 2),
         "avg_order_value": None if gmv is None or units_sold == 0 else round(gmv / units, 2),
         "uv_value": None if gmv is None else _round(_ratio(gmv, viewers_total), 4),
         "conversion": _round(_ratio(units, viewers_total), 6),
@@ -230,10 +248,10 @@ def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def readings_of(snapshots: Iterable[Mapping[str, Any]]) -> dict[str, list[Reading]]:
-    """Product readings from stored product-snapshot documents, per product, in time order."""
+def readings_of(groups: Iterable[Iterable[Mapping[str, Any]]]) -> dict[str, list[Reading]]:
+    """Product readings from stored product-snapshot documents (in groups), per product, in time order."""
     out: dict[str, list[Reading]] = {}
-    for doc in sorted(snapshots, key=lambda d: d["captured_at"]):
+    for doc in sorted((d for group in groups for d in group), key=lambda d: d["captured_at"]):
         out.setdefault(str(doc["product_id"]), []).append(Reading(
             at=doc["captured_at"], sales=doc.get("sales"), sales_text=doc.get("sales_text"),
             lower_bound=doc.get("sales_is_lower_bound"), price=doc.get("price")))
