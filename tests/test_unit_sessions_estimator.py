@@ -108,7 +108,10 @@ def test_a_product_missing_from_one_shelf_sample_is_not_delisted():
                  "sales": 10 + minute, "price": 3.0} for p in ids]
     snaps = [{"platform": "douyin", "room_id": "r", "captured_at": T0 + timedelta(minutes=m), "status": "live",
               "viewers_now": 1} for m in range(5)]
-    products = shelf(0, "a", "b") + shelf(1, "a") + shelf(2, "a", "b") + shelf(3, "a") + shelf(4, "a")
+    products = (shelf(0, "a", "b", "c", "d") + shelf(1, "a", "c", "d") + shelf(2, "a", "b", "c", "d")
+                + shelf(3, "a", "c", "d") + shelf(4, "a", "c", "d")
+                + shelf(4, "c"))  # a lone product's page (a detail, the one presented) is no shelf reading
+
     (session,) = sessions_of_room("douyin", "r", snaps, products, None, now=T0 + timedelta(minutes=5), computed_at=T0)
     assert [(e.event, e.product_id, e.at.minute) for e in session.shelf_events] == [("delisted", "b", 3)]
     assert session.estimator_version == estimator.ESTIMATOR_VERSION

@@ -165,8 +165,8 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
 
 
 #: The shelf answer of each platform in the sandbox's served log, and the room key it is logged under.
-SHELF_SERVED = {"douyin": ("promotions", "room_id"), "taobao": ("itemlist", "room_id"),
-                "kuaishou": ("open.item.list.get", "web_rid")}
+SHELF_SERVED = {"douyin": (("promotions",), "room_id"), "taobao": (("itemlist",), "room_id"),
+                "kuaishou": (("open.item.list.get", "open.item.get"), "web_rid")}
 
 
 class WorldSteps:
@@ -202,9 +202,9 @@ class WorldSteps:
 
     def sold(self, platform: str, session: dict[str, Any]) -> float | None:
         """True GMV (products with visible sales) between the first and the last shelf answer served."""
-        endpoint, key = SHELF_SERVED.get(platform, ("", ""))
+        endpoints, key = SHELF_SERVED.get(platform, ((), ""))
         served = [row for row in self.sandbox.served(platform, room_id=session.get(key))
-                  if row.get("endpoint") == endpoint]
+                  if row.get("endpoint") in endpoints]
         if not served:
             return None
         first = min(row["served_at"] for row in served)

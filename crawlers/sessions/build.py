@@ -34,18 +34,20 @@ Time and audience (metric definitions)
 
 Products
 --------
-* A *shelf sample* is one reading of the room's shelf: the product snapshots of the room taken
-  within ``SHELF_SAMPLE_S`` of each other (one page, or a few pages fetched together).
-* ``shelf_events``: between consecutive shelf samples, a product that appears is ``listed``, one
-  that disappears ``delisted``, one whose price differs ``price_changed`` (prices before and after).
-  A product missing from one sample and back in the next is not delisted (a page not fetched).
+* A *shelf sample* is one reading of the room's shelf: consecutive product snapshots of the room
+  within ``SHELF_SAMPLE_S`` of the first, each product at most once (one page, or a few pages
+  fetched together; a product read again starts the next sample).
+* ``shelf_events``: between consecutive shelf samples that read the whole shelf (not a lone
+  product's page: at least half as many products as the last whole one), a product that appears
+  is ``listed``, one that disappears ``delisted``, one whose price differs ``price_changed`` (prices
+  before and after). A product missing from one sample and back in the next is not delisted (a
+  page not fetched).
 * ``products_presented`` (讲解): runs of the room's snapshots during the session (live ones, and those
   of its shelf answers, which carry no status) showing the same ``current_product_id``; a shelf
   answer's snapshot (it counts the shelf) naming no presented product ends a run. ``from``/``to`` are the first and last snapshot of the run, the sales and prices
   those nearest them.
 * ``products_count``: distinct products seen on the shelf during the session.
-* Sales and GMV: ``estimator.py``, from each product's readings over the session's shelf samples
-  (one reading per product and sample: the last).
+* Sales and GMV: ``estimator.py``, from each product's readings over the session's shelf samples.
 """
 
 from __future__ import annotations
@@ -94,19 +96,36 @@ def _runs(platform: str, room_id: str, live: Sequence[Doc], gap: timedelta) -> l
 
 
 def _shelf_samples(snaps: Sequence[Doc]) -> list[list[Doc]]:
-    """Product snapshots (time order) grouped into shelf samples."""
+    """Product snapshots (time order) grouped into shelf samples: consecutive readings within
+    ``SHELF_SAMPLE_S`` of the sample's first, each product at most once (a product read again
+    starts the next sample, however soon)."""
     samples: list[list[Doc]] = []
+    seen: set[str] = set()
     for snap in snaps:
-        if samples and (snap["captured_at"] - samples[-1][0]["captured_at"]).total_seconds() <= SHELF_SAMPLE_S:
+        pid = str(snap["product_id"])
+        if (samples and pid not in seen
+                and (snap["captured_at"] - samples[-1][0]["captured_at"]).total_seconds() <= SHELF_SAMPLE_S):
             samples[-1].append(snap)
+            seen.add(pid)
         else:
             samples.append([snap])
+            seen = {pid}
     return samples
+
+
+def _whole(samples: Sequence[Sequence[Doc]]) -> list[Sequence[Doc]]:
+    """The samples that read the whole shelf: not a lone product's page (a product detail, the
+    product being presented), i.e. at least half as many products as the last whole one."""
+    whole: list[Sequence[Doc]] = []
+    for sample in samples:
+        if not whole or len(sample) >= max(2, len(whole[-1]) / 2):
+            whole.append(sample)
+    return whole
 
 
 def _shelf_events(samples: Sequence[Sequence[Doc]]) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
-    shelves = [{str(s["product_id"]): s for s in sample} for sample in samples]
+    shelves = [{str(s["product_id"]): s for s in sample} for sample in _whole(samples)]
     for i in range(1, len(shelves)):
         before, after = shelves[i - 1], shelves[i]
         at = min(s["captured_at"] for s in after.values())
@@ -205,9 +224,7 @@ def build_session(platform: str, session_id: str, provisional: bool, live: Seque
     window_end = (ended_seen_at or last + gap)
     in_session = [s for s in shelf if begin - timedelta(seconds=SHELF_SAMPLE_S) <= s["captured_at"] <= window_end]
     samples = _shelf_samples(in_session)
-    # One reading per product and shelf sample (the last): a shelf page and a product page fetched
-    # together are one observation, not an interval.
-    readings = estimator.readings_of({str(d["product_id"]): d for d in sample}.values() for sample in samples)
+    readings = estimator.readings_of(samples)
     estimates = []
     for pid, series in readings.items():
         present = [i for i, sample in enumerate(samples) if any(str(s["product_id"]) == pid for s in sample)]
