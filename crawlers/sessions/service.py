@@ -152,10 +152,11 @@ class SessionBuilder:
     # -- one round ----------------------------------------------------------------------------------
     def step(self, count: int = 2000, block_ms: int | None = 1000) -> int:
         """Read, rebuild, write, acknowledge; returns the number of messages handled."""
-        batches = []
-        for reader in self.readers:
-            messages = reader.read(count=count, block_ms=None if batches and any(b for _, b in batches) else block_ms)
-            batches.append((reader, messages))
+        # Every feed without waiting; only when all are empty, wait on the first (a message on another
+        # waits at most block_ms).
+        batches = [(reader, reader.read(count=count, block_ms=None)) for reader in self.readers]
+        if block_ms and batches and not any(batch for _, batch in batches):
+            batches[0] = (self.readers[0], self.readers[0].read(count=count, block_ms=block_ms))
         messages = [m for _, batch in batches for m in batch]
         if messages:
             touched, new = self._rooms_of([m.doc for m in messages])
