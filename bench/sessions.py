@@ -249,7 +249,8 @@ def throughput(var_dir: Path, rooms: int = 60, minutes: int = 60) -> dict[str, f
                 raise RuntimeError(f"the store refused {len(failed)} records: {failed[0]!r}")
             return time.perf_counter() - began
 
-        def drain(db_name: str, prefix: str, builder: SessionBuilder | None = None) -> tuple[SessionBuilder, float, int]:
+        def drain(db_name: str, prefix: str,
+                  builder: SessionBuilder | None = None) -> tuple[SessionBuilder, float, int]:
             client, db = open_store(services.mongo_uri, db_name)
             builder = builder or SessionBuilder(db, get_redis(services.redis_url), prefix, consumer="bench")
             before = builder.stats.messages
@@ -299,7 +300,8 @@ def main(line: Callable[..., None], say: Callable[[str], None], *, streamers: in
         line(f"gmv_bounds_coverage_{cadence}s", round(sum(covered) / len(covered), 3), 1)
     figures["explanation_timeline_recall"] = r60.found / max(1, r60.presentations)
     line("explanation_timeline_recall", round(figures["explanation_timeline_recall"], 3))
-    line("explanation_presentations_60s", f"{r60.found} of {r60.presentations} (Douyin; the others' answers show none)", 1)
+    line("explanation_presentations_60s",
+         f"{r60.found} of {r60.presentations} (Douyin; the others' answers show none)", 1)
     line("sessions_compared_60s", r60.sessions, 1)
     say("sessions: builder throughput on a backlog written through the store and feeds")
     with tempfile.TemporaryDirectory(dir=var_dir) as tmp:

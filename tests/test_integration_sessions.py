@@ -39,7 +39,8 @@ def _douyin(room: str, minutes: int, *, start: datetime = T0) -> list[Any]:
         current = f"{room}-p1" if m < minutes // 2 else f"{room}-p2"
         records.append(RoomSnapshot(platform="douyin", room_id=room, captured_at=at, status="live",
                                     viewers_now=100 + 10 * m, viewers_total=1000 + 50 * m, current_product_id=current))
-        records.append(ProductSnapshot(platform="douyin", product_id=f"{room}-p1", captured_at=at, room_id=room, rank_in_room=1,
+        records.append(ProductSnapshot(platform="douyin", product_id=f"{room}-p1", captured_at=at, room_id=room,
+                                       rank_in_room=1,
                                        sales=500 + 4 * (m + 1), sales_is_lower_bound=False,
                                        price=20.0 if m < 10 else 18.0))
         if m >= 5:
@@ -86,8 +87,10 @@ def test_one_session_per_broadcast_with_the_figures_of_a_known_scenario(stack):
     assert set(sessions) == {"7380000000000000001", f"5440:{int(b_start.timestamp())}",
                              f"5440:{int((b_start + timedelta(hours=2)).timestamp())}"}
     d = sessions["7380000000000000001"]
-    assert (d["status"], d["samples"], d["streamer_id"], d["title"]) == ("ended", 20, "u7380000000000000001", "t7380000000000000001")
-    assert d["start_latency_s"] == 10.0 and d["ended_seen_at"].replace(tzinfo=UTC) == T0 + timedelta(minutes=20, seconds=30)
+    room = "7380000000000000001"
+    assert (d["status"], d["samples"], d["streamer_id"], d["title"]) == ("ended", 20, f"u{room}", f"t{room}")
+    assert d["start_latency_s"] == 10.0
+    assert d["ended_seen_at"].replace(tzinfo=UTC) == T0 + timedelta(minutes=20, seconds=30)
     assert (d["viewers_peak"], d["viewers_total"], d["coverage"]) == (290, 1950, 1.0)
     # Time-weighted mean of 100, 110, ..., 280 held for a minute each (the last value ends the curve).
     assert d["viewers_avg"] == pytest.approx(sum(100 + 10 * m for m in range(19)) / 19)

@@ -94,7 +94,8 @@ def test_a_bilibili_run_seen_first_without_its_start_joins_the_broadcast_the_lat
     snaps = [_live("5440", 0, viewers_now=10), _live("5440", 1, viewers_now=12, session_id=sid),
              _live("5440", 2, viewers_now=11, session_id=sid),
              _live("5440", 40, viewers_now=5),  # 38 minutes later, no id: another broadcast
-             {"platform": "bilibili", "room_id": "5440", "captured_at": T0 + timedelta(minutes=41), "status": "offline"}]
+             {"platform": "bilibili", "room_id": "5440", "captured_at": T0 + timedelta(minutes=41),
+              "status": "offline"}]
     sessions = sessions_of_room("bilibili", "5440", snaps, [], None, now=T0 + timedelta(minutes=45), computed_at=T0)
     assert [(s.session_id, s.session_id_provisional, s.samples, s.status) for s in sessions] == [
         (sid, False, 3, "ended"), (f"5440:{int((T0 + timedelta(minutes=40)).timestamp())}", True, 1, "ended")]

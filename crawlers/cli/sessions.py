@@ -76,7 +76,8 @@ def _list(db: Any, args: argparse.Namespace, since: Any) -> int:
         print(json.dumps(rows, default=str, ensure_ascii=False))
         return 0
     for r in rows:
-        gmv = "-" if r.get("gmv_estimate") is None else f"{r['gmv_estimate']:.2f} [{r.get('gmv_low')}, {r.get('gmv_high')}]"
+        gmv = "-" if r.get("gmv_estimate") is None else (
+            f"{r['gmv_estimate']:.2f} [{r.get('gmv_low')}, {r.get('gmv_high')}]")
         print(f"{r['platform']:<9} {r['session_id']:<24} {r['status']:<6} peak={r.get('viewers_peak')} "
               f"units={r.get('units_sold')} gmv={gmv} {r.get('title') or ''}")
     return 0

@@ -44,7 +44,8 @@ Products
   page not fetched).
 * ``products_presented`` (讲解): runs of the room's snapshots during the session (live ones, and those
   of its shelf answers, which carry no status) showing the same ``current_product_id``; a shelf
-  answer's snapshot (it counts the shelf) naming no presented product ends a run. ``from``/``to`` are the first and last snapshot of the run, the sales and prices
+  answer's snapshot (it counts the shelf) naming no presented product ends a run. ``from``/``to``
+  are the first and last snapshot of the run, the sales and prices
   those nearest them.
 * ``products_count``: distinct products seen on the shelf during the session.
 * Sales and GMV: ``estimator.py``, from each product's readings over the session's shelf samples.
@@ -79,7 +80,8 @@ def _runs(platform: str, room_id: str, live: Sequence[Doc], gap: timedelta) -> l
         current = runs[-1] if runs else None
         known = {s.get("session_id") for s in current or [] if s.get("session_id")}
         sid = snap.get("session_id")
-        if current and snap["captured_at"] - current[-1]["captured_at"] <= gap and (not sid or not known or sid in known):
+        close = current and snap["captured_at"] - current[-1]["captured_at"] <= gap
+        if close and (not sid or not known or sid in known):
             current.append(snap)
         else:
             runs.append([snap])
@@ -228,7 +230,7 @@ def build_session(platform: str, session_id: str, provisional: bool, live: Seque
     estimates = []
     for pid, series in readings.items():
         present = [i for i, sample in enumerate(samples) if any(str(s["product_id"]) == pid for s in sample)]
-        on_from = begin if present and present[0] == 0 else samples[present[0] - 1][0]["captured_at"] if present else None
+        on_from = (begin if present[0] == 0 else samples[present[0] - 1][0]["captured_at"]) if present else None
         on_to = end if present and present[-1] == len(samples) - 1 and status == "ended" else None
         estimates.append(estimator.estimate_product(pid, series, on_shelf_from=on_from, on_shelf_to=on_to))
     viewers_total = _max(s.get("viewers_total") for s in live)

@@ -33,7 +33,8 @@ reading, and between its last reading and its last time on the shelf, were not s
 than ``MAX_EDGE_S`` (10 minutes) are left out: the session's ``coverage`` reports them. The
 estimate adds them at the product's observed mean rate (units per second over its readings); the
 high bound at ``EDGE_RATE_FACTOR`` (2) times its highest observed interval rate (intervals of at
-least ``MIN_RATE_SPAN_S``), at its highest price; the low bound adds nothing. This allowance, not rounding, is the only part of the bounds
+least ``MIN_RATE_SPAN_S``), at its highest price; the low bound adds nothing. This allowance, not
+rounding, is the only part of the bounds
 that rests on an assumption (sales at the edges do not run faster than twice the fastest
 observed interval).
 

@@ -263,8 +263,8 @@ class SessionBuilder:
         db, gap = self.db, self.gap
         ids = list(rooms)
         start = {room: since - gap for room, since in rooms.items()}
-        remembered = {room: m for room in ids
-                      if new is not None and (m := self._memory.get((platform, room))) is not None and m.lower <= start[room]}
+        remembered = {room: m for room in ids if new is not None
+                      and (m := self._memory.get((platform, room))) is not None and m.lower <= start[room]}
         unread = [room for room in ids if room not in remembered]
         snaps: dict[str, list[dict[str, Any]]] = defaultdict(list)
         shelves: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -405,7 +405,8 @@ def rebuild_since(db: Database, since: datetime, *, platform: str | None = None,
         doc = _aware(doc)
         key = (doc["platform"], doc["room_id"])
         first[key] = min(doc["captured_at"], first.get(key, doc["captured_at"]))
-        builder.latest[doc["platform"]] = max(doc["captured_at"], builder.latest.get(doc["platform"], doc["captured_at"]))
+        latest = builder.latest.get(doc["platform"], doc["captured_at"])
+        builder.latest[doc["platform"]] = max(doc["captured_at"], latest)
     rooms = sorted(first)
     for i in range(0, len(rooms), 500):
         builder.rebuild({key: first[key] for key in rooms[i:i + 500]}, force=True)

@@ -45,7 +45,8 @@ STATUS_BATCH = 50
 
 # Detail pages go before new list pages, so a crawl finishes rooms it has found
 # before it discovers more (bounded memory in the queue, fresher snapshots).
-_PRIORITY = {"area_list": 0, "area_room_list": 0, "status_by_uids": 0, "room_init": 10, "room_info": 20, "info_by_room": 20,
+_PRIORITY = {"area_list": 0, "area_room_list": 0, "status_by_uids": 0, "room_init": 10, "room_info": 20,
+             "info_by_room": 20,
              "user_card": 20, "master_info": 20, "room_info_old": 20, "acc_info": 20, "relation_stat": 20}
 
 
