@@ -302,3 +302,28 @@ def test_vision_profile_has_the_real_answers_shape_and_names_the_user_by_eid(
     assert unknown.status == 400 and unknown.json()["errors"][0]["message"]
     with pytest.raises(PermanentPageError, match="GraphQL errors"):
         pages.parse(unknown.body, url="https://www.kuaishou.com/graphql", fetched_at=T0, kind="vision_profile")
+
+
+def test_follow_living_lists_the_viewers_followed_streamers_live_now(
+    ks: SandboxProcess, did: dict[str, str], truth: dict[str, Any]
+) -> None:
+    """``/live_api/follow/living`` in the real answer's shape; a viewer (its userId cookie) follows
+    a fixed share of users; the parser keys each entry by the user id."""
+    real_item = json.loads(next((Path(__file__).parent / "fixtures/kuaishou/follow_living").glob("*/inputs/*"))
+                           .read_text(encoding="utf-8"))["data"]["follow"][0]
+    answer = ks.get(f"{LIVE}/live_api/follow/living", cookies={**did, "userId": "1680869379"}).json()
+    follow = answer["data"]["follow"]
+    assert answer["data"]["result"] == 1 and follow
+    assert set(follow[0]) <= set(real_item) and set(follow[0]["user"]) <= set(real_item["user"])
+    assert {type(follow[0][k]) for k in ("watchingCount", "likeCount")} == {type(real_item["watchingCount"])}
+    living = {str(r["principalId"]) for r in truth["rooms"] if r["isLiving"]}
+    assert {f["user"]["principalId"] for f in follow} <= living
+    other = ks.get(f"{LIVE}/live_api/follow/living", cookies={**did, "userId": "42"}).json()["data"]["follow"]
+    assert {f["liveStreamId"] for f in other} != {f["liveStreamId"] for f in follow}
+    assert ks.get(f"{LIVE}/live_api/follow/living", cookies=did).json()["data"]["follow"] == []
+    assert ks.get(f"{LIVE}/live_api/follow/living").json()["data"]["result"] == 400002
+    url = "https://live.kuaishou.com/live_api/follow/living"
+    records = pages.parse(json.dumps(answer).encode(), url=url, fetched_at=T0)
+    uid = {u["principalId"]: str(u["user_id"]) for u in truth["users"]}
+    rooms = [r for r in records if r.kind == "room"]
+    assert sorted(r.room_id for r in rooms) == sorted(uid[f["user"]["principalId"]] for f in follow)

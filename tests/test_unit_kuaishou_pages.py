@@ -278,3 +278,19 @@ def test_unknown_kind_and_unknown_payload() -> None:
 
 def test_page_is_detected_without_kind_or_url() -> None:
     assert [r.kind for r in pages.parse(_page(ITEM), fetched_at=T0)] == ["room", "room_snapshot", "streamer"]
+
+
+def test_the_follow_living_list_in_either_shape():
+    """``/live_api/follow/living``: the 2021 ``follow[]`` entries name the user id; the ``list[]``
+    items later clients read name the author by principalId only (a lead)."""
+    url = "https://live.kuaishou.com/live_api/follow/living"
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    listed = {"data": {"result": 1, "list": [{"id": "4SLhBtIwqZ4", "caption": "c", "watchingCount": "1.2万",
+                                                "author": {"id": "kwai1", "name": "n", "avatar": "a"}}]}}
+    (lead,) = pages.parse(json.dumps(listed).encode(), url=url, fetched_at=at)
+    assert (lead.kind, lead.principal_id) == ("lead", "kwai1")
+    follow = {"data": {"result": 1, "follow": [{"liveStreamId": "4SLhBtIwqZ4", "caption": "c",
+                                                  "user": {"user_id": 932369500, "principalId": "kwai1",
+                                                           "eid": "3x59tkbj2kecvgi", "user_name": "n"}}]}}
+    rooms = [r for r in pages.parse(json.dumps(follow).encode(), url=url, fetched_at=at) if r.kind == "room"]
+    assert [(r.room_id, r.web_rid) for r in rooms] == [("932369500", "kwai1")]

@@ -9,6 +9,7 @@ Served under ``/live.kuaishou.com/...``, ``/www.kuaishou.com/...`` and ``/openap
 * ``GET /u/{principalId}`` (or the user's eid), ``GET /live_api/liveroom/livedetail?principalId=``,
   ``/live_api/baseuser/userinfo/byid?principalId=``, ``/live_api/category/data?type=&page=&pageSize=``,
   ``/live_api/gameboard/list`` and ``/live_api/non-gameboard/list?gameId=&page=&pageSize=``.
+* ``GET /live_api/follow/living`` -- the logged-in viewer's followed streamers who are live (``follow.py``).
 * ``POST /www.kuaishou.com/graphql`` -- the main site's GraphQL (``visionProfile``; ``vision.py``).
 * ``GET /openapi.kwaixiaodian.com/open/item/list/get?access_token=&param={"pageNumber","pageSize"}``
   and ``/open/item/get?access_token=&param={"kwaiItemId"}`` -- a seller's items (token in truth).
@@ -24,8 +25,8 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.base import Platform, json_bytes, raw_response
+from sandbox.kuaishou import follow, vision
 from sandbox.kuaishou import payloads as P
-from sandbox.kuaishou import vision
 from sandbox.kuaishou.world import CATEGORIES, KsRoom, KsWorld
 from sandbox.world import WorldClock, hex_digest
 
@@ -66,6 +67,7 @@ class KuaishouPlatform(Platform):
             (f"{LIVE}/live_api/category/data", "category_data", self.category_data),
             (f"{LIVE}/live_api/gameboard/list", "gameboard_list", self.board_list),
             (f"{LIVE}/live_api/non-gameboard/list", "non_gameboard_list", self.board_list),
+            (f"{LIVE}/live_api/follow/living", "follow_living", self.follow_living),
             (f"{SHOP}/open/item/list/get", "open_item_list_get", self.item_list),
             (f"{SHOP}/open/item/get", "open_item_get", self.item_get),
         ]
@@ -124,6 +126,14 @@ class KuaishouPlatform(Platform):
 
     def _room(self, request: web.Request) -> KsRoom | None:
         return self.world.by_any.get(request.query.get("principalId", ""))
+
+    async def follow_living(self, request: web.Request) -> web.Response:
+        """``follow/living``: the logged-in viewer's followed streamers live now (``follow.py``)."""
+        if not request.cookies.get("did"):
+            return self.risk_blocked(request)
+        _, minute = self._now()
+        rooms = ((room, self.world.live_now(room, minute)) for room in self.world.rooms)
+        return raw_response(json_bytes(follow.living(self.seed, request.cookies.get("userId"), rooms)))
 
     # -- www.kuaishou.com ---------------------------------------------------------------------
     async def www_graphql(self, request: web.Request) -> web.Response:

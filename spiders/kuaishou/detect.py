@@ -23,13 +23,14 @@ _PATHS: dict[str, str] = {
     "profile": r"/live_api/baseuser/userinfo/byid",
     "category_list": r"/live_api/category/data",
     "category_rooms": r"/live_api/(?:gameboard/list|non-gameboard/list|hot/list|search/livestream)",
+    "follow_living": r"/live_api/follow/living",
     "recommend_photos": r"/rest/wd/ugh5app/recommend/photos",
     "shelf": r"/open/item/list/get",
     "product_detail": r"/open/item/get",
 }
 #: Kinds recognised from the payload only (app API captures without a known URL).
 #: (www.kuaishou.com/graphql serves every operation at one path: its answers are told apart by shape.)
-_SHAPE_ONLY = ("search_users", "feed_profile", "follow_living", "graphql_live_detail", "vision_profile")
+_SHAPE_ONLY = ("search_users", "feed_profile", "graphql_live_detail", "vision_profile")
 #: Every kind this package parses.
 KINDS: tuple[str, ...] = (*_PATHS, *_SHAPE_ONLY)
 _HOST = r"(?:/[a-z0-9.\-]+\.(?:com|cn))?"

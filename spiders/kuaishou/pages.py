@@ -25,6 +25,9 @@ Web kinds (this module):
 * ``graphql_live_detail`` ``m_graphql`` webLiveDetail: the room asked about has no ID in the
   answer and gives nothing; ``moreRecommendList[]{user{id,name,avatar}, watchingCount, caption,
   coverUrl, poster, gameInfo}`` -> a ``Lead`` per recommended room (``user.id`` is a principalId).
+* ``follow_living`` ``/live_api/follow/living`` (logged in): the followed streamers live now,
+  ``data.follow[]{liveStreamId, caption, watchingCount, startTime, user{user_id, eid, principalId}}``
+  (app.py), or ``data.list[]{author, ...}`` as the board lists (later clients read that shape).
 * ``vision_profile`` ``www.kuaishou.com/graphql`` operation ``visionProfile`` (variables ``userId`` =
   the eid): ``data.visionProfile{result, userProfile{ownerCount{fan, follow, photo_public},
   profile{user_id, user_name, gender, headurl, user_text}}}``. ``profile.user_id`` is the eid and the
@@ -243,6 +246,15 @@ def _vision_profile(page: Page, payload: Any) -> list[Record]:
     return lead(page, eid)
 
 
+def _follow_living(page: Page, payload: Any) -> list[Record]:
+    """``/live_api/follow/living``: ``data.follow[]`` (2021 capture, ``app.follow_living``), or the
+    ``data.list[]{author, ...}`` items later clients read (the board lists' items)."""
+    data = dig(payload, "data")
+    if isinstance(data, dict) and "follow" not in data and isinstance(data.get("list"), list):
+        return _category_rooms(page, payload)
+    return app.follow_living(page, payload)
+
+
 _PARSE: dict[str, Callable[[Page, Any], list[Record]]] = {
     "live_page": _live_page,
     "live_detail": _live_detail,
@@ -253,7 +265,7 @@ _PARSE: dict[str, Callable[[Page, Any], list[Record]]] = {
     "vision_profile": _vision_profile,
     "search_users": app.search_users,
     "feed_profile": app.feed_profile,
-    "follow_living": app.follow_living,
+    "follow_living": _follow_living,
     "recommend_photos": app.recommend_photos,
     "shelf": shop.shelf,
     "product_detail": shop.product_detail,
