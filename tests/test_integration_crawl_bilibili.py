@@ -177,19 +177,20 @@ def test_room_and_streamer_seeds_reach_every_endpoint(tmp_path, sandbox, redis_s
 
 def test_a_status_seed_checks_many_streamers_in_batches(tmp_path, sandbox, redis_server, mongo_server):
     """``{"kind": "status", "uids": [...]}``: get_status_info_by_uids, 50 uids a request, gives every
-    streamer's room and live status at once; nothing else is fetched unless asked, and
-    ``follow: ["rooms"]`` fetches the details of the live rooms only."""
+    streamer's room and live status at once; ``follow: ["rooms"]`` fetches the details of the
+    live rooms only, nothing else."""
     truth = sandbox.truth("bilibili")
     broken = {r for kind in truth["faults"].values() for r in kind}
     rooms = [r for r in truth["rooms"] if r["room_id"] not in broken][:120]
     uids = [str(r["uid"]) for r in rooms]
     _, db_name, stats = run_crawl(tmp_path, sandbox, redis_server.url, mongo_server.url, workers=1,
-                                  seeds=[{"kind": "status", "uids": [*uids, "999999999999"]}])
+                                  seeds=[{"kind": "status", "uids": [*uids, "999999999999"], "follow": ["rooms"]}])
     (worker,) = stats
-    assert worker.get("livefleet/spider/pages/bilibili/status_by_uids") == 3  # 121 uids, 50 a request
-    assert worker.get("livefleet/spider/pages/bilibili/room_info", 0) == 0
     live = {str(r["room_id"]) for r in rooms if r["live_status"] == 1}
     assert live and len(live) < len(rooms)
+    assert worker.get("livefleet/spider/pages/bilibili/status_by_uids") == 3  # 121 uids, 50 a request
+    assert worker.get("livefleet/spider/pages/bilibili/room_info") == len(live)  # the live ones only
+    assert worker.get("livefleet/spider/pages/bilibili/user_card", 0) == 0
     with MongoClient(mongo_server.url) as client:
         db = client[db_name]
         stored = {d["room_id"]: d for d in db.rooms.find({})}
@@ -197,13 +198,5 @@ def test_a_status_seed_checks_many_streamers_in_batches(tmp_path, sandbox, redis
         assert {k for k, d in stored.items() if d["status"] == "live"} == live
         assert all(stored[str(r["room_id"])]["streamer_id"] == str(r["uid"]) for r in rooms)
         client.drop_database(db_name)
-    _, db_name, stats = run_crawl(_mkdir(tmp_path / "follow"), sandbox, redis_server.url, mongo_server.url, workers=1,
-                                  seeds=[{"kind": "status", "uids": uids, "follow": ["rooms"]}])
-    assert stats[0].get("livefleet/spider/pages/bilibili/room_info") == len(live)
-    with MongoClient(mongo_server.url) as client:
-        client.drop_database(db_name)
 
 
-def _mkdir(path: Path) -> Path:
-    path.mkdir()
-    return path
