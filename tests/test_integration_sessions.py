@@ -183,3 +183,21 @@ def test_two_builders_sharing_the_group_end_where_one_build_ends(stack):
     built = _sessions(db)
     rebuild_since(db, T0 - timedelta(hours=1))
     assert _sessions(db) == built and len(built) == 6
+
+
+def test_the_sessions_command_lists_and_rebuilds(stack, monkeypatch, capsys):
+    import json
+
+    from crawlers.cli.main import main
+
+    db = stack["db"]
+    _store(stack["tmp"], stack["redis"], stack["mongo"], db.name, stack["prefix"], _douyin("7380000000000000009", 8))
+    for name, value in (("REDIS_URL", stack["redis"]), ("MONGO_URI", stack["mongo"]), ("LIVEFLEET_MONGO_DB", db.name),
+                        ("LIVEFLEET_KEY_PREFIX", stack["prefix"]), ("LIVEFLEET_VAR_DIR", str(stack["tmp"] / "var"))):
+        monkeypatch.setenv(name, value)
+    assert main(["sessions", "rebuild", "--since", "2026-11-01T00:00:00", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["sessions"] == 1
+    assert main(["sessions", "list", "--since", "2026-11-01T00:00:00", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (row["session_id"], row["status"], row["samples"]) == ("7380000000000000009", "ended", 8)
+    assert main(["sessions", "list", "--since", "not a time"]) == 2
