@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import uvicorn
 
 from crawlers.api.app import ApiContext, create_app
 from tests.crawl_helpers import wait_for
+from tests.plugins.api import Api, free_port, serve_api
 
 pytestmark = pytest.mark.integration
 
@@ -24,43 +22,11 @@ TOKEN = "s3cret-token"
 PREFIX = "lfapi"
 
 
-class Api:
-    def __init__(self, base: str) -> None:
-        self.base = base
-
-    def call(self, method: str, path: str, body: Any = None, token: str | None = TOKEN) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if token is not None:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=20) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"null")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def api(redis_client, mongo_db, tmp_path: Path) -> Iterator[Api]:
     context = ApiContext(token=TOKEN, redis=redis_client, db=mongo_db, prefix=PREFIX, campaigns_dir=tmp_path)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(context), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for("the API to start", lambda: server.started, 20, interval=0.05)
-    try:
-        yield Api(f"http://127.0.0.1:{port}")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_api(context) as client:
+        yield client
 
 
 def test_every_v1_route_needs_the_token(api):
@@ -265,12 +231,12 @@ def test_livefleet_api_serves_with_the_configured_token_and_refuses_to_start_wit
     refused = subprocess.run([sys.executable, "-m", "crawlers", "api"], env=env, capture_output=True, text=True,
                              timeout=60)
     assert refused.returncode == 2 and "LIVEFLEET_API_TOKEN" in refused.stderr
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "crawlers", "api", "--port", str(port)],
                             env={**env, "LIVEFLEET_API_TOKEN": TOKEN}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        client = Api(f"http://127.0.0.1:{port}")
+        client = Api(f"http://127.0.0.1:{port}", TOKEN)
 
         def healthy() -> bool:
             try:

@@ -15,12 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
-import socket
-import threading
 import types
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,7 +27,7 @@ import pytest
 from crawlers.cli.main import main
 from crawlers.reports import ranking
 from models.sessions import LiveSession, Presentation, ShelfEvent
-from tests.crawl_helpers import wait_for
+from tests.plugins.api import Api, serve_api
 
 pytestmark = pytest.mark.integration
 
@@ -270,42 +265,14 @@ def test_export_live_sessions_since_applies_to_last_seen_live(stored, capsys):
 TOKEN = "sessions-token"
 
 
-class Api:
-    def __init__(self, base: str) -> None:
-        self.base = base
-
-    def get(self, path: str, token: str | None = TOKEN, **params: Any) -> tuple[int, Any]:
-        query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-        request = urllib.request.Request(self.base + path + (f"?{query}" if query else ""))
-        if token is not None:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=20) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"null")
-
-
 @pytest.fixture
 def api(redis_client, mongo_db, tmp_path: Path) -> Iterator[Api]:
-    import uvicorn
-
-    from crawlers.api.app import ApiContext, create_app
+    from crawlers.api.app import ApiContext
 
     mongo_db.live_sessions.insert_many(_sessions())
     context = ApiContext(token=TOKEN, redis=redis_client, db=mongo_db, prefix="lfsessions", campaigns_dir=tmp_path)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(context), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for("the API to start", lambda: server.started, 20, interval=0.05)
-    try:
-        yield Api(f"http://127.0.0.1:{port}")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_api(context) as client:
+        yield client
 
 
 def test_api_lists_sessions_newest_first_with_filters(api):
