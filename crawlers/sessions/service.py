@@ -41,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
+from bson.codec_options import CodecOptions
 from pymongo import UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, PyMongoError
@@ -83,11 +84,6 @@ def _when(value: Any) -> datetime | None:
         except ValueError:
             return None
     return None
-
-
-def _aware(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored document with its datetimes timezone-aware (UTC)."""
-    return {k: (v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v) for k, v in doc.items()}
 
 
 @dataclass
@@ -133,7 +129,8 @@ class SessionBuilder:
     def __init__(self, db: Database, server: redis.Redis | None, prefix: str, *, consumer: str | None = None,
                  gap: timedelta = DEFAULT_GAP, lookback: timedelta = DEFAULT_LOOKBACK,
                  claim_idle_ms: int = 60_000, sweep_every: float = 30.0) -> None:
-        self.db = db
+        # Stored datetimes come back timezone-aware (UTC), whatever client the caller opened.
+        self.db = db.with_options(codec_options=CodecOptions(tz_aware=True, tzinfo=UTC))
         self.gap = gap
         self.lookback = lookback
         self.sweep_every = sweep_every
@@ -147,7 +144,7 @@ class SessionBuilder:
         self.consumer = consumer
         self.readers = [FeedReader(server, prefix, feed, GROUP, consumer, claim_idle_ms=claim_idle_ms)
                         for feed in FEEDS] if server is not None else []
-        ensure_indexes(db)
+        ensure_indexes(self.db)
 
     # -- one round ----------------------------------------------------------------------------------
     def step(self, count: int = 2000, block_ms: int | None = 1000) -> int:
@@ -268,14 +265,13 @@ class SessionBuilder:
         unread = [room for room in ids if room not in remembered]
         snaps: dict[str, list[dict[str, Any]]] = defaultdict(list)
         shelves: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        room_docs = {d["room_id"]: _aware(d) for d in db.rooms.find({"platform": platform, "room_id": {"$in": ids}})}
+        room_docs = {d["room_id"]: d for d in db.rooms.find({"platform": platform, "room_id": {"$in": ids}})}
         if unread:
             # A stored session still open around the window's start: read it from its first snapshot.
             for doc in db.live_sessions.find(
                     {"platform": platform, "room_id": {"$in": unread},
                      "last_seen_live_at": {"$gte": min(start[r] for r in unread)}},
                     {"room_id": 1, "first_seen_live_at": 1, "started_at": 1, "last_seen_live_at": 1}):
-                doc = _aware(doc)
                 room = doc["room_id"]
                 if doc["last_seen_live_at"] >= start[room]:
                     begin = min(x for x in (doc.get("first_seen_live_at"), doc.get("started_at")) if x is not None)
@@ -283,7 +279,6 @@ class SessionBuilder:
             lower = min(start[r] for r in unread)
             for doc in db.room_snapshots.find({"platform": platform, "room_id": {"$in": unread},
                                                "captured_at": {"$gte": lower}}, {"_id": 0}):
-                doc = _aware(doc)
                 if doc["captured_at"] >= start[doc["room_id"]]:
                     snaps[doc["room_id"]].append(doc)
             for room, docs in self._shelves(platform, unread, room_docs, start, lower).items():
@@ -330,7 +325,6 @@ class SessionBuilder:
         if platform in SHOP_SHELVES and not query["product_id"]["$in"]:
             return shelves
         for doc in self.db.product_snapshots.find(query, {"_id": 0}):
-            doc = _aware(doc)
             room = owner(doc)
             if room is not None and doc["captured_at"] >= start[room]:
                 shelves[room].append(doc)
@@ -349,7 +343,7 @@ class SessionBuilder:
         stale = [doc["_id"] for doc in self.db.live_sessions.find(
             {"platform": platform, "room_id": {"$in": ids}, "session_id_provisional": True},
             {"room_id": 1, "session_id": 1, "first_seen_live_at": 1})
-            if doc["session_id"] not in kept and _aware(doc)["first_seen_live_at"] >= start[doc["room_id"]]]
+            if doc["session_id"] not in kept and doc["first_seen_live_at"] >= start[doc["room_id"]]]
         if stale:
             self.db.live_sessions.delete_many({"_id": {"$in": stale}})
 
@@ -385,7 +379,6 @@ class SessionBuilder:
             for doc in self.db.live_sessions.find({"status": "live", "platform": platform,
                                                    "last_seen_live_at": {"$lt": latest - self.gap}},
                                                   {"room_id": 1, "last_seen_live_at": 1}):
-                doc = _aware(doc)
                 touched[(platform, doc["room_id"])] = doc["last_seen_live_at"]
         if touched:
             self.rebuild(touched)
@@ -397,12 +390,12 @@ def rebuild_since(db: Database, since: datetime, *, platform: str | None = None,
     """``livefleet sessions rebuild --since``: every session of every room with snapshots since
     ``since``, recomputed from MongoDB by this version of the builder and written over the stored ones."""
     builder = SessionBuilder(db, None, "", gap=gap)
+    db = builder.db
     query: dict[str, Any] = {"captured_at": {"$gte": since}}
     if platform:
         query["platform"] = platform
     first: dict[tuple[str, str], datetime] = {}
     for doc in db.room_snapshots.find(query, {"platform": 1, "room_id": 1, "captured_at": 1}):
-        doc = _aware(doc)
         key = (doc["platform"], doc["room_id"])
         first[key] = min(doc["captured_at"], first.get(key, doc["captured_at"]))
         latest = builder.latest.get(doc["platform"], doc["captured_at"])
