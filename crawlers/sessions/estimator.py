@@ -143,11 +143,13 @@ def _narrow(intervals: Sequence[tuple[int, int | None]]) -> list[tuple[int, floa
 def estimate_product(product_id: str, readings: Sequence[Reading], *, on_shelf_from: datetime | None = None,
                      on_shelf_to: datetime | None = None) -> ProductEstimate:
     """Units and GMV of one product from its readings in time order (module docstring)."""
-    counted = [r for r in readings if count_interval(r.sales, r.sales_text, r.lower_bound) is not None]
-    rounded = any(count_interval(r.sales, r.sales_text, r.lower_bound) != (r.sales, r.sales) for r in counted)
+    shown = [(r, count_interval(r.sales, r.sales_text, r.lower_bound)) for r in readings]
+    counted = [r for r, interval in shown if interval is not None]
+    intervals = [interval for _, interval in shown if interval is not None]
+    rounded = any(interval != (r.sales, r.sales) for r, interval in zip(counted, intervals, strict=True))
     if len(counted) < 2:
         return ProductEstimate(product_id, None, None, None, None, None, None, rounded)
-    bounds = _narrow([count_interval(r.sales, r.sales_text, r.lower_bound) for r in counted])  # type: ignore[misc]
+    bounds = _narrow(intervals)
     mids = [(lo + hi) / 2 if hi != math.inf else float(lo) for lo, hi in bounds]
     prices = [r.price for r in counted]
     known_prices = [p for p in prices if p is not None]
