@@ -68,71 +68,69 @@ class Sampled:
 
 
 # -- what each platform's answers show at one moment ---------------------------------------------------------
-def _douyin(world: DouyinWorld) -> Iterator[tuple[Any, Session, Callable[[int], tuple[dict, list[dict]]], dict]]:
-    for room in world.rooms:
+Reader = Callable[[int], tuple[dict, list[dict]]]
+
+
+def _first_sessions(world: Any, rooms: list[Any], min_offers: int,
+                    reader: Callable[[Any, dict[str, Any]], Reader]) -> Iterator[tuple[Any, Session, Reader, dict]]:
+    """Each sound selling room's first session after the world's start (seen whole), with its reader."""
+    for room in rooms:
         seller = world.seller(room)
-        if getattr(room, "fault", None) or len(seller.offers) < 5 or seller.schedule.always_since:
+        if getattr(room, "fault", None) or len(seller.offers) < min_offers or seller.schedule.always_since:
             continue
         for start in seller.schedule.starts_between(MINUTE0 + 1, MINUTE0 + 2 * 1440)[:1]:
             session = seller.session(start)
             ids = world.session_ids(room, session)
-
-            def read(minute: int, room: Any = room) -> tuple[dict, list[dict]]:
-                st = world.state(room, minute)
-                explaining = st.explaining
-                current = str(world.product_by_promotion[explaining][0].product_id) if explaining else None
-                shelf = [{"product_id": str(i.product.product_id), "sales": i.sale_num, "price": i.min_price / 100,
-                          "room_id": str(st.room_id)} for i in world.cart(room, minute)]
-                snap = {"status": "live" if st.live else "ended", "viewers_now": st.user_count or None,
-                        "viewers_total": st.total_user or None, "product_count": len(shelf),
-                        "current_product_id": current}
-                return snap, shelf
-
-            yield room, session, read, {**ids, "started_at": _at(ids["started_at"])}
+            yield room, session, reader(room, ids), {**ids, "started_at": _at(ids["started_at"])}
 
 
-def _taobao(world: TaoWorld) -> Iterator[tuple[Any, Session, Callable[[int], tuple[dict, list[dict]]], dict]]:
-    for anchor in world.anchors:
-        seller = world.seller(anchor)
-        if getattr(anchor, "fault", None) or len(seller.offers) < 5 or seller.schedule.always_since:
-            continue
-        for start in seller.schedule.starts_between(MINUTE0 + 1, MINUTE0 + 2 * 1440)[:1]:
-            session = seller.session(start)
-            ids = world.session_ids(anchor, session)
+def _douyin(world: DouyinWorld) -> Iterator[tuple[Any, Session, Reader, dict]]:
+    def reader(room: Any, ids: dict[str, Any]) -> Reader:
+        def read(minute: int) -> tuple[dict, list[dict]]:
+            st = world.state(room, minute)
+            explaining = st.explaining
+            current = str(world.product_by_promotion[explaining][0].product_id) if explaining else None
+            shelf = [{"product_id": str(i.product.product_id), "sales": i.sale_num, "price": i.min_price / 100,
+                      "room_id": str(st.room_id)} for i in world.cart(room, minute)]
+            snap = {"status": "live" if st.live else "ended", "viewers_now": st.user_count or None,
+                    "viewers_total": st.total_user or None, "product_count": len(shelf),
+                    "current_product_id": current}
+            return snap, shelf
+        return read
 
-            def read(minute: int, anchor: Any = anchor) -> tuple[dict, list[dict]]:
-                st = world.state(anchor, minute)
-                shelf = [{"product_id": str(e.item.item_id), "sales": e.sales, "price": e.price_fen / 100,
-                          "room_id": str(anchor.live_id)} for e in world.shelf(anchor, minute)]
-                snap = {"status": {1: "live", 2: "ended"}.get(st.room_status, "offline"),
-                        "viewers_now": st.join_count or None, "viewers_total": st.view_count or None,
-                        "product_count": st.shelf_size}
-                return snap, shelf
-
-            yield anchor, session, read, {**ids, "started_at": _at(ids["started_at"])}
+    return _first_sessions(world, world.rooms, 5, reader)
 
 
-def _kuaishou(world: KsWorld) -> Iterator[tuple[Any, Session, Callable[[int], tuple[dict, list[dict]]], dict]]:
-    for room in world.rooms:
-        seller = world.seller(room)
-        if room.fault or len(seller.offers) < 3 or seller.schedule.always_since:
-            continue
-        for start in seller.schedule.starts_between(MINUTE0 + 1, MINUTE0 + 2 * 1440)[:1]:
-            session = seller.session(start)
-            ids = world.session_ids(room, session)
+def _taobao(world: TaoWorld) -> Iterator[tuple[Any, Session, Reader, dict]]:
+    def reader(anchor: Any, ids: dict[str, Any]) -> Reader:
+        def read(minute: int) -> tuple[dict, list[dict]]:
+            st = world.state(anchor, minute)
+            shelf = [{"product_id": str(e.item.item_id), "sales": e.sales, "price": e.price_fen / 100,
+                      "room_id": str(anchor.live_id)} for e in world.shelf(anchor, minute)]
+            snap = {"status": {1: "live", 2: "ended"}.get(st.room_status, "offline"),
+                    "viewers_now": st.join_count or None, "viewers_total": st.view_count or None,
+                    "product_count": st.shelf_size}
+            return snap, shelf
+        return read
 
-            def read(minute: int, room: Any = room, sid: str = ids["session_id"]) -> tuple[dict, list[dict]]:
-                st = world.live_now(room, minute)
-                shelf = []
-                for item in world.on_sale(room, minute):
-                    price, volume = world.item_now(room, item, minute)
-                    shelf.append({"product_id": str(item.kwai_item_id), "sales": volume, "price": price / 100,
-                                  "room_id": str(room.user.user_id)})
-                snap = {"status": "live" if st.living else "offline", "viewers_now": st.watching or None,
-                        "session_id": sid if st.living else None}
-                return snap, shelf
+    return _first_sessions(world, world.anchors, 5, reader)
 
-            yield room, session, read, {**ids, "started_at": _at(ids["started_at"])}
+
+def _kuaishou(world: KsWorld) -> Iterator[tuple[Any, Session, Reader, dict]]:
+    def reader(room: Any, ids: dict[str, Any]) -> Reader:
+        def read(minute: int) -> tuple[dict, list[dict]]:
+            st = world.live_now(room, minute)
+            shelf = []
+            for item in world.on_sale(room, minute):
+                price, volume = world.item_now(room, item, minute)
+                shelf.append({"product_id": str(item.kwai_item_id), "sales": volume, "price": price / 100,
+                              "room_id": str(room.user.user_id)})
+            snap = {"status": "live" if st.living else "offline", "viewers_now": st.watching or None,
+                    "session_id": ids["session_id"] if st.living else None}
+            return snap, shelf
+        return read
+
+    return _first_sessions(world, world.rooms, 3, reader)
 
 
 def sample(platform: str, session: Session, read: Callable[[int], tuple[dict, list[dict]]], ids: dict[str, Any],
