@@ -11,8 +11,9 @@ The kind of a file comes from ``--kind``, else ``--url``'s path, else the file's
 content: never its name. ``--explain`` prints on stderr, per file, the kind taken
 and the marker that decided it.
 
-Douyin files of decoded websocket push messages (one message, a list, JSON lines
-or a relay's envelope: ``spiders/douyin/push.py``) also give product events,
+Douyin files of websocket push messages (decoded: one message, a list, JSON lines
+or a relay's envelope; or the platform's binary protobuf, a ``PushFrame`` or an
+``im/fetch`` ``Response``: ``spiders/douyin/push.py``, ``wire.py``) also give product events,
 printed as ``{"type": "product_event", ...}`` after the records.
 """
 

@@ -17,15 +17,18 @@ Served under ``/live.douyin.com/...`` and ``/www.douyin.com/...``:
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import re
 import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from sandbox.base import Platform, json_bytes, raw_response
+from sandbox.douyin import im as IM
 from sandbox.douyin import pages as H
 from sandbox.douyin import payloads as P
 from sandbox.douyin import shop as Shop
@@ -54,7 +57,10 @@ class DouyinPlatform(Platform):
     """
 
     name = "douyin"
-    hosts = ("live.douyin.com", "www.douyin.com")
+    hosts = ("live.douyin.com", "www.douyin.com", *IM.PUSH_HOSTS)
+    #: Seconds between two frames of the push channel, and of silence after which a client is dropped.
+    push_interval = 1.0
+    idle_timeout = 30.0
 
     def __init__(
         self,
@@ -83,6 +89,9 @@ class DouyinPlatform(Platform):
         r.add_post(f"{LIVE}/ecom/product/detail/saas/pc/", self.product_detail, name="douyin:product_detail")
         r.add_get(f"{LIVE}/webcast/web/partition/detail/room/v2/", self.partition_rooms, name="douyin:partition")
         r.add_get(f"{WWW}/aweme/v1/web/user/profile/other/", self.profile, name="douyin:profile")
+        r.add_get(f"{LIVE}/webcast/im/fetch/", self.im_fetch, name="douyin:im_fetch")
+        for host in IM.PUSH_HOSTS:
+            r.add_get(f"/{host}/webcast/im/push/v2/", self.im_push, name=f"douyin:im_push:{host}")
         r.add_get(f"{LIVE}/", self.home, name="douyin:home")
         r.add_get(LIVE, self.home, name="douyin:home_bare")
         r.add_get(LIVE + "/{web_rid}", self.room_page, name="douyin:room_page")
@@ -306,3 +315,109 @@ class DouyinPlatform(Platform):
         st = self.world.state(room, minute)
         self.served.add("profile", str(st.room_id), st.status, None, now, {"web_rid": str(room.web_rid)})
         return raw_response(json_bytes(Shop.profile(streamer, st, int(now * 1000), self._log_id(now))))
+
+    # -- the room's message channel (webcast IM: im.py) -------------------------------------------------
+    def _channel_room(self, room_id: str | None) -> tuple[Room, LiveState] | None:
+        found = self.world.session_of(_int(room_id, 0) or 0, self._now()[1])
+        return (found[0], found[1]) if found is not None else None
+
+    def _served_channel(self, endpoint: str, room: Room, now: float, minute: int) -> None:
+        st = self.world.state(room, minute)
+        self._served_room(endpoint, room, st, now)
+
+    async def im_fetch(self, request: web.Request) -> web.Response:
+        """``webcast/im/fetch/?room_id=&cursor=&resp_content_type=protobuf``: one protobuf ``Response``."""
+        reason = await self._rejection(request)
+        if reason:
+            return self._refuse(reason)
+        now, minute = self._now()
+        found = self._channel_room(request.query.get("room_id"))
+        if found is None:
+            return raw_response(b"", headers={"X-Sandbox-Reject": "unknown room"})
+        room, _ = found
+        since = _cursor_minute(request.query.get("cursor", ""))
+        now_ms = int(now * 1000)
+        envelopes = IM.RoomChannel(self.world, room).messages(minute, since, now_ms)
+        body = IM.response(envelopes, cursor=_cursor(now_ms), now_ms=now_ms,
+                           internal_ext=_internal_ext(room, now_ms), need_ack=False)
+        self._served_channel("im_fetch", room, now, minute)
+        return raw_response(body, content_type="application/protobuf")
+
+    async def im_push(self, request: web.Request) -> web.StreamResponse:
+        """The push websocket: refused like an API (HTTP 200, empty) without ttwid or a valid signature."""
+        reason = self._push_rejection(request)
+        if reason:
+            return self._refuse(reason)
+        found = self._channel_room(request.query.get("room_id"))
+        if found is None:
+            return self._refuse("unknown room")
+        room, _ = found
+        ws = web.WebSocketResponse(autoping=True, heartbeat=None)
+        await ws.prepare(request)
+        channel = IM.RoomChannel(self.world, room)
+        heard = asyncio.get_running_loop().time()
+        since: int | None = None
+        seq = 0
+        try:
+            while not ws.closed:
+                now, minute = self._now()
+                now_ms = int(now * 1000)
+                envelopes = channel.messages(minute, since, now_ms)
+                seq += 1
+                payload = IM.response(envelopes, cursor=_cursor(now_ms), now_ms=now_ms,
+                                      internal_ext=_internal_ext(room, now_ms), need_ack=True)
+                await ws.send_bytes(IM.push_frame(payload, log_id=mix(self.seed, room.web_rid, now_ms) % 10**18,
+                                                  seq_id=seq))
+                self._served_channel("im_push", room, now, minute)
+                since = minute
+                if envelopes and envelopes[0].method == "WebcastControlMessage":
+                    break  # the broadcast ended: said once, then the channel closes
+                deadline = asyncio.get_running_loop().time() + self.push_interval
+                while (left := deadline - asyncio.get_running_loop().time()) > 0:
+                    try:
+                        incoming = await ws.receive(timeout=left)
+                    except TimeoutError:
+                        break
+                    if incoming.type == WSMsgType.BINARY:
+                        try:
+                            IM.read_client_frame(incoming.data)  # hb or ack: the client is alive
+                            heard = asyncio.get_running_loop().time()
+                        except ValueError:
+                            await ws.close(code=1003, message=b"bad frame")
+                    elif incoming.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
+                                           WSMsgType.ERROR):
+                        break
+                if asyncio.get_running_loop().time() - heard > self.idle_timeout:
+                    await ws.close(code=1000, message=b"idle")
+        finally:
+            if not ws.closed:
+                await ws.close()
+        return ws
+
+    def _push_rejection(self, request: web.Request) -> str | None:
+        """Why a push handshake is refused: no ttwid, a stub that does not match, a bad or stale signature."""
+        if not request.cookies.get("ttwid"):
+            return "no ttwid"
+        query = request.query
+        signature = query.get("signature", "")
+        if not signature:
+            return "unsigned"
+        stub = IM.ms_stub({name: query.get(name, "") for name in IM.STUB_PARAMS})
+        return verify(signature, f"X-MS-STUB={stub}", request.headers.get("User-Agent", ""), b"", self._wall())
+
+
+_CURSOR_RE = re.compile(r"(?:^|_)t-(\d{10,16})(?:_|$)")
+
+
+def _cursor(now_ms: int) -> str:
+    """A cursor in the real shape (``t-<ms>_r-1_d-1_u-1_h-1``): when this client was last served."""
+    return f"t-{now_ms}_r-1_d-1_u-1_h-1"
+
+
+def _cursor_minute(cursor: str) -> int | None:
+    found = _CURSOR_RE.search(cursor or "")
+    return int(found.group(1)) // 60_000 if found else None
+
+
+def _internal_ext(room: Room, now_ms: int) -> str:
+    return f"internal_src:dim|wss_push_room_id:{room.web_rid}|first_req_ms:{now_ms}|fetch_time:{now_ms}"

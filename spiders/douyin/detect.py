@@ -210,6 +210,10 @@ def _data_list(payload: Any) -> Any:
 #: The kind of a file of decoded websocket push messages (``push.py``).
 PUSH_KIND = "push"
 
+#: What a binary push file is recognised by (``wire.py``).
+PUSH_BINARY_MARKER = ("protobuf webcast push: a PushFrame (payload type msg) or an im/fetch Response whose "
+                      "messages all name a Webcast*Message")
+
 #: What each kind is recognised by, in words (``explain``, ``livefleet parse --explain``).
 MARKERS: dict[str, str] = {
     PUSH_KIND: "decoded webcast push message(s): method (or common.method) names a Webcast*Message",
@@ -240,8 +244,10 @@ def explain(payload: Any) -> tuple[str | None, str]:
 
     ``payload`` is the file's body (``bytes``/``str``: JSON, JSON lines or HTML) or decoded JSON.
     """
-    from spiders.douyin import push  # push imports the parsers' helpers; detect stays importable alone
+    from spiders.douyin import push, wire  # push imports the parsers' helpers; detect stays importable alone
 
+    if isinstance(payload, bytes) and wire.load_binary(payload) is not None:
+        return PUSH_KIND, PUSH_BINARY_MARKER
     if isinstance(payload, bytes | str):
         if push.load_messages(payload) is not None:
             return PUSH_KIND, MARKERS[PUSH_KIND]

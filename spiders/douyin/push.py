@@ -9,8 +9,10 @@ snake_case (``update_product_info``), protobuf-js adds ``List`` to repeated fiel
 Fields are looked up by meaning (``_get``): snake_case, camelCase, with or without
 the ``List`` suffix.
 
-``load_messages(body)`` accepts one message, a list, JSON lines, or a relay
-envelope, and returns ``None`` when the body is not push messages at all.
+``load_messages(body)`` accepts one message, a list, JSON lines, a relay
+envelope, or the platform's own binary protobuf (a websocket ``PushFrame`` or the
+``im/fetch`` ``Response``, decoded by ``wire.py``), and returns ``None`` when the
+body is not push messages at all.
 ``parse(body, url=, fetched_at=)`` -> ``PushResult(records, events)``:
 
 * ``WebcastRoomUserSeqMessage`` -> RoomSnapshot: ``viewers_now`` = ``total`` (current
@@ -30,8 +32,11 @@ envelope, and returns ``None`` when the body is not push messages at all.
   promotion IDs of the ``update_product_info`` list that appeared / disappeared.
 * ``WebcastLiveShoppingMessage`` -> the Products it names (``shop.ws_shopping``) and a
   ``ProductEvent`` per ``updated_product_ids`` entry: ``sold_out`` when
-  ``sold_out`` is true, else ``updated``; ``msg_type``/``update_type`` are kept raw
-  (their values' meanings are not published).
+  ``sold_out`` is true, else ``updated``; ``msg_type``/``update_type`` are kept raw.
+  The protobuf form carries ``msg_type`` and ``promotion_id`` only: ``msg_type`` 2
+  (``SET_CURRENT_PROMOTION`` in the app's enum) -> an ``explained`` event and a
+  RoomSnapshot ``current_product_id`` (the promotion id, as the shelf's
+  ``current_promotion_id``); 3 (``CANCEL_CURRENT_PROMOTION``) -> ``explain_ended``.
 
 Times: ``common.create_time`` (ms), else the message's ``update_timestamp`` (s),
 else ``fetched_at``. The room: ``common.room_id``, else the payload's ``room_id``,
@@ -40,6 +45,9 @@ else the request URL's ``room_id``; a message with no room gives no records.
 Viewers are never kept: the parsers read a whitelist of fields, so ``user``,
 ``ranks``/``seats``, nicknames, IDs and avatars of chat, member, gift, social and
 rank messages never reach the output; such messages yield nothing.
+
+The messages of one frame share their time: their RoomSnapshots are merged into one per
+room and time (a snapshot is keyed by its time), each message adding its fields.
 
 ``ProductEvent`` is a plain dataclass: livefleet has no product-event record yet
 (the CLI prints events; ``pages.parse`` keeps the records only).
@@ -56,7 +64,7 @@ from typing import Any, Literal
 
 from models.entities import Record, RoomSnapshot
 from models.errors import PageError
-from spiders.douyin import shop
+from spiders.douyin import shop, wire
 from spiders.payload import Page
 
 __all__ = ["METHODS", "ProductEvent", "PushResult", "load_messages", "method_of", "parse", "parse_messages"]
@@ -74,7 +82,9 @@ METHODS = (
 _METHOD_RE = re.compile(r"^Webcast[A-Za-z]+$")
 _ENDED_STATUS = 3
 
-EventName = Literal["listed", "delisted", "explained", "sold_out", "updated"]
+EventName = Literal["listed", "delisted", "explained", "explain_ended", "sold_out", "updated"]
+#: ``LiveShoppingMessage.msg_type`` values with a published meaning (the app's ``MsgType`` enum).
+_SET_CURRENT, _CANCEL_CURRENT = 2, 3
 
 
 @dataclass(frozen=True)
@@ -165,7 +175,12 @@ def _messages_in(obj: Any) -> list[dict[str, Any]] | None:
 
 
 def load_messages(body: bytes | str) -> list[dict[str, Any]] | None:
-    """The decoded push messages in ``body`` (one, a list, JSON lines, a relay envelope); else ``None``."""
+    """The decoded push messages in ``body`` (one, a list, JSON lines, a relay envelope, or the
+    binary protobuf ``PushFrame``/``Response`` the platform sends: ``wire.py``); else ``None``."""
+    if isinstance(body, bytes | bytearray):
+        binary = wire.load_binary(bytes(body))
+        if binary is not None:
+            return binary
     text = body.decode("utf-8-sig", "replace") if isinstance(body, bytes | bytearray) else body
     text = text.strip()
     if not text.startswith(("{", "[")):
@@ -279,6 +294,14 @@ class _Parser:
         snake = {name: _get(body, name) for name in ("updated_product_ids", "updated_product_info")}
         self.result.records += shop.ws_shopping(self.page, {k: v for k, v in snake.items() if v is not None})
         ids = snake["updated_product_ids"] if isinstance(snake["updated_product_ids"], list) else []
+        promotion, msg_type = _text_id(_get(body, "promotion_id")), _exact(_get(body, "msg_type"))
+        if promotion and promotion != "0" and msg_type in (_SET_CURRENT, _CANCEL_CURRENT):
+            # the anchor starts (2) or stops (3) presenting this product
+            started = msg_type == _SET_CURRENT
+            self.result.events.append(ProductEvent(room_id, at, "explained" if started else "explain_ended",
+                                                   promotion_id=promotion, msg_type=str(msg_type)))
+            if started:
+                self.result.records += _snapshot(self.page, room_id, at, current_product_id=promotion)
         event: EventName = "sold_out" if _get(body, "sold_out") is True else "updated"
         raw = {name: _text_id(_get(body, name)) for name in ("msg_type", "update_type")}
         for value in ids:
@@ -296,7 +319,29 @@ def parse_messages(messages: Iterable[dict[str, Any]], *, url: str | None = None
             raise
         except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
             raise page.fail(f"push message {i}: unexpected shape: {type(exc).__name__}: {exc}") from None
+    parser.result.records = _merged(parser.result.records)
     return parser.result
+
+
+def _merged(records: list[Record]) -> list[Record]:
+    """One RoomSnapshot per (room, time): the messages of one frame share their ``create_time``, and a
+    snapshot is keyed by it, so each message's fields (viewers, likes, presented product) are united;
+    where two messages give one field, the later one's value is kept."""
+    out: list[Record] = []
+    at: dict[tuple[str, datetime], int] = {}
+    for record in records:
+        if not isinstance(record, RoomSnapshot):
+            out.append(record)
+            continue
+        key = (record.room_id, record.captured_at)
+        if key not in at:
+            at[key] = len(out)
+            out.append(record)
+            continue
+        earlier = out[at[key]]
+        assert isinstance(earlier, RoomSnapshot)
+        out[at[key]] = earlier.model_copy(update=record.model_dump(exclude_unset=True, exclude_none=True))
+    return out
 
 
 def parse(body: bytes | str, *, url: str | None = None, fetched_at: datetime) -> PushResult:

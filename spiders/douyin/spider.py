@@ -14,7 +14,16 @@ Seeds (``livefleet crawl douyin``):
   the live rooms of a category (720/1 is the recommended list), 15 a page;
 * ``{"kind": "room", "web_rid": "604946797621"}``: a room page, its shelf and streamer;
 * ``{"kind": "streamer", "sec_uid": "MS4wLjABAAAA..."}``: a streamer's profile and, while they are
-  live, their room page.
+  live, their room page;
+* ``{"kind": "push", "room_id": "7646341264819790154"}``: one poll of the live session's message
+  channel (``webcast/im/fetch/``, protobuf: ``wire.py``), which gives exact viewer counts (now and
+  cumulative), likes, the presented product and shelf changes, where the page shows rounded text.
+  A room page reached with ``"push"`` in ``follow`` polls its channel too.
+
+The channel's websocket (``webcast{N}-ws-web-*.douyin.com/webcast/im/push/v2/``) carries the
+same protobuf ``Response`` s; the fleet polls ``im/fetch`` instead, so the requests go through
+the shared queue, its rate limits and egress identities like every other page (a socket per
+room would not).
 
 A profile names the session's 19-digit ``room_id``, not the ``web_rid`` the room page
 wants; but the room page also answers at ``live.douyin.com/{unique_id}`` (the
@@ -37,10 +46,11 @@ from scrapy.http import Response
 from scrapy.settings import BaseSettings
 
 from models.entities import Product, Room, Streamer
+from models.errors import BlockedError
 from settings.browser import browser_settings
 from settings.defaults import value
 from spiders.base import PlatformSpider
-from spiders.douyin import pages
+from spiders.douyin import pages, push
 from spiders.douyin.middleware import SIGN
 from spiders.meta import PAGE_META, RENDER_META
 
@@ -55,7 +65,15 @@ DEFAULT_FOLLOW = ("rooms", "streamers", "products")
 WEB_PARAMS = {"aid": "6383", "app_name": "douyin_web", "live_id": "1", "device_platform": "web",
               "language": "zh-CN", "browser_language": "zh-CN", "browser_platform": "Win32",
               "browser_name": "Chrome", "browser_version": "124.0.0.0"}
-_PRIORITY = {"partition_rooms": 0, "room_page": 10, "shelf": 20, "user_profile": 20, "product_detail": 30}
+_PRIORITY = {"partition_rooms": 0, "room_page": 10, "im_fetch": 10, "shelf": 20, "user_profile": 20,
+             "product_detail": 30}
+#: What the web client sends to poll the room's message channel (besides WEB_PARAMS' browser fields).
+IM_PARAMS = {"resp_content_type": "protobuf", "did_rule": "3", "device_id": "", "app_name": "douyin_web",
+             "endpoint": "live_pc", "support_wrds": "1", "identity": "audience", "need_persist_msg_count": "15",
+             "insert_task_id": "", "live_reason": "", "version_code": "180800", "last_rtt": "0", "live_id": "1",
+             "aid": "6383", "fetch_rule": "1", "internal_ext": "", "device_platform": "web", "cookie_enabled": "true",
+             "browser_language": "zh-CN", "browser_platform": "Win32", "browser_name": "Mozilla",
+             "browser_online": "true", "tz_name": "Asia/Shanghai"}
 
 
 class DouyinSpider(PlatformSpider):
@@ -81,6 +99,10 @@ class DouyinSpider(PlatformSpider):
         return self.url(LIVE, "/")
 
     def parse_payload(self, body: bytes, *, url: str, fetched_at: datetime, kind: str) -> list[Any]:
+        if kind == "im_fetch":
+            if not body.strip() or body.strip() == b"blocked":
+                raise BlockedError("empty body: Douyin's risk-control answer", platform=self.platform, url=url)
+            return push.parse(body, url=url, fetched_at=fetched_at).records
         return pages.parse(body, url=url, fetched_at=fetched_at, kind=kind)
 
     # -- requests ----------------------------------------------------------------------------
@@ -142,6 +164,12 @@ class DouyinSpider(PlatformSpider):
         return self._api("product_detail", LIVE, "/ecom/product/detail/saas/pc/", params, follow=follow,
                          form=form)
 
+    def im_fetch(self, room_id: str, *, dont_filter: bool = False) -> scrapy.Request:
+        """One poll of the live session's message channel (a protobuf ``Response``)."""
+        params = {**IM_PARAMS, "room_id": room_id, "cursor": ""}
+        return self._api("im_fetch", LIVE, "/webcast/im/fetch/", params, follow=(), dont_filter=dont_filter,
+                         room_id=room_id)
+
     def requests_from_seed(self, seed: dict[str, Any]) -> Iterable[scrapy.Request]:
         kind, follow = seed.get("kind"), seed.get("follow", DEFAULT_FOLLOW)
         if kind == "category":
@@ -154,7 +182,9 @@ class DouyinSpider(PlatformSpider):
             if not sec_uid.replace("-", "").replace("_", "").isalnum():
                 raise ValueError(f"douyin streamer seed needs a sec_uid, got {seed.get('sec_uid')!r}")
             return [self.profile(sec_uid, follow, dont_filter=True)]
-        raise ValueError(f"unknown douyin seed kind {kind!r} (category, room, streamer)")
+        if kind == "push":
+            return [self.im_fetch(_digits(seed, "room_id"), dont_filter=True)]
+        raise ValueError(f"unknown douyin seed kind {kind!r} (category, room, streamer, push)")
 
     def follow(self, response: Response, kind: str, records: list[Any]) -> Iterable[scrapy.Request]:
         context = response.meta[PAGE_META]
@@ -172,6 +202,8 @@ class DouyinSpider(PlatformSpider):
             for room in rooms:
                 if "products" in follow and room.status == "live" and room.streamer_id:
                     yield self.shelf_page(room.room_id, room.streamer_id, 0, follow)
+                if "push" in follow and room.status == "live":
+                    yield self.im_fetch(room.room_id)
             if "streamers" in follow and not context.get("handle"):  # by handle: the profile led here
                 for streamer in records:
                     if isinstance(streamer, Streamer) and streamer.sec_id:
