@@ -101,6 +101,15 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float, *,
     Raises UrlRefused (the URL or an address it resolves to is refused), or
     OSError when there is no complete answer within ``timeout`` seconds (or
     ``cancel`` is set)."""
+    return exchange(url, body, headers, timeout, allow=allow, connect_timeout=connect_timeout, resolver=resolver,
+                    cancel=cancel)[0]
+
+
+def exchange(url: str, body: bytes, headers: Mapping[str, str], timeout: float, *,
+             allow: AllowList | str | None = None, connect_timeout: float | None = None,
+             resolver: Resolver | None = None, cancel: threading.Event | None = None) -> tuple[int, bytes]:
+    """:func:`post`, keeping the answer: ``(status, at most MAX_ANSWER bytes of the body)``. Chat robots
+    answer HTTP 200 to a refused message and say so in the body."""
     target = resolve_checked(url, allow, resolver=resolver)
     address = target.addresses[0]
     connection_class = _PinnedHTTPS if target.scheme == "https" else _PinnedHTTP
@@ -124,10 +133,10 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float, *,
     try:
         conn.request("POST", target.path, body=body, headers=dict(headers))
         response = conn.getresponse()
-        response.read(MAX_ANSWER)
+        answer = response.read(MAX_ANSWER)
         if expired.is_set():
             raise TimeoutError(f"no complete answer within {timeout:g}s")
-        return int(response.status)
+        return int(response.status), answer
     except (OSError, http.client.HTTPException) as exc:
         if expired.is_set():
             raise TimeoutError(f"no complete answer within {timeout:g}s") from None
