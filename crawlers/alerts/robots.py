@@ -85,8 +85,9 @@ KINDS = ("webhook", "dingtalk", "feishu", "wecom")
 UNKNOWN = "—"
 #: WeCom's cap on ``markdown.content``, in UTF-8 bytes.
 WECOM_MAX_BYTES = 4096
-#: Query parameters whose values are credentials (DingTalk's token and sign, WeCom's key).
-SECRET_PARAMS = frozenset({"access_token", "key", "sign"})
+#: Query parameters whose values are credentials (DingTalk's token and sign, WeCom's key, and the usual
+#: names of others): shown as ``***``.
+SECRET_PARAMS = frozenset({"access_token", "key", "token", "secret", "sign"})
 _FEISHU_HOOK = re.compile(r"(/open-apis/bot/v2/hook/)([^/?#]+)")
 #: Answers worth another try: rate limits and "system busy", per channel (see the module docstring).
 _RETRY_CODES = {"dingtalk": frozenset({-1, 130101, 410100}), "wecom": frozenset({-1, 45009, 45033}),
@@ -428,8 +429,11 @@ def answer_ok(kind: str, status: int, body: bytes) -> Answer:
 
 
 def redact_url(url: str) -> str:
-    """``url`` safe to print: ``access_token``, ``key`` and ``sign`` values and a Feishu hook token as ``***``."""
-    parts = urlsplit(url)
+    """``url`` safe to print: credential query values (:data:`SECRET_PARAMS`) and a Feishu hook token as ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
 
     def pair(text: str) -> str:
         name = text.partition("=")[0]

@@ -11,6 +11,7 @@ Each command is one module of this package with ``add_parsers(sub)`` and
     livefleet summary                                counts of what is in MongoDB
     livefleet status [--json]                        workers, queues, leases, dead letters, rates
     livefleet monitor add douyin URL|ID --every 30s --for 6h   watch a room; monitor list|stop
+    livefleet watch add NAME --platform P URL|ID... [--tier hot]   watchlists: import|list|remove|stop|alert
     livefleet campaign validate|run|runs             campaign files: check, run one now, list runs
     livefleet scheduler [--dir DIR] [--once]         every campaign of a folder on its schedule
     livefleet queue dead|retry-dead                  dead letters: list, or put back into the queue
@@ -43,7 +44,7 @@ COMMANDS: dict[str, str] = {
     "summary": "summary", "status": "status", "monitor": "monitor", "campaign": "campaign",
     "scheduler": "campaign", "queue": "queue", "spool": "spool", "services": "services", "stop": "services",
     "feed": "feed", "webhooks": "feed", "api": "api", "rank": "rank", "export": "export",
-    "migrate": "migrate", "sessions": "sessions",
+    "migrate": "migrate", "sessions": "sessions", "watch": "watch",
 }
 
 

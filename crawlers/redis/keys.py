@@ -170,6 +170,30 @@ class FleetKeys:
         """List of one monitor's recent events (JSON, newest first): stream started/ended, late ticks."""
         return f"{self.prefix}:monitor:{monitor}:events"
 
+    @property
+    def watchlists(self) -> str:
+        """Hash: watchlist name -> JSON definition (platform, state, notify-only, default tier and windows;
+        ``crawlers.watch.lists``)."""
+        return f"{self.prefix}:watchlists"
+
+    def watch_entries(self, name: str) -> str:
+        """Hash of one watchlist's entries: ``platform:kind:id`` -> JSON ``{target, tier, windows, added_at,
+        updated_at, source}``."""
+        return f"{self.prefix}:watchlist:{name}:entries"
+
+    def watch_subscribers(self, name: str) -> str:
+        """Hash of one watchlist's alert subscribers: id -> JSON (kind, URL, secret, events, thresholds)."""
+        return f"{self.prefix}:watchlist:{name}:subscribers"
+
+    @property
+    def watch_version(self) -> str:
+        """Counter INCRed (in the same MULTI) by every change of any watchlist: workers reload when it moves."""
+        return f"{self.prefix}:watchlists:version"
+
+    def watch_platform_version(self, platform: str) -> str:
+        """Counter INCRed by every change of one platform's watchlists (a worker of that platform polls it)."""
+        return f"{self.prefix}:watchlists:version:{platform}"
+
     def campaign_firing(self, campaign: str, firing: int) -> str:
         """Set (NX) by the scheduler that claims one firing (epoch seconds) of a campaign: it runs once fleet-wide."""
         return f"{self.prefix}:campaign:{campaign}:firing:{firing}"
@@ -185,3 +209,44 @@ class FleetKeys:
     def campaign_run_follower(self, run_id: str) -> str:
         """Held (with a short TTL, renewed) by the process following a campaign run to its end."""
         return f"{self.prefix}:campaign_run:{run_id}:follower"
+
+    # -- the watcher (crawlers/watch/service.py) and its alert queue ------------------------------------
+
+    def watch_due(self, platform: str) -> str:
+        """Sorted set: watched entry key -> its next check (Redis server time, epoch ms); claimed by a script."""
+        return f"{self.prefix}:watch:due:{platform}"
+
+    def watch_live(self, entry_key: str) -> str:
+        """One watched entry's live record (SET NX by the worker that saw it go live): JSON ``{room_id,
+        started_at, monitor_id, ...}``; deleted when its stream ends."""
+        return f"{self.prefix}:watch:live:{entry_key}"
+
+    def watch_lives(self, platform: str) -> str:
+        """Set of the entry keys of a platform that have a live record (swept for windows closing)."""
+        return f"{self.prefix}:watch:lives:{platform}"
+
+    def watch_ended(self, platform: str) -> str:
+        """Hash: entry key -> capture time (epoch ms) of the observation that ended its last stream."""
+        return f"{self.prefix}:watch:ended:{platform}"
+
+    def watch_aliases(self, platform: str) -> str:
+        """Hash: a streamer's other ID (sec_uid, handle) -> its streamer_id, learned from stored streamers."""
+        return f"{self.prefix}:watch:aliases:{platform}"
+
+    def alert_sent(self, subscriber: str, alert_key: str) -> str:
+        """Set NX (7 days) when an alert is queued for a subscriber: each alert is queued once."""
+        return f"{self.prefix}:alerts:sent:{subscriber}:{alert_key}"
+
+    def alert_outbox(self, subscriber: str) -> str:
+        """List of alerts (JSON) waiting to be sent to one subscriber."""
+        return f"{self.prefix}:alerts:outbox:{subscriber}"
+
+    @property
+    def alert_outboxes(self) -> str:
+        """Set of the subscribers whose outbox may hold alerts."""
+        return f"{self.prefix}:alerts:outboxes"
+
+    @property
+    def alert_failures(self) -> str:
+        """List of alerts (JSON, with the error) that could not be delivered."""
+        return f"{self.prefix}:alerts:failures"
