@@ -110,8 +110,8 @@ SETTINGS: tuple[Setting, ...] = (
             "again (a proxy that leaves the list is drained: no new requests, those under way finish)."),
     Setting("LIVEFLEET_EGRESS_DIRECT", "auto", "Whether the machine's own address is an identity: `auto` (only "
             "when no proxy is configured), `always` or `never`."),
-    Setting("LIVEFLEET_EGRESS_STRIKES", 3, "Failures in a row (blocks, connection or proxy errors) after which "
-            "an identity rests, fleet-wide, toward that platform."),
+    Setting("LIVEFLEET_EGRESS_STRIKES", 3, "Failures (blocks, connection or proxy errors) beyond its successes, "
+            "each success taking one back, after which an identity rests, fleet-wide, toward that platform."),
     Setting("LIVEFLEET_EGRESS_COOLDOWN_SECONDS", 30.0, "An identity's first rest; doubled after each failed "
             "probe."),
     Setting("LIVEFLEET_EGRESS_MAX_COOLDOWN_SECONDS", 600.0, "The longest rest, and how often a retired identity "

@@ -34,8 +34,18 @@ def test_failures_in_a_row_rest_an_identity_and_one_success_in_between_forgives_
     assert health.standings([("bilibili", "px-a")])[("bilibili", "px-a")].state == "ok"
     row = next(r for r in identity_report(health.server, health.keys.prefix) if r["identity"] == "px-a")
     assert row == {**row, "platform": "douyin", "label": "http://127.0.0.1:1", "state": "cooling", "requests": 10,
-                   "ok": 5, "blocks": 4, "errors": 1, "latency_ms": 100.0}
+                   "ok": 5, "blocks": 4, "errors": 1, "latency_ms": 100.0, "rests_total": 1}
     assert row["last_error"] is None  # a block has no error text; an error keeps its own
+
+
+def test_an_identity_refused_far_more_often_than_answered_rests_though_never_three_times_in_a_row(health):
+    # one answer between every two refusals (a crowded address): strikes 1, 2, 1, 2, 3 -> rested
+    states = []
+    for outcome in ("block", "block", "ok", "block", "block"):
+        states.append(health.record("bilibili", "px-c", "http://127.0.0.1:3", outcome)[0])
+    assert states == ["ok", "ok", "ok", "ok", "cooling"]
+    row = next(r for r in identity_report(health.server, health.keys.prefix) if r["identity"] == "px-c")
+    assert row["rests_total"] == 1 and row["blocks"] == 4 and row["ok"] == 1
 
 
 def test_a_rested_identity_comes_back_through_one_probe_and_is_retired_after_failed_probes(health):
@@ -61,6 +71,8 @@ def test_a_rested_identity_comes_back_through_one_probe_and_is_retired_after_fai
     assert health.take_probe("kuaishou", "px-b")  # ok: no probe needed
     state, _ = health.record("kuaishou", "px-b", "http://127.0.0.1:2", "error")
     assert state == "ok", "its rests are forgotten: strikes start again"
+    row = next(r for r in identity_report(health.server, health.keys.prefix) if r["identity"] == "px-b")
+    assert row["rests_total"] == 4, "but every rest it ever began is still counted"
 
 
 def test_the_pool_spreads_requests_and_skips_resting_identities(health):

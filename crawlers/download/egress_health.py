@@ -9,13 +9,15 @@ atomic Lua step per outcome and reads back every second. Its fields:
   by the spider through its session pool), ``errors`` (no answer: connection
   refused or reset, proxy tunnel or auth failure, timeout) and ``latency_ms``
   (sum over ``ok``, so mean latency = latency_ms / ok);
-* ``state``: ``ok``; ``cooling`` (``strikes`` failures in a row: no requests
+* ``state``: ``ok``; ``cooling`` (``strikes`` failures more than successes, each
+  success taking one failure back, so failures in a row or a mostly refused identity: no requests
   until ``cool_until``); ``probing`` (the rest is over and one request, the
   probe, is out: others wait for its answer); ``retired`` (``retire_after``
   rests in a row ended in failed probes: probed again only every
   ``max_cooldown`` seconds). A rest lasts ``cooldown`` seconds, doubled after
   each failed probe, at most ``max_cooldown``. One success brings the identity
-  back to ``ok`` and forgets its rests;
+  back to ``ok`` and forgets its rests; ``rests_total`` counts every rest it
+  ever began (never reset: how often an identity was rested, for operators);
 * ``label`` (``scheme://host:port``, never credentials), ``last_error`` (the
   failure's type and message, which Scrapy and Twisted write without
   credentials), ``cool_until`` and ``updated`` (Redis server time, epoch seconds).
@@ -64,7 +66,10 @@ if outcome == 'ok' then
   redis.call('HINCRBY', h, 'ok', n)
   redis.call('HINCRBY', h, 'latency_ms', math.floor(tonumber(ARGV[3])))
   if state == 'ok' then
-    redis.call('HSET', h, 'strikes', 0)
+    -- each success takes one strike back: an identity refused far more often than it is answered
+    -- still rests, though its rare answers (sent in batches, once a second) fall between the refusals
+    local left_strikes = tonumber(redis.call('HGET', h, 'strikes') or '0') - n
+    redis.call('HSET', h, 'strikes', math.max(0, left_strikes))
   elseif ARGV[10] == '1' and (state == 'probing' or tonumber(redis.call('HGET', h, 'cool_until') or '0') <= now) then
     redis.call('HSET', h, 'state', 'ok', 'rests', 0, 'cool_until', 0, 'strikes', 0)
     redis.call('DEL', KEYS[2])
@@ -86,6 +91,7 @@ if not rest then
   return {state, string.format('%.3f', math.max(0, left))}
 end
 local rests = redis.call('HINCRBY', h, 'rests', 1)
+redis.call('HINCRBY', h, 'rests_total', 1)
 local cooldown = math.min(tonumber(ARGV[5]) * 2 ^ (rests - 1), tonumber(ARGV[6]))
 state = 'cooling'
 if rests >= tonumber(ARGV[7]) then
@@ -217,7 +223,7 @@ def identity_report(server: redis.Redis, prefix: str) -> list[dict[str, Any]]:
             "platform": platform, "identity": identity, "label": raw.get("label", identity),
             "state": raw.get("state", "ok"),
             "requests": int(raw.get("requests", 0)), "ok": ok, "blocks": int(raw.get("blocks", 0)),
-            "errors": int(raw.get("errors", 0)),
+            "errors": int(raw.get("errors", 0)), "rests_total": int(raw.get("rests_total", 0)),
             "latency_ms": round(int(raw.get("latency_ms", 0)) / ok, 1) if ok else None,
             "rest_left_s": round(max(0.0, float(raw.get("cool_until", 0) or 0) - now), 1),
             "last_error": raw.get("last_error") or None,
