@@ -14,7 +14,8 @@ command line, so the two cannot drift:
   the campaign files, ``livefleet campaign run``, and the recorded runs;
 * ``GET /v1/sessions``, ``GET /v1/sessions/{platform}/{session_id}``: the ``live_sessions``
   documents (one per broadcast, SCHEMA.md), newest first, as ``livefleet export live_sessions``
-  writes them.
+  writes them;
+* ``/v1/watchlists/...``: ``livefleet watch`` (:mod:`crawlers.api.watch_routes`).
 
 ``/healthz`` answers without a token (for load balancers); it says nothing
 about the fleet. The token and the body's size (``LIVEFLEET_API_MAX_BODY_BYTES``,
@@ -46,6 +47,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from crawlers.api.guard import Guard
+from crawlers.api.watch_routes import watch_routes
 from crawlers.health.status import collect_status
 from models.platforms import Platform
 from settings.defaults import value
@@ -129,6 +131,7 @@ def create_app(context: ApiContext) -> FastAPI:
     _monitor_routes(v1, context)
     _campaign_routes(v1, context)
     _session_routes(v1, context)
+    watch_routes(v1, context.redis, context.prefix)
     app.include_router(v1)
     return app
 

@@ -85,7 +85,7 @@ from models.platforms import PLATFORMS
 
 __all__ = [
     "DEFAULT_TIER", "DEFAULT_TZ", "EVENTS", "KINDS", "MAX_IMPORT_LINES", "NAME", "SECRET_PARAMS", "STATES", "TIERS",
-    "AddResult", "ImportRefused", "ParsedImport", "Subscriber", "WatchEntry", "WatchList", "Windows",
+    "AddResult", "ImportRefused", "NoSuchList", "ParsedImport", "Subscriber", "WatchEntry", "WatchList", "Windows",
     "add_entries", "add_subscriber", "check_name", "create_list", "delete_list", "entries", "get_list", "import_file",
     "list_lists", "parse_import", "parse_tier", "parse_windows", "redact_url", "remove_entries",
     "remove_subscriber", "start_list", "stop_list", "subscribers", "target_key", "version", "watched",
@@ -226,8 +226,12 @@ def _bump(pipe: Any, keys: FleetKeys, platform: str) -> None:
     pipe.incr(keys.watch_version)
 
 
-def _missing(name: str) -> ValueError:
-    return ValueError(f"no watchlist {name!r} (see livefleet watch list)")
+class NoSuchList(ValueError):
+    """A name that is no watchlist."""
+
+
+def _missing(name: str) -> NoSuchList:
+    return NoSuchList(f"no watchlist {name!r} (see livefleet watch list)")
 
 
 def version(server: redis.Redis, prefix: str, platform: str | None = None) -> int:
