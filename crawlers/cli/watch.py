@@ -10,6 +10,8 @@
                               [--price-cut-pct 10] [--viewers 1000,5000]
     livefleet watch alert list NAME [--json]      subscribers, secrets never shown
     livefleet watch alert remove NAME ID
+    livefleet watch alert failures [--json] | replay   alerts that could not be delivered; send them again
+    livefleet watch run [--platform P] [--interval 60]   the watcher (crawlers/watch/service.py)
 
 The lists live in Redis (``crawlers.watch.lists``: the formats of windows and of import files are
 described there): ``REDIS_URL``, or the embedded server as for every command. Adding a target that
@@ -92,6 +94,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     al_rm = alert.add_parser("remove", help="remove a subscriber")
     al_rm.add_argument("name")
     al_rm.add_argument("id")
+    al_fail = alert.add_parser("failures", help="alerts that could not be delivered, with their errors")
+    al_fail.add_argument("--json", action="store_true", help="one JSON array")
+    al_fail.add_argument("--limit", type=int, default=100)
+    alert.add_parser("replay", help="put the failed alerts back in their outboxes (the watcher sends them)")
+    rn = actions.add_parser("run", help="the watcher: check watched accounts, start/stop monitors, queue alerts")
+    rn.add_argument("--platform", action="append", choices=PLATFORMS, help="check this platform's entries "
+                                                                          "(repeatable; default all)")
+    rn.add_argument("--interval", type=float, default=60.0, help="seconds between two checks of an entry")
+    rn.add_argument("--consumer", help="this watcher's name in the feeds' consumer group (default: host name)")
 
 
 def _server(config: Config) -> redis.Redis:
@@ -127,6 +138,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
     from crawlers.watch import lists
 
     prefix = config.key_prefix
+    if args.action == "run":
+        from crawlers.watch.service import run_command
+
+        if not 0 < args.interval <= 86400:  # NaN and inf fail too
+            raise ValueError(f"--interval is seconds above 0 and up to 86400, got {args.interval:g}")
+        return run_command(config, args.platform or PLATFORMS, args.interval, args.consumer)
     if args.action in ("add", "import"):
         windows = _windows_text(args)
         lists.parse_windows(windows, args.tz)  # refuse bad input before starting anything
@@ -211,6 +228,22 @@ def _alert(server: redis.Redis, prefix: str, args: argparse.Namespace, config: C
         else:
             print(f"subscriber {sub_id} of {args.name}: {public['kind']} {public['url']}"
                   f"{' (signed)' if public['signed'] else ''} events {','.join(public['events'])}")
+        return 0
+    if args.alert_action in ("failures", "replay"):
+        from crawlers.watch.outbox import alert_failures, replay_failures
+
+        if args.alert_action == "replay":
+            print(f"{replay_failures(server, prefix)} alert(s) back in their outboxes")
+            return 0
+        failed = alert_failures(server, prefix, args.limit)
+        if args.json:
+            print(json.dumps(failed, ensure_ascii=False))
+        for item in [] if args.json else failed:
+            alert = item.get("alert", {})
+            print(f"{item.get('failed_at', '')[:19]}  {item.get('list')}/{item.get('subscriber')}  "
+                  f"{alert.get('event')} {alert.get('platform')}:{alert.get('streamer_id')}  {item.get('error')}")
+        if not failed and not args.json:
+            print("no failed alerts")
         return 0
     if args.alert_action == "list":
         found = [s.public() for s in lists.subscribers(server, prefix, args.name)]

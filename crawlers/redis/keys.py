@@ -250,3 +250,9 @@ class FleetKeys:
     def alert_failures(self) -> str:
         """List of alerts (JSON, with the error) that could not be delivered."""
         return f"{self.prefix}:alerts:failures"
+
+    @property
+    def alert_inflight(self) -> str:
+        """Hash of the alerts being sent (token -> JSON: taken at, outbox, subscriber, the alert): an alert
+        whose sender died is put back in its outbox when its lease is over."""
+        return f"{self.prefix}:alerts:inflight"
