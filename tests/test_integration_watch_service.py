@@ -207,7 +207,8 @@ def test_two_watchers_start_one_monitor_and_queue_each_alert_once(redis_client, 
         outbox = [json.loads(x) for x in redis_client.lrange(keys.alert_outbox(sub), 0, -1)]
         assert [o["alert"]["event"] for o in outbox] == ["stream_started", "stream_ended"]
         assert outbox[1]["alert"]["data"] == {"duration_s": 3600.0, "peak_viewers": 1234, "gmv_estimate": None,
-                                              "gmv_low": None, "gmv_high": None}
+                                              "gmv_low": None, "gmv_high": None, "units_sold": None,
+                                              "estimator_version": None}
         assert redis_client.llen(keys.alert_outbox(ding)) == 1  # it takes stream_started only
 
         # A "live" document captured before the end, read late, starts nothing.
@@ -471,7 +472,8 @@ def test_a_watched_streamer_going_live_gets_a_monitor_and_alerts_by_itself(tmp_p
             assert events == ["stream_started", "stream_ended"], events
             assert all(r.accepted for r in robots.of("webhook"))
             ended = robots.of("webhook")[1].json["alert"]
-            assert set(ended["data"]) == {"duration_s", "peak_viewers", "gmv_estimate", "gmv_low", "gmv_high"}
+            assert set(ended["data"]) == {"duration_s", "peak_viewers", "gmv_estimate", "gmv_low", "gmv_high",
+                                          "units_sold", "estimator_version"}
             assert len(registry.list()) == 1
             assert "get_status_info_by_uids" in " ".join(sandbox.stats()["endpoints"])
             assert sum(w.stats.started for w in watchers) == 1 and sum(w.stats.ended for w in watchers) == 1

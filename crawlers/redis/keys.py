@@ -251,6 +251,10 @@ class FleetKeys:
         """List of alerts (JSON, with the error) that could not be delivered."""
         return f"{self.prefix}:alerts:failures"
 
+    def watch_marks(self, platform: str) -> str:
+        """Hash entry -> JSON {at, peak}: how far a live entry's session has been turned into alerts."""
+        return f"{self.prefix}:watch:marks:{platform}"
+
     @property
     def alert_inflight(self) -> str:
         """Hash of the alerts being sent (token -> JSON: taken at, outbox, subscriber, the alert): an alert

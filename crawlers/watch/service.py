@@ -99,6 +99,8 @@ from crawlers.queue.feeder import push_seeds
 from crawlers.redis.keys import FleetKeys, SpiderKeys
 from crawlers.watch import lists
 from crawlers.watch.checks import CHECKS, CLAIM, STATUS_BATCH, SYNC, _hash, check_seeds
+from crawlers.watch.insession import EVERY_S as SESSION_EVERY_S
+from crawlers.watch.insession import SUMMARY_WAIT_MS, ended_summary, queue_session_alerts
 from crawlers.watch.lists import Subscriber, WatchEntry
 from crawlers.watch.observe import Observation, _id, _Index, _ms, _text
 from crawlers.watch.outbox import ALERT_TTL_S, QUEUE, _fields, deliver_pending, queue_alert
@@ -115,6 +117,8 @@ FEEDS = ("rooms", "streamers")
 MONITOR_FOR_S = 12 * 3600.0
 #: A start or an end left half done this long (its worker died) is redone by another worker.
 STALE_MS = 60_000
+#: How often an end waiting for its session's summary looks again.
+AWAIT_POLL_MS = 5_000
 #: Platforms whose room id is per broadcast (``crawlers.sessions.build``): the session id is the room id.
 PER_BROADCAST = frozenset({"douyin", "taobao"})
 #: Platforms whose check of a streamer may give a streamers document only (Douyin's profile: ``is_live`` and
@@ -222,6 +226,9 @@ class Watcher:
         self._known_aliases: dict[tuple[str, str], str] = {}
         self._aliases_read: dict[str, float] = {}
         self._next_sweep = 0.0
+        self._next_sessions = 0.0
+        #: Seconds between two reads of the live entries' sessions (in-session alerts).
+        self.session_every = SESSION_EVERY_S
         #: A "live" document older than this (capture time) starts nothing: it is history, not news.
         self.fresh_ms = max(120_000, 3 * self.every_ms)
         self.readers = [FeedReader(server, prefix, feed, GROUP, self.consumer, claim_idle_ms=claim_idle_ms)
@@ -446,10 +453,22 @@ class Watcher:
         if record.get("monitor_id"):
             self.registry.stop(record["monitor_id"])
         if entry is not None and record.get("reason") != "unwatched":
-            alert = self._alert("stream_ended", entry, record, int(record["ended_ms"]), self._summary(record))
+            session = self._session(record)
+            closed = session is not None and session.get("status") == "ended"
+            if record.get("reason") == "ended" and session is not None and not closed \
+                    and self._now_ms() < int(record["ended_ms"]) + SUMMARY_WAIT_MS:
+                # the session builder has not closed the session yet: its summary would be partial
+                self._update(key, lambda r: {**r, "awaiting": True} if r.get("phase") == "ending" else None)
+                return
+            if session is not None and self.db is not None:  # what the session said last, then the end
+                queue_session_alerts(self.server, self.keys.watch_marks(platform), self.db, platform,
+                                     [{**record, "phase": "live"}], {key: entry}, self._subscribers,
+                                     self._queue_one, self._streamer_name)
+            alert = self._alert("stream_ended", entry, record, int(record["ended_ms"]), self._summary(session))
             self._queue_alerts(entry, alert)
         pipe = self.server.pipeline(transaction=True)
         pipe.hset(self.keys.watch_ended(platform), key, int(record["ended_ms"]))
+        pipe.hdel(self.keys.watch_marks(platform), key)
         pipe.delete(self.keys.watch_live(key))
         pipe.srem(self.keys.watch_lives(platform), key)
         pipe.execute()
@@ -499,6 +518,12 @@ class Watcher:
                                          and now_ms - int(r.get("phase_ms") or 0) >= STALE_MS else None)
                     if taken is not None:
                         self._finish_start(entry, taken, None)
+                elif phase == "ending" and record.get("awaiting") and now_ms - int(record.get("phase_ms") or 0) \
+                        >= AWAIT_POLL_MS:
+                    taken = self._update(key, lambda r: {**r, "phase_ms": now_ms, "owner": self.consumer}
+                                         if r.get("phase") == "ending" and r.get("awaiting") else None)
+                    if taken is not None:
+                        self._finish_end(entry, taken)
                 elif phase == "ending" and stale:
                     taken = self._update(key, lambda r: {**r, "phase_ms": now_ms, "owner": self.consumer}
                                          if r.get("phase") == "ending"
@@ -562,11 +587,10 @@ class Watcher:
             return None
         return (doc or {}).get("nickname") or None
 
-    def _summary(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """The ended session's figures from ``live_sessions`` (None for what is not known)."""
-        out: dict[str, Any] = dict.fromkeys(("duration_s", "peak_viewers", "gmv_estimate", "gmv_low", "gmv_high"))
+    def _session(self, record: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The broadcast's ``live_sessions`` document (by its session id, else the room's newest); None if none."""
         if self.db is None or not record.get("room_id"):
-            return out
+            return None
         query: dict[str, Any] = {"platform": record["platform"], "room_id": record["room_id"]}
         try:
             doc = None
@@ -576,12 +600,32 @@ class Watcher:
                 doc = self.db.live_sessions.find_one(query, sort=[("last_seen_live_at", -1)])
         except PyMongoError as exc:
             log.warning("watch: reading live_sessions failed: %s", exc)
-            return out
-        if doc is not None:
-            out.update(duration_s=doc.get("duration_s"), peak_viewers=doc.get("viewers_peak"),
-                       gmv_estimate=doc.get("gmv_estimate"), gmv_low=doc.get("gmv_low"),
-                       gmv_high=doc.get("gmv_high"))
-        return {k: _number(v) for k, v in out.items()}
+            return None
+        return doc
+
+    def _summary(self, session: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The ended session's figures (None for what is not known)."""
+        return {k: _number(v) for k, v in ended_summary(session).items()}
+
+    def session_alerts(self) -> int:
+        """Queue the in-session alerts of every live entry (``crawlers.watch.insession``)."""
+        if self.db is None:
+            return 0
+        queued = 0
+        for platform in PLATFORMS:
+            keys = sorted(_text(k) for k in self.server.smembers(self.keys.watch_lives(platform)))
+            if not keys:
+                continue
+            records = [json.loads(raw) for raw in self.server.mget([self.keys.watch_live(k) for k in keys]) if raw]
+            queued += queue_session_alerts(
+                self.server, self.keys.watch_marks(platform), self.db, platform, records,
+                self._index[platform].entries, self._subscribers, self._queue_one, self._streamer_name)
+        self.stats.alerts_queued += queued
+        return queued
+
+    def _queue_one(self, sub: Subscriber, alert: Alert, watchlist: str) -> bool:
+        return queue_alert(self.server, self.prefix, sub, Alert(**{**_fields(alert), "watchlist": watchlist}),
+                           script=self._queue)
 
     def deliver_alerts(self) -> dict[str, int]:
         counts = deliver_pending(self.server, self.prefix, self.allow)
@@ -601,6 +645,9 @@ class Watcher:
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + self.sweep_every
             self.sweep()
+        if time.monotonic() >= self._next_sessions:
+            self._next_sessions = time.monotonic() + self.session_every
+            self.session_alerts()
         if self.deliver if deliver is None else deliver:
             self.deliver_alerts()
 
