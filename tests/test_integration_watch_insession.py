@@ -119,3 +119,16 @@ def test_stream_ended_waits_for_the_session_builder_to_close_the_session(live, r
     (ended,) = [a for a in outbox if a["event"] == "stream_ended"]
     assert ended["data"]["duration_s"] == 600.0 and ended["data"]["gmv_estimate"] == 1234.5
     assert ended["data"]["gmv_low"] == 1000.0 and ended["data"]["peak_viewers"] == 1200
+
+
+def test_a_tier_changed_while_live_changes_the_monitors_interval(live, redis_client):
+    from crawlers.monitor.registry import Registry
+
+    prefix, watcher, record = live["prefix"], live["watcher"], live["record"]
+    registry = Registry(redis_client, prefix)
+    assert registry.get(record["monitor_id"]).every_s == 60.0  # normal
+    lists.add_entries(redis_client, prefix, "evening", ["https://space.bilibili.com/1001"], tier="hot")
+    watcher.sync()
+    watcher.sweep()
+    assert registry.get(record["monitor_id"]).every_s == 30.0
+    assert json.loads(redis_client.get(FleetKeys(prefix).watch_live("bilibili:streamer:1001")))["every_s"] == 30.0

@@ -291,6 +291,26 @@ class Registry:
         pipe.execute()
         return self.get(monitor_id)
 
+    def set_every(self, monitor_id: str, every: float | str) -> Monitor | None:
+        """Change a monitor's interval; its next tick keeps its slot, the ones after follow the new
+        interval (the claim reads it from the definition). None if there is no such monitor."""
+        every_s, _ = check_durations(every, 1)
+        key = self.keys.monitors
+
+        def write(pipe: redis.client.Pipeline) -> bool:
+            raw = pipe.hget(key, monitor_id)
+            if raw is None:
+                return False
+            definition = json.loads(raw)
+            definition["every_s"] = every_s
+            pipe.multi()
+            pipe.hset(key, monitor_id, json.dumps(definition, ensure_ascii=False, sort_keys=True))
+            return True
+
+        if not self.server.transaction(write, key, value_from_callable=True):
+            return None
+        return self.get(monitor_id)
+
     # -- workers -------------------------------------------------------------------------------
     def claim(self, platform: str, limit: int = 100, late_fraction: float = 0.25) -> list[dict[str, Any]]:
         """Claim the due ticks of ``platform``'s monitors (atomic across workers)."""

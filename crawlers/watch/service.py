@@ -67,11 +67,11 @@ Checks per platform (:data:`CHECKS`), each a seed with ``follow=[]`` (nothing fo
 The monitor started for a Bilibili streamer watches the room found live (room pages are cheaper than
 a streamer's five); every other entry's monitor watches the entry's own target.
 
-Limits: the ``stream_ended`` summary is what ``live_sessions`` holds when the end is seen (the session
-builder may not have closed the session yet: partial figures, or None); a monitor keeps the tier it was
-started with when the entry's tier changes while it is live; from one outbox alerts may be sent out of
-order when several watchers deliver at once; ``livefleet watch run`` (``crawlers/cli/watch.py``) runs
-:func:`run_command`.
+``stream_ended`` waits (at most ``insession.SUMMARY_WAIT_MS``) for the session builder to close the
+session, so its summary is whole; during the broadcast, :mod:`crawlers.watch.insession` turns the live
+session into shelf and viewer alerts. A tier changed while an entry is live changes its monitor's
+interval (the sweep). From one outbox alerts may be sent out of order when several watchers deliver at
+once. ``livefleet watch run`` (``crawlers/cli/watch.py``) runs :func:`run_command`.
 """
 
 from __future__ import annotations
@@ -409,7 +409,7 @@ class Watcher:
             monitor = self.registry.add(entry.platform, self._monitor_target(entry, record), entry.every_s,
                                         MONITOR_FOR_S)
             record["monitor_id"] = monitor.id
-            if not self._update(entry.key, lambda r: {**r, "monitor_id": monitor.id}
+            if not self._update(entry.key, lambda r: {**r, "monitor_id": monitor.id, "every_s": entry.every_s}
                                 if r.get("phase") == "starting" else None):
                 self.registry.stop(monitor.id)  # the stream ended meanwhile
                 return
@@ -535,7 +535,16 @@ class Watcher:
                 elif phase == "live" and entry is not None and not entry.in_window(now):
                     self._went_off(entry, None, reason="window closed")
                 elif phase == "live" and entry is not None and record.get("monitor_id"):
+                    if record.get("every_s") != entry.every_s:
+                        self._retier(entry, record)
                     self._renew(entry, record, now_ms)
+
+    def _retier(self, entry: WatchEntry, record: Mapping[str, Any]) -> None:
+        """The entry's tier changed while it is live: its monitor takes the new interval from its next slot."""
+        self.registry.set_every(record["monitor_id"], entry.every_s)
+        self._update(entry.key, lambda r: {**r, "every_s": entry.every_s}
+                     if r.get("monitor_id") == record["monitor_id"] else None)
+        log.info("watch: %s now sampled every %gs (tier %s)", entry.key, entry.every_s, entry.tier)
 
     def _renew(self, entry: WatchEntry, record: Mapping[str, Any], now_ms: int) -> None:
         """A stream still live past its monitor's ``for`` (MONITOR_FOR_S): start another monitor. A monitor an
