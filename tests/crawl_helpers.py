@@ -42,11 +42,11 @@ class Fleet:
         finally:
             client.close()
 
-    def start(self, count: int = 1, idle_close: float = 2) -> None:
+    def start(self, count: int = 1, idle_close: float = 2, *, watch: bool = False, sessions: bool = False) -> None:
         for _ in range(count):
             n = len(self.procs)
             with (self.tmp_path / f"worker-{n}.log").open("wb") as log:
-                cmd = worker_command([self.spider], idle_close=idle_close,
+                cmd = worker_command([self.spider], idle_close=idle_close, watch=watch, sessions=sessions,
                                      stats_file=self.tmp_path / f"stats-{n}.json")
                 self.procs.append(subprocess.Popen(cmd, env=self.environment, cwd=ROOT, stdout=log,
                                                    stderr=subprocess.STDOUT))

@@ -101,7 +101,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     rn = actions.add_parser("run", help="the watcher: check watched accounts, start/stop monitors, queue alerts")
     rn.add_argument("--platform", action="append", choices=PLATFORMS, help="check this platform's entries "
                                                                           "(repeatable; default all)")
-    rn.add_argument("--interval", type=float, default=60.0, help="seconds between two checks of an entry")
+    rn.add_argument("--interval", type=float, help="seconds between two checks of an entry (default "
+                                                   "LIVEFLEET_WATCH_INTERVAL_SECONDS, 60)")
     rn.add_argument("--consumer", help="this watcher's name in the feeds' consumer group (default: host name)")
 
 
@@ -141,6 +142,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if args.action == "run":
         from crawlers.watch.service import run_command
 
+        if args.interval is None:
+            import os
+
+            from settings.defaults import value
+
+            args.interval = float(value(os.environ, "LIVEFLEET_WATCH_INTERVAL_SECONDS"))
         if not 0 < args.interval <= 86400:  # NaN and inf fail too
             raise ValueError(f"--interval is seconds above 0 and up to 86400, got {args.interval:g}")
         return run_command(config, args.platform or PLATFORMS, args.interval, args.consumer)

@@ -47,13 +47,16 @@ def run_worker(
     stats_file: Path | None = None,
     overrides: dict[str, Any] | None = None,
     sessions: bool = False,
+    watch: bool = False,
 ) -> int:
     """Run the spiders until they close; return 0 when every one finished cleanly.
 
     ``sessions``: also run the session builder (``crawlers/sessions``) in a thread of this process,
-    for small deployments and the demo; it stops with the spiders, after a last round."""
+    for small deployments and the demo; it stops with the spiders, after a last round. ``watch``: also run
+    the watcher (``crawlers/watch``) for the platforms of ``spiders``, in a thread."""
     services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
     builder = _start_session_builder(config, services) if sessions else None
+    watcher = _WatchThread(config, services, spiders) if watch else None
     settings = build_settings(config, services, LIVEFLEET_IDLE_CLOSE_SECONDS=idle_close, **(overrides or {}))
     process = CrawlerProcess(settings)
     crawlers = [process.create_crawler(name) for name in spiders]
@@ -64,6 +67,8 @@ def run_worker(
     # crawl's CPU (see bench/README.md). Collect the old generation less often.
     gc.set_threshold(700, 10, 100)
     process.start()
+    if watcher is not None:
+        watcher.stop()
     if builder is not None:
         builder.stop()
     report = {
@@ -78,11 +83,13 @@ def run_worker(
 
 
 def worker_command(spiders: Sequence[str], *, idle_close: float = 0, stats_file: Path | None = None,
-                   sessions: bool = False) -> list[str]:
+                   sessions: bool = False, watch: bool = False) -> list[str]:
     """The command line of a ``livefleet worker`` child process (demo, tests, benchmarks)."""
     cmd = [sys.executable, "-m", "crawlers", "worker", "--idle-close", str(idle_close)]
     if sessions:
         cmd.append("--sessions")
+    if watch:
+        cmd.append("--watch")
     for spider in spiders:
         cmd += ["--spider", spider]
     if stats_file is not None:
@@ -135,6 +142,33 @@ class _SessionThread:
         close_store(self.client)
 
 
+class _WatchThread:
+    """The watcher on a thread of the worker (``--watch``): the worker's platforms' watched accounts."""
+
+    def __init__(self, config: Config, services: Services, spiders: Sequence[str]) -> None:
+        from crawlers.redis.connection import get_redis
+        from crawlers.watch.service import Watcher
+        from pipelines.p300_store import open_store
+        from settings.defaults import value
+        from spiders.platforms import PLATFORMS
+
+        platforms = [p for p, info in PLATFORMS.items() if info.spider in spiders]
+        self.client, db = open_store(services.mongo_uri, config.mongo_db)
+        self.watcher = Watcher(get_redis(services.redis_url), config.key_prefix, db, platforms=platforms,
+                               check_interval=value(os.environ, "LIVEFLEET_WATCH_INTERVAL_SECONDS"),
+                               consumer=f"{os.uname().nodename}-{os.getpid()}-watch", allow=config.webhook_allow)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.watcher.run, args=(self.stopping,), name="watcher", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        from pipelines.p300_store import close_store
+
+        self.stopping.set()
+        self.thread.join(timeout=40)
+        close_store(self.client)
+
+
 def _start_session_builder(config: Config, services: Services) -> _SessionThread:
     return _SessionThread(config, services)
 
@@ -151,6 +185,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--stats-file", type=Path, help="write the final Scrapy stats here as JSON")
     p.add_argument("--sessions", action="store_true",
                    help="also build live_sessions from the feeds in this process (small deployments, the demo)")
+    p.add_argument("--watch", action="store_true",
+                   help="also run the watcher for this worker's platforms: watched accounts going live start "
+                        "monitors, alerts are sent (any number of workers may)")
 
 
 def run(args: Any, config: Config) -> int:
@@ -158,4 +195,4 @@ def run(args: Any, config: Config) -> int:
 
     spiders = args.spider or [info.spider for info in PLATFORMS.values()]
     return run_worker(config, spiders, idle_close=args.idle_close, stats_file=args.stats_file,
-                      sessions=args.sessions)
+                      sessions=args.sessions, watch=args.watch)
