@@ -36,7 +36,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
-from models.entities import QuarantineRecord, Record
+from models.entities import ProductSnapshot, QuarantineRecord, Record, RoomSnapshot
 from models.errors import BlockedError, GoneError, PageError, PermanentPageError, RetryablePageError
 from settings.defaults import value
 from spiders.meta import GAVE_UP_META, PAGE_META, SESSION_META
@@ -69,8 +69,18 @@ class PlatformSpider(scrapy.Spider):
 
     async def start(self) -> AsyncIterator[Any]:
         for seed in self._local_seeds:
-            for request in self.requests_from_seed(seed):
+            for request in self.seed_requests(seed):
                 yield request
+
+    def seed_requests(self, seed: dict[str, Any]) -> list[scrapy.Request]:
+        """:meth:`requests_from_seed`, and what every seed may say whatever its platform: ``"snapshots":
+        false`` (a notify-only watch's check) keeps the pages' records but drops their snapshots (no time
+        series is stored for the account)."""
+        requests = list(self.requests_from_seed(seed))
+        if seed.get("snapshots") is False:
+            for request in requests:
+                request.meta[PAGE_META] = {**request.meta.get(PAGE_META, {}), "snapshots": False}
+        return requests
 
     # -- to implement per platform ------------------------------------------------------------
 
@@ -159,7 +169,11 @@ class PlatformSpider(scrapy.Spider):
         self._speed_up(response)
         stats.inc_value(f"livefleet/spider/pages/{self.platform}/{kind}")
         records = self.annotate(response, kind, records)
+        keep_snapshots = context.get("snapshots") is not False
         for record in records:
+            if not keep_snapshots and isinstance(record, RoomSnapshot | ProductSnapshot):
+                stats.inc_value(f"livefleet/spider/snapshots_not_kept/{self.platform}")
+                continue
             if isinstance(record, Record) and record.collection:  # lists like areas only steer the crawl
                 yield record
         for request in self.follow(response, kind, records):

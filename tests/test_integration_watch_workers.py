@@ -88,3 +88,31 @@ def _status_calls(sandbox: Any) -> int:
 def _ding_event(body: dict[str, Any]) -> str:
     title = body["markdown"]["title"]
     return "stream_started" if "开播" in title else "stream_ended" if "下播" in title else title
+
+
+def test_a_notify_only_check_stores_the_rooms_state_but_no_snapshots(tmp_path, redis_server, mongo_server):
+    from pymongo import MongoClient
+
+    from sandbox.process import start_sandbox
+    from tests.crawl_helpers import run_crawl
+
+    with start_sandbox("--platforms", "bilibili", "--time-scale", "0", "--no-chaos", "--no-faults",
+                       "--streamers", "40") as sandbox:
+        uids = sorted({str(r["uid"]) for r in sandbox.truth("bilibili")["rooms"]})[:30]
+        counts = {}
+        for notify_only in (True, False):
+            seed: dict[str, Any] = {"kind": "status", "uids": uids, "follow": []}
+            if notify_only:
+                seed["snapshots"] = False
+            (tmp_path / str(notify_only)).mkdir()
+            _, db_name, _ = run_crawl(tmp_path / str(notify_only), sandbox, redis_server.url, mongo_server.url,
+                                      spider="bilibili", seeds=[seed])
+            client: MongoClient[dict[str, Any]] = MongoClient(mongo_server.url)
+            try:
+                db = client[db_name]
+                counts[notify_only] = (db.rooms.count_documents({}), db.room_snapshots.count_documents({}))
+            finally:
+                client.drop_database(db_name)
+                client.close()
+    assert counts[True][0] == counts[False][0] == 30, counts
+    assert counts[True][1] == 0 and counts[False][1] > 0, counts

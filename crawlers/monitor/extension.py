@@ -126,7 +126,7 @@ class MonitorServer:
             definition = self.registry.definition(monitor) or {}
             seed = definition.get("seed")
         try:
-            requests = list(spider.requests_from_seed(seed))  # type: ignore[attr-defined]
+            requests = spider.seed_requests(seed)  # type: ignore[attr-defined]
         except Exception as exc:  # a seed the spider no longer takes: reported, the monitor goes on
             logger.error("Monitor %s: its seed %r was refused by %s: %s", monitor, seed, spider.name, exc)
             self.crawler.stats.inc_value("livefleet/monitor/bad_seed")

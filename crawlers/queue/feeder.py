@@ -158,7 +158,7 @@ class SeedFeeder:
         for item in raw:
             try:
                 seed = json.loads(item)
-                requests = list(spider.requests_from_seed(seed))  # type: ignore[attr-defined]
+                requests = spider.seed_requests(seed)  # type: ignore[attr-defined]
             except Exception as exc:  # a bad seed is reported and kept aside, never silently lost
                 self.server.rpush(f"{keys.seeds}:rejected", item)
                 logger.error("Seed rejected (%s): %r", exc, item)

@@ -68,17 +68,21 @@ return out
 
 def check_seeds(platform: str, entries: Sequence[WatchEntry]) -> list[dict[str, Any]]:
     """The seeds checking ``entries`` (:data:`CHECKS`): Bilibili streamers 50 to a status seed, every
-    other entry its own seed following nothing."""
+    other entry its own seed following nothing. A notify-only entry's check keeps no snapshots
+    (``"snapshots": false``: the rooms' state is stored, no time series)."""
     seeds: list[dict[str, Any]] = []
-    uids: list[str] = []
+    uids: dict[bool, list[str]] = {False: [], True: []}
     for entry in entries:
         if platform == "bilibili" and entry.target["kind"] == "streamer":
-            uids.append(entry.target["id"])
+            uids[entry.notify_only].append(entry.target["id"])
         else:
-            seeds.append(entry.as_target().seed([]))
-    uids = sorted(set(uids), key=int)
-    seeds += [{"kind": "status", "uids": uids[i:i + STATUS_BATCH], "follow": []}
-              for i in range(0, len(uids), STATUS_BATCH)]
+            seed = entry.as_target().seed([])
+            seeds.append({**seed, "snapshots": False} if entry.notify_only else seed)
+    for notify_only, batch in uids.items():
+        ordered = sorted(set(batch), key=int)
+        for i in range(0, len(ordered), STATUS_BATCH):
+            seed: dict[str, Any] = {"kind": "status", "uids": ordered[i:i + STATUS_BATCH], "follow": []}
+            seeds.append({**seed, "snapshots": False} if notify_only else seed)
     return seeds
 
 
