@@ -82,6 +82,8 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
      "`127.0.0.1:8765,hooks.internal,10.1.0.0/16`; every other such URL is refused."),
     ("LIVEFLEET_API_TOKEN", "(unset)", "Bearer token every `livefleet api` call must send; the API refuses to "
      "start without one."),
+    ("LIVEFLEET_WATCH_INTERVAL_SECONDS", "60", "Seconds between two checks of a watched account for going live "
+     "(`livefleet watch run`, `livefleet worker --watch`), spread evenly over the interval."),
 )
 
 @dataclass(frozen=True)
@@ -130,6 +132,8 @@ class Config:
     webhook_secret: str | None = None
     #: Webhook receivers allowed although not public (``crawlers/feeds/urlcheck.py``); empty: none.
     webhook_allow: str = ""
+    #: Seconds between two checks of a watched account (``crawlers/watch``).
+    watch_interval: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -175,6 +179,7 @@ class Config:
             api_token=env.get("LIVEFLEET_API_TOKEN") or None,
             webhook_secret=env.get("LIVEFLEET_WEBHOOK_SECRET") or None,
             webhook_allow=env.get("LIVEFLEET_WEBHOOK_ALLOW") or "",
+            watch_interval=_float(env, "LIVEFLEET_WATCH_INTERVAL_SECONDS", cls.watch_interval),
         )
 
 

@@ -154,8 +154,6 @@ SETTINGS: tuple[Setting, ...] = (
             "of its interval (or due while the last is unanswered) is late."),
     Setting("LIVEFLEET_MONITOR_PRIORITY", 1000, "Queue priority the monitor extension adds to monitor requests."),
     Setting("LIVEFLEET_MONITOR_CLAIM_BATCH", 200, "Due ticks the monitor extension claims at a time."),
-    Setting("LIVEFLEET_WATCH_INTERVAL_SECONDS", 60.0, "Seconds between two checks of a watched account for going "
-            "live (`livefleet watch run`, `livefleet worker --watch`), spread evenly over the interval."),
     Setting("LIVEFLEET_HEARTBEAT_SECONDS", 5.0, "Seconds between a worker's heartbeats and stats flushes to "
             "Redis (the heartbeat extension, `crawlers/health/heartbeat.py`; 0: off)."),
     # -- the browser (crawlers/download/browser.py, pages.py) -------------------------------------------

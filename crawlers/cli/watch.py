@@ -143,11 +143,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         from crawlers.watch.service import run_command
 
         if args.interval is None:
-            import os
-
-            from settings.defaults import value
-
-            args.interval = float(value(os.environ, "LIVEFLEET_WATCH_INTERVAL_SECONDS"))
+            args.interval = config.watch_interval
         if not 0 < args.interval <= 86400:  # NaN and inf fail too
             raise ValueError(f"--interval is seconds above 0 and up to 86400, got {args.interval:g}")
         return run_command(config, args.platform or PLATFORMS, args.interval, args.consumer)

@@ -149,13 +149,12 @@ class _WatchThread:
         from crawlers.redis.connection import get_redis
         from crawlers.watch.service import Watcher
         from pipelines.p300_store import open_store
-        from settings.defaults import value
         from spiders.platforms import PLATFORMS
 
         platforms = [p for p, info in PLATFORMS.items() if info.spider in spiders]
         self.client, db = open_store(services.mongo_uri, config.mongo_db)
         self.watcher = Watcher(get_redis(services.redis_url), config.key_prefix, db, platforms=platforms,
-                               check_interval=value(os.environ, "LIVEFLEET_WATCH_INTERVAL_SECONDS"),
+                               check_interval=config.watch_interval,
                                consumer=f"{os.uname().nodename}-{os.getpid()}-watch", allow=config.webhook_allow)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.watcher.run, args=(self.stopping,), name="watcher", daemon=True)

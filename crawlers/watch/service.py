@@ -11,7 +11,7 @@ through Redis, claimed atomically, and safe to repeat after a crash. A round (:m
    interval (``rank * interval / n``, plus the hash within its share), so 120 entries at 60 s are
    two a second, never a burst. The add/remove is one script that first checks the version is still
    the one loaded, so a worker with an older copy never removes what a newer one added.
-2. **check** (every ``check_every``, by default a tenth of the interval up to 5 s, so the entries due
+2. **check** (every ``check_every``, by default a twentieth of the interval, at most 5 s, so the entries due
    meanwhile go out together: Bilibili status seeds batch them): :data:`CLAIM` takes the due entries
    and moves each to its next slot (``due + interval``, skipping missed slots) in one script: two
    workers never check the same entry twice in one interval. Entries outside their time window are
@@ -212,7 +212,7 @@ class Watcher:
         self.sweep_every = sweep_every
         #: How often due checks are claimed: the entries due within it go out together (Bilibili's
         #: status seeds batch them), while the slots stay spread over the interval.
-        self.check_every = min(5.0, check_interval / 10) if check_every is None else check_every
+        self.check_every = min(5.0, check_interval / 20) if check_every is None else check_every
         self._next_check = 0.0
         self.registry = Registry(server, prefix)
         self.stats = WatchStats()
