@@ -44,6 +44,7 @@ SIZING = frozenset({"sizing", "sizing_requests_per_room_tick", "sizing_worker_cp
                     "sizing_store_cpu_ms_per_page"})
 EGRESS = frozenset({"egress"}) | EGRESS_FIGURES | SIZING
 #: ``--only`` names of the live-session benchmark (bench/sessions.py).
+WATCH = frozenset({"watch", "live_discovery_p95_s", "alert_latency_p95_s", "monitors_per_worker"})
 SESSIONS = frozenset({"sessions", "gmv_estimate_error_60s", "gmv_bounds_coverage", "explanation_timeline_recall",
                       "session_builder_vs_store"})
 
@@ -196,7 +197,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     p.add_argument("--only", action="append",
                    choices=sorted({*TARGETS, "render", "dedup", "fleet_rate", "fleet_scale", "monitor", *EGRESS,
-                                   *SESSIONS}),
+                                   *SESSIONS, *WATCH}),
                    help="run only this benchmark (repeatable)")
     p.add_argument("--concurrency", type=int, default=16, help="concurrent requests of both crawls (default 16)")
     p.add_argument("--streamers", type=int, help="sandbox size (default 3000, --quick 400)")
@@ -262,6 +263,14 @@ def main(argv: list[str] | None = None) -> int:
             say("egress: Bilibili through 4 proxies, then 1, each at the rate the sandbox grants an address; "
                 "then the sizing coefficients (monitor ticks on every platform)")
             figures, rows = egress_run(args.quick, var_dir / "egress", args.quiet_timeout, say)
+            ratios.update(figures)
+            for name, value, indent in rows:
+                line(name, value, indent)
+        if not args.only or WATCH & set(args.only):
+            from bench.watch import run as watch_run
+
+            say("watch: 2,000 watched streamers (discovery and alert latency), check costs, monitors per worker")
+            figures, rows = watch_run(args.quick, var_dir / "watch", args.quiet_timeout, say)
             ratios.update(figures)
             for name, value, indent in rows:
                 line(name, value, indent)
