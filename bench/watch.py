@@ -46,7 +46,7 @@ import redis
 from pymongo import MongoClient
 
 from bench.machine import wait_for_quiet
-from crawlers.cli.worker import worker_command
+from crawlers.cli.worker import stop_worker, worker_command
 from crawlers.monitor.registry import Registry
 from crawlers.redis.keys import FleetKeys
 from crawlers.services.lifecycle import owned_services
@@ -128,15 +128,6 @@ def _worker(spider: str, env: dict[str, str], log: Path) -> subprocess.Popen[byt
                                 stderr=subprocess.STDOUT)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def _wait(what: str, check: Callable[[], Any], timeout: float, proc: subprocess.Popen[bytes]) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -201,7 +192,7 @@ def _discovery(quick: bool, var_dir: Path, say: Say) -> tuple[dict[str, float], 
             end_requests = _status_requests(sandbox)
             time.sleep(3 * interval_wall)  # the last checks, stores and alerts
         finally:
-            _stop(worker)
+            stop_worker(worker, 30)
         stored = _first_live_snapshots(client, prefix)
         client.close()
         mongo.drop_database(db_name)
@@ -309,7 +300,7 @@ def _check_costs(var_dir: Path, say: Say) -> list[Row]:
                 time.sleep(COST_ROUNDS * COST_INTERVAL_S)
                 spent = _platform_requests(sandbox, platform) - before
             finally:
-                _stop(worker)
+                stop_worker(worker, 30)
             per_check = spent / (len(targets) * COST_ROUNDS)
             rows.append((f"watch_requests_per_account_hour_{platform}", round(per_check * 60, 1), 0))
             rows.append((f"watch_requests_per_check_{platform}", round(per_check, 2), 1))
@@ -377,7 +368,7 @@ def _monitors_per_worker(quick: bool, var_dir: Path, say: Say) -> tuple[dict[str
                 kept = level
                 time.sleep(every)  # the stopped monitors' last pages
         finally:
-            _stop(worker)
+            stop_worker(worker, 30)
             client.close()
             mongo.drop_database(db_name)
             mongo.close()
