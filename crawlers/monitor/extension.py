@@ -30,6 +30,7 @@ from twisted.internet import task, threads
 
 from crawlers.monitor.middleware import registry_from_settings
 from crawlers.monitor.registry import Registry
+from crawlers.queue.feeder import seed_requests
 from settings.defaults import value
 from spiders.meta import MONITOR_META, ROOT_META, TICK_META
 
@@ -126,7 +127,7 @@ class MonitorServer:
             definition = self.registry.definition(monitor) or {}
             seed = definition.get("seed")
         try:
-            requests = spider.seed_requests(seed)  # type: ignore[attr-defined]
+            requests = seed_requests(spider, seed)
         except Exception as exc:  # a seed the spider no longer takes: reported, the monitor goes on
             logger.error("Monitor %s: its seed %r was refused by %s: %s", monitor, seed, spider.name, exc)
             self.crawler.stats.inc_value("livefleet/monitor/bad_seed")
@@ -136,3 +137,4 @@ class MonitorServer:
             request.meta.update({MONITOR_META: monitor, TICK_META: tick, ROOT_META: True})
             engine.crawl(request)
         self.crawler.stats.inc_value("livefleet/monitor/ticks")
+

@@ -158,7 +158,7 @@ class SeedFeeder:
         for item in raw:
             try:
                 seed = json.loads(item)
-                requests = spider.seed_requests(seed)  # type: ignore[attr-defined]
+                requests = seed_requests(spider, seed)
             except Exception as exc:  # a bad seed is reported and kept aside, never silently lost
                 self.server.rpush(f"{keys.seeds}:rejected", item)
                 logger.error("Seed rejected (%s): %r", exc, item)
@@ -175,3 +175,10 @@ class SeedFeeder:
                 scheduled += 1
             self.crawler.stats.inc_value("livefleet/seeds/taken")
         return scheduled
+
+
+def seed_requests(spider: Any, seed: dict[str, Any]) -> list[Any]:
+    """The requests of ``seed``: a livefleet spider's ``seed_requests`` (what every seed may say, such as
+    ``"snapshots": false``), else any spider's ``requests_from_seed``."""
+    make = getattr(spider, "seed_requests", None)
+    return list(make(seed)) if make is not None else list(spider.requests_from_seed(seed))
