@@ -123,9 +123,10 @@ def _receiver() -> Iterator[tuple[str, list[tuple[float, dict[str, Any]]]]]:
 
 
 def _worker(spider: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A ``livefleet worker --watch`` that serves no monitor (``-s LIVEFLEET_MONITORS_ENABLED=0``)."""
     with log.open("wb") as out:
-        return subprocess.Popen(worker_command([spider], watch=True), env=env, cwd=ROOT, stdout=out,
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen(worker_command([spider], watch=True, settings={"LIVEFLEET_MONITORS_ENABLED": "0"}),
+                                env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
 
 
 def _wait(what: str, check: Callable[[], Any], timeout: float, proc: subprocess.Popen[bytes]) -> Any:
@@ -167,7 +168,7 @@ def _discovery(quick: bool, var_dir: Path, say: Say) -> tuple[dict[str, float], 
             REDIS_URL=services.redis_url, MONGO_URI=services.mongo_uri, LIVEFLEET_SANDBOX_URL=sandbox.url,
             LIVEFLEET_KEY_PREFIX=prefix, LIVEFLEET_MONGO_DB=db_name, LIVEFLEET_VAR_DIR=str(var_dir),
             LIVEFLEET_LOG_LEVEL="INFO", LIVEFLEET_WATCH_INTERVAL_SECONDS=str(interval_wall),
-            LIVEFLEET_MONITORS_ENABLED="0", LIVEFLEET_WEBHOOK_ALLOW="127.0.0.0/8")
+            LIVEFLEET_WEBHOOK_ALLOW="127.0.0.0/8")
         say(f"watch: {n} Bilibili streamers watched, one worker --watch, checks every {INTERVAL_WORLD_S:g} "
             f"world s ({interval_wall:g} wall s at {scale:g}x)")
         worker = _worker("bilibili", env, var_dir / "worker.log")
@@ -288,7 +289,7 @@ def _check_costs(var_dir: Path, say: Say) -> list[Row]:
             env = child_environment(
                 REDIS_URL=services.redis_url, MONGO_URI=services.mongo_uri, LIVEFLEET_SANDBOX_URL=sandbox.url,
                 LIVEFLEET_KEY_PREFIX=prefix, LIVEFLEET_MONGO_DB=db_name, LIVEFLEET_VAR_DIR=str(var_dir),
-                LIVEFLEET_WATCH_INTERVAL_SECONDS=str(COST_INTERVAL_S), LIVEFLEET_MONITORS_ENABLED="0",
+                LIVEFLEET_WATCH_INTERVAL_SECONDS=str(COST_INTERVAL_S),
                 **{f"LIVEFLEET_RATE_{platform.upper()}": "0"})
             say(f"watch: what checking {len(targets)} offline {platform} accounts costs")
             worker = _worker(spider, env, var_dir / f"worker-{platform}.log")

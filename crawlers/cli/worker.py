@@ -83,9 +83,11 @@ def run_worker(
 
 
 def worker_command(spiders: Sequence[str], *, idle_close: float = 0, stats_file: Path | None = None,
-                   sessions: bool = False, watch: bool = False) -> list[str]:
+                   sessions: bool = False, watch: bool = False, settings: dict[str, str] | None = None) -> list[str]:
     """The command line of a ``livefleet worker`` child process (demo, tests, benchmarks)."""
     cmd = [sys.executable, "-m", "crawlers", "worker", "--idle-close", str(idle_close)]
+    for name, setting in (settings or {}).items():
+        cmd += ["-s", f"{name}={setting}"]
     if sessions:
         cmd.append("--sessions")
     if watch:
@@ -184,6 +186,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--stats-file", type=Path, help="write the final Scrapy stats here as JSON")
     p.add_argument("--sessions", action="store_true",
                    help="also build live_sessions from the feeds in this process (small deployments, the demo)")
+    p.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a Scrapy or LIVEFLEET_* setting of settings/defaults.py for this worker (repeatable)")
     p.add_argument("--watch", action="store_true",
                    help="also run the watcher for this worker's platforms: watched accounts going live start "
                         "monitors, alerts are sent (any number of workers may)")
@@ -193,5 +197,11 @@ def run(args: Any, config: Config) -> int:
     from spiders.platforms import PLATFORMS
 
     spiders = args.spider or [info.spider for info in PLATFORMS.values()]
+    overrides = {}
+    for item in args.set:
+        name, sep, setting = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"-s takes NAME=VALUE, got {item!r}")
+        overrides[name.strip()] = setting
     return run_worker(config, spiders, idle_close=args.idle_close, stats_file=args.stats_file,
-                      sessions=args.sessions, watch=args.watch)
+                      sessions=args.sessions, watch=args.watch, overrides=overrides)
