@@ -379,10 +379,15 @@ def _monitors_per_worker(quick: bool, var_dir: Path, say: Say) -> tuple[dict[str
 
 
 def _deviations(db: Any, rooms: list[str], every: float, begin: float, end: float) -> Iterator[float]:
-    """``(dt - every) / every`` of each interval between a room's live_detail snapshots within the window."""
-    for room in rooms:
-        times = sorted(doc["captured_at"].timestamp() for doc in db.room_snapshots.find(
-            {"platform": "taobao", "room_id": room, "status": {"$exists": True}}, {"captured_at": 1}))
-        times = [t for t in times if begin <= t <= end]
-        for before, after in zip(times, times[1:], strict=False):
+    """``(dt - every) / every`` of each interval between a room's live_detail snapshots within the window
+    (one query for every room: a query per room takes minutes at 1,500 rooms)."""
+    times: dict[str, list[float]] = {}
+    for doc in db.room_snapshots.find({"platform": "taobao", "room_id": {"$in": rooms}, "status": {"$exists": True}},
+                                      {"room_id": 1, "captured_at": 1}):
+        at = doc["captured_at"].timestamp()
+        if begin <= at <= end:
+            times.setdefault(doc["room_id"], []).append(at)
+    for room_times in times.values():
+        ordered = sorted(room_times)
+        for before, after in zip(ordered, ordered[1:], strict=False):
             yield (after - before - every) / every
