@@ -21,10 +21,6 @@ from crawlers.watch.lists import WatchEntry
 NOT_LIVE = frozenset({"ended", "offline", "replay"})
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _ms(value: Any) -> int | None:
     """Epoch ms of an ISO time (or datetime); None when it is not one."""
     if isinstance(value, datetime):

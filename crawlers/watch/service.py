@@ -101,8 +101,8 @@ from crawlers.watch import lists
 from crawlers.watch.checks import CHECKS, CLAIM, STATUS_BATCH, SYNC, _hash, check_seeds
 from crawlers.watch.insession import EVERY_S as SESSION_EVERY_S
 from crawlers.watch.insession import SUMMARY_WAIT_MS, ended_summary, queue_session_alerts
-from crawlers.watch.lists import Subscriber, WatchEntry
-from crawlers.watch.observe import Observation, _id, _Index, _ms, _text
+from crawlers.watch.lists import Subscriber, WatchEntry, _text
+from crawlers.watch.observe import Observation, _id, _Index, _ms
 from crawlers.watch.outbox import ALERT_TTL_S, QUEUE, _fields, deliver_pending, queue_alert
 from models.platforms import PLATFORMS
 
@@ -500,11 +500,7 @@ class Watcher:
         now = datetime.fromtimestamp(now_ms / 1000, UTC)
         for platform in PLATFORMS:
             index = self._index[platform]
-            keys = sorted(_text(k) for k in self.server.smembers(self.keys.watch_lives(platform)))
-            if not keys:
-                continue
-            raws = self.server.mget([self.keys.watch_live(k) for k in keys])
-            for key, raw in zip(keys, raws, strict=True):
+            for key, raw in self._live_records(platform):
                 if raw is None:
                     self.server.srem(self.keys.watch_lives(platform), key)
                     continue
@@ -538,6 +534,11 @@ class Watcher:
                     if record.get("every_s") != entry.every_s:
                         self._retier(entry, record)
                     self._renew(entry, record, now_ms)
+
+    def _live_records(self, platform: str) -> list[tuple[str, Any]]:
+        """``(entry key, raw live record or None)`` for every entry of ``platform`` in the live set."""
+        keys = sorted(_text(k) for k in self.server.smembers(self.keys.watch_lives(platform)))
+        return list(zip(keys, self.server.mget([self.keys.watch_live(k) for k in keys]), strict=True)) if keys else []
 
     def _retier(self, entry: WatchEntry, record: Mapping[str, Any]) -> None:
         """The entry's tier changed while it is live: its monitor takes the new interval from its next slot."""
@@ -622,10 +623,9 @@ class Watcher:
             return 0
         queued = 0
         for platform in PLATFORMS:
-            keys = sorted(_text(k) for k in self.server.smembers(self.keys.watch_lives(platform)))
-            if not keys:
+            records = [json.loads(raw) for _, raw in self._live_records(platform) if raw]
+            if not records:
                 continue
-            records = [json.loads(raw) for raw in self.server.mget([self.keys.watch_live(k) for k in keys]) if raw]
             queued += queue_session_alerts(
                 self.server, self.keys.watch_marks(platform), self.db, platform, records,
                 self._index[platform].entries, self._subscribers, self._queue_one, self._streamer_name)
