@@ -72,6 +72,11 @@ def line(name: str, value: object, indent: int = 0) -> None:
     print(f"{'  ' * indent}{name}: {value}", flush=True)
 
 
+def lines(rows: list[tuple[str, object, int]]) -> None:
+    for name, value, indent in rows:
+        line(name, value, indent)
+
+
 def cores(busy: dict[str, float]) -> str:
     return " ".join(f"{name}={share:.2f}" for name, share in sorted(busy.items()))
 
@@ -238,8 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             say("fleet_rate: Bilibili at a fleet-wide rate, 1, 2 and 4 workers, rate measured at the sandbox")
             error, rows = fleet_rate_run(args.quick, var_dir / "fleet_rate", args.quiet_timeout, say)
             ratios["fleet_rate_error"] = error
-            for name, value, indent in rows:
-                line(name, value, indent)
+            lines(rows)
         if not args.only or FLEET_SCALE & set(args.only):
             from bench.fleet_scale import run as fleet_scale_run
 
@@ -247,16 +251,14 @@ def main(argv: list[str] | None = None) -> int:
             figures, rows = fleet_scale_run(args.quick, var_dir / "fleet_scale", args.quiet_timeout,
                                             args.concurrency, args.streamers, args.repeat, say)
             ratios["two_workers_vs_one"] = figures["two_workers_vs_one"]
-            for name, value, indent in rows:
-                line(name, value, indent)
+            lines(rows)
         if not args.only or MONITOR & set(args.only):
             from bench.monitor import run as monitor_run
 
             say("monitor: first snapshot after monitor add, then 50 monitors' interval jitter (Taobao, one worker)")
             figures, rows = monitor_run(args.quick, var_dir / "monitor", args.quiet_timeout, say)
             ratios.update(figures)
-            for name, value, indent in rows:
-                line(name, value, indent)
+            lines(rows)
         if not args.only or EGRESS & set(args.only):
             from bench.egress import run as egress_run
 
@@ -264,16 +266,12 @@ def main(argv: list[str] | None = None) -> int:
                 "then the sizing coefficients (monitor ticks on every platform)")
             figures, rows = egress_run(args.quick, var_dir / "egress", args.quiet_timeout, say)
             ratios.update(figures)
-            for name, value, indent in rows:
-                line(name, value, indent)
+            lines(rows)
         if not args.only or WATCH & set(args.only):
             from bench.watch import run as watch_run
 
             say("watch: 2,000 watched streamers (discovery and alert latency), check costs, monitors per worker")
-            figures, rows = watch_run(args.quick, var_dir / "watch", args.quiet_timeout, say)
-            ratios.update(figures)
-            for name, value, indent in rows:
-                line(name, value, indent)
+            ratios.update(watch_run(args.quick, var_dir / "watch", args.quiet_timeout, say, lines))
         if not args.only or SESSIONS & set(args.only):
             from bench.sessions import main as sessions_run
 

@@ -60,6 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED = 7
 Row = tuple[str, object, int]
 Say = Callable[[str], None]
+Emit = Callable[[list[Row]], None]
 
 #: Watched streamers, world seconds per wall second, world minutes run (full, quick).
 WATCHED = {False: 2000, True: 600}
@@ -76,21 +77,22 @@ LEVEL_MEASURE_S = {False: 120.0, True: 45.0}
 JITTER_LIMIT = 0.1
 
 
-def run(quick: bool, var_dir: Path, quiet_timeout: float, say: Say) -> tuple[dict[str, float], list[Row]]:
+def run(quick: bool, var_dir: Path, quiet_timeout: float, say: Say, emit: Emit) -> dict[str, float]:
+    """Measure the three phases; each phase's rows go to ``emit`` as soon as they are measured (a full run
+    takes half an hour, and a later phase's failure must not lose an earlier phase's figures)."""
     var_dir.mkdir(parents=True, exist_ok=True)
     figures: dict[str, float] = {}
-    rows: list[Row] = []
     wait_for_quiet(quiet_timeout, "the live discovery run")
-    found, more = _discovery(quick, var_dir / "discovery", say)
+    found, rows = _discovery(quick, var_dir / "discovery", say)
     figures.update(found)
-    rows += more
+    emit(rows)
     wait_for_quiet(quiet_timeout, "the check costs")
-    rows += _check_costs(var_dir / "costs", say)
+    emit(_check_costs(var_dir / "costs", say))
     wait_for_quiet(quiet_timeout, "the monitors per worker levels")
-    found, more = _monitors_per_worker(quick, var_dir / "monitors", say)
+    found, rows = _monitors_per_worker(quick, var_dir / "monitors", say)
     figures.update(found)
-    rows += more
-    return figures, rows
+    emit(rows)
+    return figures
 
 
 # -- a webhook receiver ---------------------------------------------------------------------------------------
