@@ -50,7 +50,7 @@ from crawlers.cli.worker import stop_worker, worker_command
 from crawlers.monitor.registry import Registry
 from crawlers.redis.keys import FleetKeys
 from crawlers.services.lifecycle import owned_services
-from crawlers.watch import lists
+from crawlers.watch import lists, subscribing
 from sandbox.bilibili.world import BiliWorld
 from sandbox.process import SandboxProcess, start_sandbox
 from sandbox.world import DEFAULT_START
@@ -164,8 +164,8 @@ def _discovery(quick: bool, var_dir: Path, say: Say) -> tuple[dict[str, float], 
         uids = sorted({str(r["uid"]) for r in sandbox.truth("bilibili")["rooms"]}, key=int)
         lists.import_file(client, prefix, "bench", [f"https://space.bilibili.com/{u}" for u in uids],
                           source_name="bench", platform="bilibili")
-        lists.add_subscriber(client, prefix, "bench", "webhook", hook, "bench-secret", events="stream_started",
-                             allow="127.0.0.0/8")
+        subscribing.add_subscriber(client, prefix, "bench", "webhook", hook, "bench-secret", events="stream_started",
+                                   allow="127.0.0.0/8")
         env = child_environment(
             REDIS_URL=services.redis_url, MONGO_URI=services.mongo_uri, LIVEFLEET_SANDBOX_URL=sandbox.url,
             LIVEFLEET_KEY_PREFIX=prefix, LIVEFLEET_MONGO_DB=db_name, LIVEFLEET_VAR_DIR=str(var_dir),

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from crawlers.redis.keys import FleetKeys
-from crawlers.watch import lists
+from crawlers.watch import lists, subscribing
 from crawlers.watch.service import Watcher
 
 pytestmark = pytest.mark.integration
@@ -49,10 +49,10 @@ def live(redis_client, mongo_db):
     """A watched Bilibili streamer seen live; two subscribers with different filters."""
     prefix = f"wi{uuid.uuid4().hex[:8]}"
     lists.add_entries(redis_client, prefix, "evening", ["https://space.bilibili.com/1001"], platform="bilibili")
-    every = lists.add_subscriber(redis_client, prefix, "evening", "webhook", "http://127.0.0.1:9/hook", SECRET,
-                                 viewers_thresholds="1000,5000", allow="127.0.0.1")
-    picky = lists.add_subscriber(redis_client, prefix, "evening", "webhook", "http://127.0.0.1:9/other", SECRET,
-                                 events="price_cut,stream_ended", price_cut_pct=30, allow="127.0.0.1")
+    every = subscribing.add_subscriber(redis_client, prefix, "evening", "webhook", "http://127.0.0.1:9/hook", SECRET,
+                                       viewers_thresholds="1000,5000", allow="127.0.0.1")
+    picky = subscribing.add_subscriber(redis_client, prefix, "evening", "webhook", "http://127.0.0.1:9/other", SECRET,
+                                       events="price_cut,stream_ended", price_cut_pct=30, allow="127.0.0.1")
     watcher = Watcher(redis_client, prefix, mongo_db, platforms=["bilibili"], check_interval=5, consumer="w0",
                       deliver=False)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)

@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
+from crawlers.alerts.robots import EVENTS
 from crawlers.cli.main import main
 from crawlers.redis.keys import FleetKeys
-from crawlers.watch import lists
+from crawlers.watch import lists, subscribing
 from settings.config import child_environment
 
 pytestmark = pytest.mark.integration
@@ -198,16 +199,17 @@ def test_names_and_platforms_are_checked(redis_client, prefix):
 
 def test_subscribers_keep_their_secrets_out_of_every_listing(redis_client, prefix):
     lists.create_list(redis_client, prefix, "beauty", "douyin")
-    ding = lists.add_subscriber(redis_client, prefix, "beauty", "dingtalk",
-                                "https://oapi.dingtalk.com/robot/send?access_token=TOKEN-d1ng", secret="SEC-s3cr3t",
-                                events="stream_started,price_cut", price_cut_pct=10, allow="")
-    wecom = lists.add_subscriber(redis_client, prefix, "beauty", "wecom",
-                                 "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=KEY-w3c0m",
-                                 viewers_thresholds=[5000, 1000], allow="")
-    found = {s.id: s for s in lists.subscribers(redis_client, prefix, "beauty")}
+    ding = subscribing.add_subscriber(redis_client, prefix, "beauty", "dingtalk",
+                                      "https://oapi.dingtalk.com/robot/send?access_token=TOKEN-d1ng",
+                                      secret="SEC-s3cr3t", events="stream_started,price_cut", price_cut_pct=10,
+                                      allow="")
+    wecom = subscribing.add_subscriber(redis_client, prefix, "beauty", "wecom",
+                                       "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=KEY-w3c0m",
+                                       viewers_thresholds=[5000, 1000], allow="")
+    found = {s.id: s for s in subscribing.subscribers(redis_client, prefix, "beauty")}
     assert found[ding].secret == "SEC-s3cr3t"  # kept for the sender
     assert found[ding].events == ("stream_started", "price_cut") and found[ding].price_cut_pct == 10.0
-    assert found[wecom].viewers_thresholds == (1000, 5000) and found[wecom].events == lists.EVENTS
+    assert found[wecom].viewers_thresholds == (1000, 5000) and found[wecom].events == EVENTS
     shown = json.dumps([s.public() for s in found.values()]) + repr(list(found.values()))
     shown += json.dumps(lists.get_list(redis_client, prefix, "beauty").as_dict())
     for secret in ("SEC-s3cr3t", "TOKEN-d1ng", "KEY-w3c0m"):
@@ -216,11 +218,11 @@ def test_subscribers_keep_their_secrets_out_of_every_listing(redis_client, prefi
     assert lists.get_list(redis_client, prefix, "beauty").subscribers == 2
 
     # The same URL again replaces the subscriber; removing it by id.
-    assert lists.add_subscriber(redis_client, prefix, "beauty", "dingtalk",
-                                "https://oapi.dingtalk.com/robot/send?access_token=TOKEN-d1ng", allow="") == ding
-    assert lists.remove_subscriber(redis_client, prefix, "beauty", ding)
-    assert not lists.remove_subscriber(redis_client, prefix, "beauty", ding)
-    assert [s.id for s in lists.subscribers(redis_client, prefix, "beauty")] == [wecom]
+    assert subscribing.add_subscriber(redis_client, prefix, "beauty", "dingtalk",
+                                      "https://oapi.dingtalk.com/robot/send?access_token=TOKEN-d1ng", allow="") == ding
+    assert subscribing.remove_subscriber(redis_client, prefix, "beauty", ding)
+    assert not subscribing.remove_subscriber(redis_client, prefix, "beauty", ding)
+    assert [s.id for s in subscribing.subscribers(redis_client, prefix, "beauty")] == [wecom]
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -241,15 +243,15 @@ def test_subscribers_keep_their_secrets_out_of_every_listing(redis_client, prefi
 def test_refused_subscribers(redis_client, prefix, kwargs, message):
     lists.create_list(redis_client, prefix, "beauty", "douyin")
     with pytest.raises(ValueError, match=message):
-        lists.add_subscriber(redis_client, prefix, "beauty", allow="", **kwargs)
-    assert lists.subscribers(redis_client, prefix, "beauty") == []
+        subscribing.add_subscriber(redis_client, prefix, "beauty", allow="", **kwargs)
+    assert subscribing.subscribers(redis_client, prefix, "beauty") == []
 
 
 def test_an_allowed_internal_receiver(redis_client, prefix):
     lists.create_list(redis_client, prefix, "beauty", "douyin")
-    sub_id = lists.add_subscriber(redis_client, prefix, "beauty", "webhook", "http://127.0.0.1:8765/in",
-                                  secret="s", allow="127.0.0.1:8765")
-    assert [s.id for s in lists.subscribers(redis_client, prefix, "beauty")] == [sub_id]
+    sub_id = subscribing.add_subscriber(redis_client, prefix, "beauty", "webhook", "http://127.0.0.1:8765/in",
+                                        secret="s", allow="127.0.0.1:8765")
+    assert [s.id for s in subscribing.subscribers(redis_client, prefix, "beauty")] == [sub_id]
 
 
 # -- the command -------------------------------------------------------------------------------------------------

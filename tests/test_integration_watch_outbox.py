@@ -12,7 +12,7 @@ import pytest
 
 from crawlers.alerts.robots import Alert
 from crawlers.redis.keys import FleetKeys
-from crawlers.watch import lists
+from crawlers.watch import lists, subscribing
 from crawlers.watch.outbox import TAKE, alert_failures, deliver_pending, queue_alert, replay_failures
 from tests.crawl_helpers import ROOT
 from tests.plugins.robots import serve_robots
@@ -36,9 +36,9 @@ def prefix() -> str:
 def test_an_alert_whose_sender_died_mid_send_is_sent_by_another_once_its_lease_is_over(redis_client, prefix):
     with serve_robots(dingtalk={}, feishu={}, wecom=set(), webhook_secret=SECRET) as robots:
         lists.create_list(redis_client, prefix, "evening", "bilibili")
-        sub_id = lists.add_subscriber(redis_client, prefix, "evening", "webhook", robots.url("webhook"), SECRET,
-                                      allow=ALLOW)
-        (sub,) = lists.subscribers(redis_client, prefix, "evening")
+        sub_id = subscribing.add_subscriber(redis_client, prefix, "evening", "webhook", robots.url("webhook"), SECRET,
+                                            allow=ALLOW)
+        (sub,) = subscribing.subscribers(redis_client, prefix, "evening")
         assert queue_alert(redis_client, prefix, sub, _alert(1)) and queue_alert(redis_client, prefix, sub, _alert(2))
         assert not queue_alert(redis_client, prefix, sub, _alert(1)), "queued once per subscriber"
         keys = FleetKeys(prefix)
@@ -59,9 +59,9 @@ def test_an_alert_whose_sender_died_mid_send_is_sent_by_another_once_its_lease_i
 def test_an_undeliverable_alert_is_kept_with_its_error_and_replayed_when_the_robot_is_fixed(redis_client, prefix):
     with serve_robots(dingtalk={"tok": "SECgood"}, feishu={}, wecom=set(), webhook_secret=SECRET) as robots:
         lists.create_list(redis_client, prefix, "evening", "bilibili")
-        lists.add_subscriber(redis_client, prefix, "evening", "dingtalk", robots.url("dingtalk", "tok"), "SECwrong",
-                             allow=ALLOW)
-        (sub,) = lists.subscribers(redis_client, prefix, "evening")
+        subscribing.add_subscriber(redis_client, prefix, "evening", "dingtalk", robots.url("dingtalk", "tok"),
+                                   "SECwrong", allow=ALLOW)
+        (sub,) = subscribing.subscribers(redis_client, prefix, "evening")
         queue_alert(redis_client, prefix, sub, _alert())
         counts = deliver_pending(redis_client, prefix, ALLOW, backoff=0.01)
         assert counts["failed"] == 1 and counts["sent"] == 0
@@ -74,8 +74,8 @@ def test_an_undeliverable_alert_is_kept_with_its_error_and_replayed_when_the_rob
                                capture_output=True, text=True, timeout=60)
         assert shown.returncode == 0 and "stream_started bilibili:1001" in shown.stdout, shown.stderr
         # the secret is put right; the failure is replayed and goes through
-        lists.add_subscriber(redis_client, prefix, "evening", "dingtalk", robots.url("dingtalk", "tok"), "SECgood",
-                             allow=ALLOW)
+        subscribing.add_subscriber(redis_client, prefix, "evening", "dingtalk", robots.url("dingtalk", "tok"),
+                                   "SECgood", allow=ALLOW)
         assert replay_failures(redis_client, prefix) == 1
         assert deliver_pending(redis_client, prefix, ALLOW)["sent"] == 1
         assert robots.of("dingtalk")[-1].accepted and alert_failures(redis_client, prefix) == []

@@ -25,7 +25,7 @@ from pymongo import MongoClient
 
 from crawlers.monitor.registry import Registry
 from crawlers.redis.keys import FleetKeys, SpiderKeys
-from crawlers.watch import lists
+from crawlers.watch import lists, subscribing
 from crawlers.watch.service import CHECKS, Watcher, check_seeds, deliver_pending
 from sandbox.bilibili.world import BiliWorld
 from sandbox.process import SandboxProcess, start_sandbox
@@ -162,10 +162,10 @@ def test_two_watchers_start_one_monitor_and_queue_each_alert_once(redis_client, 
     lists.add_entries(redis_client, prefix, "alerts-only", ["https://space.bilibili.com/1001"],
                       platform="bilibili", notify_only=True)
     with serve_robots(dingtalk={"tok": "SECdt"}, feishu={}, wecom=set(), webhook_secret=SECRET) as robots:
-        sub = lists.add_subscriber(redis_client, prefix, "evening", "webhook", robots.url("webhook"), SECRET,
-                                   allow="127.0.0.1")
-        ding = lists.add_subscriber(redis_client, prefix, "alerts-only", "dingtalk", robots.url("dingtalk"), "SECdt",
-                                    events="stream_started", allow="127.0.0.1")
+        sub = subscribing.add_subscriber(redis_client, prefix, "evening", "webhook", robots.url("webhook"), SECRET,
+                                         allow="127.0.0.1")
+        ding = subscribing.add_subscriber(redis_client, prefix, "alerts-only", "dingtalk", robots.url("dingtalk"),
+                                          "SECdt", events="stream_started", allow="127.0.0.1")
         # The second checks only Douyin: the group still hands it Bilibili news, which it handles as well.
         watchers = [Watcher(redis_client, prefix, mongo_db, platforms=[platform], check_interval=5,
                             consumer=f"w{i}", deliver=False) for i, platform in enumerate(["bilibili", "douyin"])]
@@ -236,7 +236,6 @@ def test_two_watchers_start_one_monitor_and_queue_each_alert_once(redis_client, 
         assert not redis_client.smembers(keys.alert_outboxes)
 
 
-
 def test_a_closing_window_ends_the_stream_and_outside_it_nothing_is_checked(redis_client, mongo_db, prefix):
     keys = FleetKeys(prefix)
     hour = datetime.now(UTC).hour
@@ -244,8 +243,8 @@ def test_a_closing_window_ends_the_stream_and_outside_it_nothing_is_checked(redi
     closed_now = f"{(hour + 3) % 24:02d}:00-{(hour + 4) % 24:02d}:00@UTC"
     target = "https://space.bilibili.com/2001"
     lists.add_entries(redis_client, prefix, "nights", [target], windows=open_now, platform="bilibili")
-    sub = lists.add_subscriber(redis_client, prefix, "nights", "webhook", "http://127.0.0.1:9/hook", SECRET,
-                               allow="127.0.0.1")
+    sub = subscribing.add_subscriber(redis_client, prefix, "nights", "webhook", "http://127.0.0.1:9/hook", SECRET,
+                                     allow="127.0.0.1")
     watcher = Watcher(redis_client, prefix, mongo_db, platforms=["bilibili"], check_interval=5, deliver=False)
     watcher.sync()
     seen = datetime.now(UTC)
@@ -275,8 +274,8 @@ def test_a_closing_window_ends_the_stream_and_outside_it_nothing_is_checked(redi
 def test_a_start_or_end_left_half_done_is_finished_by_another_watcher(redis_client, mongo_db, prefix):
     keys = FleetKeys(prefix)
     lists.add_entries(redis_client, prefix, "evening", ["https://space.bilibili.com/3001"], platform="bilibili")
-    sub = lists.add_subscriber(redis_client, prefix, "evening", "webhook", "http://127.0.0.1:9/hook", SECRET,
-                               allow="127.0.0.1")
+    sub = subscribing.add_subscriber(redis_client, prefix, "evening", "webhook", "http://127.0.0.1:9/hook", SECRET,
+                                     allow="127.0.0.1")
     entry = "bilibili:streamer:3001"
     now_ms = int(redis_client.time()[0]) * 1000
     record = {"entry": entry, "platform": "bilibili", "room_id": "8001", "streamer_id": "3001",
@@ -315,13 +314,12 @@ def test_a_start_or_end_left_half_done_is_finished_by_another_watcher(redis_clie
     assert events == ["stream_started", "stream_ended"]
 
 
-
 def test_a_douyin_streamer_is_known_by_its_sec_uid_and_a_new_room_is_a_new_broadcast(redis_client, mongo_db, prefix):
     keys = FleetKeys(prefix)
     sec_uid = "MS4wLjABAAAA" + "w" * 43
     lists.add_entries(redis_client, prefix, "dy", [f"https://www.douyin.com/user/{sec_uid}"], platform="douyin")
-    sub = lists.add_subscriber(redis_client, prefix, "dy", "webhook", "http://127.0.0.1:9/hook", SECRET,
-                               allow="127.0.0.1")
+    sub = subscribing.add_subscriber(redis_client, prefix, "dy", "webhook", "http://127.0.0.1:9/hook", SECRET,
+                                     allow="127.0.0.1")
     watcher = Watcher(redis_client, prefix, mongo_db, platforms=["douyin"], check_interval=5, deliver=False)
     watcher.sync()
     entry = f"douyin:streamer:{sec_uid}"
@@ -424,8 +422,8 @@ def test_a_watched_streamer_going_live_gets_a_monitor_and_alerts_by_itself(tmp_p
     with serve_robots(dingtalk={}, feishu={}, wecom=set(), webhook_secret=SECRET) as robots:
         lists.add_entries(client, fleet.prefix, "evening", [f"https://space.bilibili.com/{u}" for u in [uid, *quiet]],
                           tier="hot", platform="bilibili")
-        lists.add_subscriber(client, fleet.prefix, "evening", "webhook", robots.url("webhook"), SECRET,
-                             allow="127.0.0.1")
+        subscribing.add_subscriber(client, fleet.prefix, "evening", "webhook", robots.url("webhook"), SECRET,
+                                   allow="127.0.0.1")
         # Two watchers (two workers' worth) on the one Redis.
         watchers = [Watcher(client, fleet.prefix, db, platforms=["bilibili"], check_interval=2.0,
                             allow="127.0.0.1", check_every=0.5, consumer=f"watch-{i}") for i in range(2)]

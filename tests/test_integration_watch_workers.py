@@ -12,7 +12,7 @@ import pytest
 import redis as redis_lib
 
 from crawlers.monitor.registry import Registry
-from crawlers.watch import lists
+from crawlers.watch import lists, subscribing
 from tests.crawl_helpers import Fleet, wait_for
 from tests.plugins.robots import serve_robots
 from tests.test_integration_watch_service import _live, _plan
@@ -50,10 +50,10 @@ def test_two_watching_workers_and_a_kill_9_give_one_monitor_and_each_alert_once(
     with serve_robots(dingtalk={"tok": "SECdt"}, feishu={}, wecom=set(), webhook_secret=SECRET) as robots:
         lists.add_entries(client, fleet.prefix, "evening", [f"https://space.bilibili.com/{u}" for u in [uid, *quiet]],
                           tier="hot", platform="bilibili")
-        lists.add_subscriber(client, fleet.prefix, "evening", "webhook", robots.url("webhook"), SECRET,
-                             allow="127.0.0.1")
-        lists.add_subscriber(client, fleet.prefix, "evening", "dingtalk", robots.url("dingtalk", "tok"), "SECdt",
-                             events="stream_started,stream_ended", allow="127.0.0.1")
+        subscribing.add_subscriber(client, fleet.prefix, "evening", "webhook", robots.url("webhook"), SECRET,
+                                   allow="127.0.0.1")
+        subscribing.add_subscriber(client, fleet.prefix, "evening", "dingtalk", robots.url("dingtalk", "tok"), "SECdt",
+                                   events="stream_started,stream_ended", allow="127.0.0.1")
         try:
             fleet.start(2, idle_close=0, watch=True)
             # both workers check (status seeds) while everyone is offline; then one dies without a word

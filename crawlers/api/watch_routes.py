@@ -20,6 +20,7 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from crawlers.watch import lists as W
+from crawlers.watch import subscribing
 from models.platforms import Platform
 
 #: Most lines one import request takes (``livefleet watch import`` takes files of any size).
@@ -160,17 +161,17 @@ def watch_routes(router: APIRouter, server: Any, prefix: str) -> None:
     @router.get("/watchlists/{name}/subscribers", tags=["watchlists"],
                 summary="Alert subscribers (secrets never shown; URL tokens as ***)")
     def subs(name: str) -> list[dict[str, Any]]:
-        return [s.public() for s in _call(W.subscribers, server, prefix, name)]
+        return [s.public() for s in _call(subscribing.subscribers, server, prefix, name)]
 
     @router.post("/watchlists/{name}/subscribers", tags=["watchlists"], status_code=status.HTTP_201_CREATED,
                  summary="Send the list's alerts to a webhook or a DingTalk, Feishu or WeCom robot")
     def add_sub(name: str, body: SubscriberIn) -> dict[str, Any]:
-        sub_id = _call(W.add_subscriber, server, prefix, name, body.kind, body.url, body.secret, body.events,
+        sub_id = _call(subscribing.add_subscriber, server, prefix, name, body.kind, body.url, body.secret, body.events,
                        body.price_cut_pct, body.viewers_thresholds)
-        return next(s.public() for s in W.subscribers(server, prefix, name) if s.id == sub_id)
+        return next(s.public() for s in subscribing.subscribers(server, prefix, name) if s.id == sub_id)
 
     @router.delete("/watchlists/{name}/subscribers/{sub_id}", tags=["watchlists"], summary="Remove a subscriber")
     def remove_sub(name: str, sub_id: str) -> dict[str, Any]:
-        if not _call(W.remove_subscriber, server, prefix, name, sub_id):
+        if not _call(subscribing.remove_subscriber, server, prefix, name, sub_id):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no subscriber {sub_id!r} on {name!r}")
         return {"removed": sub_id}

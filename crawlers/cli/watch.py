@@ -32,7 +32,8 @@ from typing import Any
 
 import redis
 
-from crawlers.watch.lists import EVENTS, KINDS, TIERS, ImportRefused, WatchEntry, WatchList
+from crawlers.alerts.robots import EVENTS, KINDS
+from crawlers.watch.lists import TIERS, ImportRefused, WatchEntry, WatchList
 from models.platforms import PLATFORMS
 from settings.config import Config
 
@@ -217,14 +218,14 @@ def _refused(exc: ImportRefused) -> int:
 
 
 def _alert(server: redis.Redis, prefix: str, args: argparse.Namespace, config: Config) -> int:
-    from crawlers.watch import lists
+    from crawlers.watch import subscribing
 
     if args.alert_action == "add":
         secret = args.secret or (config.webhook_secret if args.kind == "webhook" else None)
-        sub_id = lists.add_subscriber(server, prefix, args.name, args.kind, args.url, secret=secret,
-                                      events=args.events, price_cut_pct=args.price_cut_pct,
-                                      viewers_thresholds=args.viewers, allow=config.webhook_allow)
-        (subscriber,) = [s for s in lists.subscribers(server, prefix, args.name) if s.id == sub_id]
+        sub_id = subscribing.add_subscriber(server, prefix, args.name, args.kind, args.url, secret=secret,
+                                            events=args.events, price_cut_pct=args.price_cut_pct,
+                                            viewers_thresholds=args.viewers, allow=config.webhook_allow)
+        (subscriber,) = [s for s in subscribing.subscribers(server, prefix, args.name) if s.id == sub_id]
         public = subscriber.public()
         if args.json:
             print(json.dumps(public, ensure_ascii=False))
@@ -249,20 +250,20 @@ def _alert(server: redis.Redis, prefix: str, args: argparse.Namespace, config: C
             print("no failed alerts")
         return 0
     if args.alert_action == "list":
-        found = [s.public() for s in lists.subscribers(server, prefix, args.name)]
+        found = [s.public() for s in subscribing.subscribers(server, prefix, args.name)]
         if args.json:
             print(json.dumps(found, ensure_ascii=False))
         else:
             print(format_subscribers(found))
         return 0
-    if not lists.remove_subscriber(server, prefix, args.name, args.id):
+    if not subscribing.remove_subscriber(server, prefix, args.name, args.id):
         raise ValueError(f"watchlist {args.name!r} has no subscriber {args.id!r} (see livefleet watch alert list)")
     print(f"subscriber {args.id} of {args.name}: removed")
     return 0
 
 
 def _list(server: redis.Redis, prefix: str, name: str | None, as_json: bool) -> int:
-    from crawlers.watch import lists
+    from crawlers.watch import lists, subscribing
 
     if name is None:
         found = lists.list_lists(server, prefix)
@@ -272,7 +273,7 @@ def _list(server: redis.Redis, prefix: str, name: str | None, as_json: bool) -> 
     if watchlist is None:
         raise ValueError(f"no watchlist {name!r} (see livefleet watch list)")
     held = lists.entries(server, prefix, name)
-    subs = [s.public() for s in lists.subscribers(server, prefix, name)]
+    subs = [s.public() for s in subscribing.subscribers(server, prefix, name)]
     if as_json:
         print(json.dumps({"list": watchlist.as_dict(), "entries": [e.as_dict() for e in held],
                           "subscribers": subs}, ensure_ascii=False))
@@ -316,7 +317,7 @@ def format_entries(found: Sequence[WatchEntry]) -> str:
 
 
 def format_subscribers(found: Sequence[dict[str, Any]]) -> str:
-    """Subscribers (their :meth:`~crawlers.watch.lists.Subscriber.public` dicts: no secrets) as a table."""
+    """Subscribers (their :meth:`~crawlers.watch.subscribing.Subscriber.public` dicts: no secrets) as a table."""
     if not found:
         return "no alert subscribers"
     rows = [("ID", "KIND", "URL", "SIGNED", "EVENTS", "PRICE-CUT", "VIEWERS")]

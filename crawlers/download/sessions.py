@@ -47,7 +47,6 @@ identity_blocked = object()
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass
 class Session:
     """One visitor identity of one platform inside this worker, bound to one egress identity."""

@@ -26,7 +26,8 @@ from pymongo.errors import PyMongoError
 
 from crawlers.alerts.detect import session_alerts, wanted
 from crawlers.alerts.robots import Alert
-from crawlers.watch.lists import Subscriber, WatchEntry
+from crawlers.watch.lists import WatchEntry
+from crawlers.watch.subscribing import Subscriber
 
 log = logging.getLogger(__name__)
 

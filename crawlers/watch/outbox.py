@@ -28,7 +28,8 @@ import redis
 from crawlers.alerts.robots import Alert, alert_json, send_alert
 from crawlers.feeds.urlcheck import AllowList
 from crawlers.redis.keys import FleetKeys
-from crawlers.watch.lists import Subscriber, _text
+from crawlers.watch.lists import _text
+from crawlers.watch.subscribing import Subscriber
 
 #: How long an alert is remembered as queued for a subscriber.
 ALERT_TTL_S = 7 * 86400

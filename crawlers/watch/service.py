@@ -97,13 +97,14 @@ from crawlers.monitor import watched as monitor_targets
 from crawlers.monitor.registry import Registry
 from crawlers.queue.feeder import push_seeds
 from crawlers.redis.keys import FleetKeys, SpiderKeys
-from crawlers.watch import lists
+from crawlers.watch import lists, subscribing
 from crawlers.watch.checks import CHECKS, CLAIM, STATUS_BATCH, SYNC, _hash, check_seeds
 from crawlers.watch.insession import EVERY_S as SESSION_EVERY_S
 from crawlers.watch.insession import SUMMARY_WAIT_MS, ended_summary, queue_session_alerts
-from crawlers.watch.lists import Subscriber, WatchEntry, _text
+from crawlers.watch.lists import WatchEntry, _text
 from crawlers.watch.observe import Observation, _id, _Index, _ms
 from crawlers.watch.outbox import ALERT_TTL_S, QUEUE, _fields, deliver_pending, queue_alert
+from crawlers.watch.subscribing import Subscriber
 from models.platforms import PLATFORMS
 
 log = logging.getLogger(__name__)
@@ -127,8 +128,6 @@ PER_BROADCAST = frozenset({"douyin", "taobao"})
 STREAMER_STARTS = frozenset({"douyin"})
 
 
-
-
 # KEYS: live record, live set, ended hash. ARGV: record JSON, entry key, capture ms of the observation.
 # 1: this worker made the record; 0: there is one; -1: the observation is older than the last end.
 START = """
@@ -142,35 +141,8 @@ return 0
 """
 
 
-
-
-
-
-
-
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
-
-
-
-
-# -- observations ------------------------------------------------------------------------------------------------
-
-
-
-
-
-
-# -- alerts ------------------------------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-# -- the watcher -------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -252,7 +224,7 @@ class Watcher:
             subs: dict[str, list[Subscriber]] = {}
             for name in sorted({n for e in entries for n in e.lists}):
                 try:
-                    subs[name] = lists.subscribers(self.server, self.prefix, name)
+                    subs[name] = subscribing.subscribers(self.server, self.prefix, name)
                 except ValueError:  # deleted meanwhile: the version moved, the next sync sees it
                     subs[name] = []
             self._index[platform] = _Index.of(entries)
@@ -691,8 +663,6 @@ class Watcher:
         return int(seconds) * 1000 + int(micros) // 1000
 
 
-
-
 def _number(value: Any) -> Any:
     """A stored figure as JSON takes it (MongoDB's Decimal128 as a float); None stays None."""
     if value is None or isinstance(value, int | float):
@@ -703,10 +673,6 @@ def _number(value: Any) -> Any:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-
-
 
 
 def run_command(config: Any, platforms: Sequence[str], interval: float, consumer: str | None = None) -> int:
