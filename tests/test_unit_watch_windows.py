@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from crawlers.alerts.robots import redact_url
 from crawlers.watch.lists import (
     DEFAULT_TZ,
     TIERS,
@@ -15,7 +16,6 @@ from crawlers.watch.lists import (
     parse_import,
     parse_tier,
     parse_windows,
-    redact_url,
 )
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
