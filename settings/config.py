@@ -41,6 +41,9 @@ _RATE_VARS: tuple[tuple[str, str, str], ...] = (
        "identities (0 = none).") for p in PLATFORMS),
 )
 
+#: The values of ``LIVEFLEET_LOG_FORMAT``.
+LOG_FORMATS = ("text", "json")
+
 #: (variable, default, meaning) for every variable livefleet reads.
 ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("REDIS_URL", "(unset)", "Redis to use. Unset: livefleet starts its own redis-server on 127.0.0.1."),
@@ -71,6 +74,8 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("LIVEFLEET_STORE_BATCH", "500", "Records per bulk write to MongoDB."),
     ("LIVEFLEET_STORE_RETRIES", "4", "Attempts of one bulk write before its batch is spooled to disk."),
     ("LIVEFLEET_LOG_LEVEL", "INFO", "Log level of livefleet commands and workers."),
+    ("LIVEFLEET_LOG_FORMAT", "text", "Log format of livefleet commands and workers: `text`, or `json` for JSON "
+     "lines (one object per record: time, level, logger, message, and exception when there is one)."),
     ("LIVEFLEET_CHROMIUM", "/usr/bin/chromium", "The Chromium that Playwright drives for pages that need a browser."),
     ("LIVEFLEET_HEARTBEAT_SECONDS", "5", "Seconds between a worker's heartbeats and stats flushes to Redis."),
     ("LIVEFLEET_FEEDS", "1", "Publish every stored change to a Redis Stream per collection (0 = off)."),
@@ -82,6 +87,9 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
      "`127.0.0.1:8765,hooks.internal,10.1.0.0/16`; every other such URL is refused."),
     ("LIVEFLEET_API_TOKEN", "(unset)", "Bearer token every `livefleet api` call must send; the API refuses to "
      "start without one."),
+    ("SCRAPY_CHECK", "(unset)", "Set by `scrapy check` while it runs the spiders' contracts (not for you to "
+     "set): the seed feeder is off and the scheduler takes nothing from the fleet's queue, so a check never "
+     "consumes the fleet's work."),
     ("LIVEFLEET_WATCH_INTERVAL_SECONDS", "60", "Seconds between two checks of a watched account for going live "
      "(`livefleet watch run`, `livefleet worker --watch`), spread evenly over the interval."),
 )
@@ -120,6 +128,8 @@ class Config:
     store_batch: int = DEFAULTS["LIVEFLEET_STORE_BATCH"]
     store_retries: int = DEFAULTS["LIVEFLEET_STORE_RETRIES"]
     log_level: str = "INFO"
+    #: ``text`` or ``json`` (JSON lines; ``crawlers/cli/logs.py`` formats them).
+    log_format: str = "text"
     chromium: str = DEFAULTS["LIVEFLEET_CHROMIUM"]
     #: Seconds between a worker's heartbeats (and stats flushes); a worker is stale after three.
     heartbeat_seconds: float = DEFAULTS["LIVEFLEET_HEARTBEAT_SECONDS"]
@@ -172,6 +182,7 @@ class Config:
             store_batch=_int(env, "LIVEFLEET_STORE_BATCH", cls.store_batch),
             store_retries=_int(env, "LIVEFLEET_STORE_RETRIES", cls.store_retries),
             log_level=(env.get("LIVEFLEET_LOG_LEVEL") or cls.log_level).upper(),
+            log_format=_choice(env, "LIVEFLEET_LOG_FORMAT", cls.log_format, LOG_FORMATS),
             chromium=env.get("LIVEFLEET_CHROMIUM") or cls.chromium,
             heartbeat_seconds=_float(env, "LIVEFLEET_HEARTBEAT_SECONDS", cls.heartbeat_seconds),
             feeds=_bool(env, "LIVEFLEET_FEEDS", cls.feeds),
@@ -181,6 +192,13 @@ class Config:
             webhook_allow=env.get("LIVEFLEET_WEBHOOK_ALLOW") or "",
             watch_interval=_float(env, "LIVEFLEET_WATCH_INTERVAL_SECONDS", cls.watch_interval),
         )
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or default).strip().lower()
+    if raw not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {env.get(name)!r}")
+    return raw
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -214,6 +232,12 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if value < 0:
         raise ValueError(f"{name} must not be negative, got {raw!r}")
     return value
+
+
+def scrapy_check_running(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this process is ``scrapy check`` running contracts (Scrapy sets ``SCRAPY_CHECK`` for the run,
+    after the settings were loaded: components ask when they are built)."""
+    return bool((os.environ if environ is None else environ).get("SCRAPY_CHECK"))
 
 
 def child_environment(**overrides: str) -> dict[str, str]:

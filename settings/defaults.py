@@ -80,8 +80,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LIVEFLEET_POLL_SECONDS", 0.2, "How often the seed feeder of an idle worker looks for seeds and "
             "queued requests, at first (not the queue scheduler's: `LIVEFLEET_QUEUE_POLL_SECONDS`)."),
     Setting("LIVEFLEET_POLL_MAX_SECONDS", 2.0, "... backing off to this while there are none (the seed feeder)."),
-    Setting("LIVEFLEET_IDLE_CLOSE_SECONDS", 0.0, "The seed feeder closes a worker after this many seconds with "
-            "nothing to do fleet-wide (0: never)."),
+    Setting("LIVEFLEET_IDLE_CLOSE_SECONDS", 3.0, "The seed feeder closes a worker after this many seconds with "
+            "nothing to do fleet-wide (0: never), so a one-off `scrapy crawl SPIDER -a seeds=...` ends when its "
+            "seeds are done; `livefleet worker` sets its `--idle-close` (default 0: run until stopped)."),
     # -- politeness and sessions (crawlers/download/) ----------------------------------------------------
     Setting("LIVEFLEET_IDENTITY_RATES", {}, "Requests per second per platform through one egress identity, for "
             "the whole fleet (a token bucket in Redis per platform and identity; 0 = none), for the fleet rate "

@@ -95,6 +95,9 @@ EXTENSIONS = {"crawlers.queue.feeder.SeedFeeder": 500, "crawlers.health.heartbea
 # Monitored pages: stream start/end on their rooms, the shelf re-fetched each tick, nothing beyond it.
 SPIDER_MIDDLEWARES = {"crawlers.queue.middleware.LeaseSpiderMiddleware": 50,
                       "crawlers.monitor.middleware.MonitorSpiderMiddleware": 60}
+# `scrapy check`: contracts that build a callback's request from a seed, through the spider's own
+# seed method, and check its records (spiders/contracts.py; docs/scrapy-commands.md).
+SPIDER_CONTRACTS = {"spiders.contracts.SeedContract": 10, "spiders.contracts.RecordsContract": 11}
 ITEM_PIPELINES = {
     "pipelines.p100_validate.ValidatePipeline": 100,
     "pipelines.p200_quarantine.QuarantinePipeline": 200,

@@ -52,6 +52,7 @@ from crawlers.queue.origin import origin_of, set_origin
 from crawlers.redis.connection import get_redis, redis_url_from_settings
 from models.entities import Room, Streamer
 from models.platforms import check_keys
+from settings.config import scrapy_check_running
 from settings.defaults import value
 from spiders.meta import MONITOR_META, PAGE_META, ROOT_META, TICK_META
 
@@ -79,6 +80,8 @@ def registry_from_settings(settings: Settings) -> Registry:
     :mod:`~crawlers.monitor.extension`); ``NotConfigured`` when ``LIVEFLEET_MONITORS_ENABLED`` is off."""
     if not value(settings, "LIVEFLEET_MONITORS_ENABLED"):
         raise NotConfigured("LIVEFLEET_MONITORS_ENABLED is off")
+    if scrapy_check_running():  # contracts run on their own requests: no monitor is served
+        raise NotConfigured("scrapy check")
     return Registry(get_redis(redis_url_from_settings(settings)), value(settings, "LIVEFLEET_KEY_PREFIX"))
 
 

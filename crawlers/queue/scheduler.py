@@ -30,10 +30,25 @@ A crawl stopped fleet-wide (``crawlers.queue.crawls.stop_crawl``: a campaign
 reached its cap) is looked up by the queue thread every
 ``STOPPED_CHECK_SECONDS``; its requests are then dropped instead of queued,
 and its leased ones are acknowledged unprocessed.
+
+A request that cannot travel through Redis, because no other worker could
+rebuild it (its callback or errback is not a method of the spider, like the
+wrappers ``scrapy check`` puts on its requests and the ``Deferred`` that
+``scrapy shell`` puts on its own), is kept in this process instead: a small
+in-memory queue, served before the fleet's, without a lease or fleet-wide
+dedup. It was made here and only makes sense here; queueing it would leave it
+failing to encode forever and the engine waiting for it. ``scrapy shell``
+points its request's callback at its ``Deferred`` only just after scheduling
+it, so a request without a callback is looked at again one reactor turn later,
+before it goes to the queue thread; and a request the queue thread still
+fails to encode is handed back and kept here too.
 """
 
 from __future__ import annotations
 
+import heapq
+import inspect
+import itertools
 import logging
 import os
 import queue as stdqueue
@@ -58,6 +73,7 @@ from crawlers.queue.lease_queue import DedupMode, Leased, LeaseQueue
 from crawlers.redis.connection import get_redis
 from crawlers.redis.keys import SpiderKeys
 from models.errors import StoreUnavailableError
+from settings.config import scrapy_check_running
 from spiders.base import oversize_reason
 from spiders.meta import CRAWL_META, GAVE_UP_META, LEASE_META
 
@@ -65,6 +81,33 @@ logger = logging.getLogger(__name__)
 
 #: How often the queue thread looks up which of this worker's crawls were stopped.
 STOPPED_CHECK_SECONDS = 2.0
+
+#: Whether this process has said once why a request stays local (later ones are only counted).
+_local_noted = False
+
+
+def local_reason(request: Request, spider: Spider | None) -> str | None:
+    """Why ``request`` cannot go through the fleet's queue (None: it can).
+
+    Another worker rebuilds a queued request by the names of its callback and errback
+    (``Request.to_dict(spider=...)``), so each must be a method of the spider; the test is
+    the encoder's own, with a shortcut for the usual bound method under its own name."""
+    for role in ("callback", "errback"):
+        func = getattr(request, role)
+        if callable(func) and not _is_spider_method(spider, func):
+            return (f"its {role} {getattr(func, '__qualname__', func)!r} is not a method of the spider: no other "
+                    "worker could rebuild it")
+    return None
+
+
+def _is_spider_method(spider: Spider | None, func: Any) -> bool:
+    """What ``Request.to_dict`` requires of a callback: a method whose function is one of ``spider``'s."""
+    function = getattr(func, "__func__", None)
+    if spider is None or function is None:
+        return False
+    if getattr(getattr(spider, getattr(func, "__name__", ""), None), "__func__", None) is function:
+        return True
+    return any(method.__func__ is function for _, method in inspect.getmembers(spider, inspect.ismethod))
 
 
 @dataclass
@@ -109,6 +152,15 @@ class RedisScheduler(BaseScheduler):
         self._crawls: set[str] = set()  # crawls (other than the default) this worker has seen
         self._stopped: frozenset[str] = frozenset()  # ... and those stopped fleet-wide
         self._next_stopped_check = 0.0
+        # Requests kept in this process (see the module docstring): (-priority, arrival, request).
+        self._local: list[tuple[int, int, Request]] = []
+        self._local_order = itertools.count()
+        self._local_seen: set[str] = set()
+        # Requests the queue thread could not encode, handed back to the reactor thread: (request, reason).
+        self._diverted: stdqueue.SimpleQueue[tuple[Request, str]] = stdqueue.SimpleQueue()
+        #: ``scrapy check`` runs contracts: every request stays in this process and the fleet's queue is not
+        #: touched (taking from it would consume, and drop, other workers' work).
+        self.checking = scrapy_check_running()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -126,6 +178,9 @@ class RedisScheduler(BaseScheduler):
         self.server.ping()
         self.queue = LeaseQueue(self.server, spider, keys, worker=self.worker_id, lease_seconds=self.lease_seconds,
                                 max_failures=self.max_failures, dedup=self.dedup)
+        if self.checking:
+            logger.info("scrapy check: requests stay in this process; the fleet's queue is not read")
+            return
         requeued, dead = self.queue.reap()
         if requeued or dead:
             logger.warning("Expired leases of stopped workers: %d requeued, %d dead-lettered", requeued, dead)
@@ -189,17 +244,75 @@ class RedisScheduler(BaseScheduler):
             if crawl in self._stopped:
                 self.stats.inc_value("livefleet/queue/dropped_stopped")
                 return False
-        with self._unsent_lock:
-            self._unsent += 1
-        self._submit(("push", request, fingerprint, crawl))
+        reason = "scrapy check runs in this process" if self.checking else local_reason(request, self.crawler.spider)
+        if reason is not None:
+            return self._keep_local(request, fingerprint, reason)
+        handed_on = None
         if lease is not None:
             state = self._inflight.get(lease)
             if state is not None and not state.handed_on:  # a retry or redirect of a leased request
                 state.handed_on = True
-                self._submit(("forget", lease))
+                handed_on = lease
+        with self._unsent_lock:
+            self._unsent += 1
+        if request.callback is None and self.background:
+            from twisted.internet import reactor
+
+            if reactor.running:  # type: ignore[attr-defined]
+                # It may get its callback right after this (scrapy shell): look again on the next turn.
+                reactor.callLater(0, self._push_when_settled, request, fingerprint,  # type: ignore[attr-defined]
+                                  crawl, handed_on)
+                return True
+        self._push(request, fingerprint, crawl, handed_on)
         return True
 
+    def _push(self, request: Request, fingerprint: str, crawl: str, handed_on: str | None) -> None:
+        """Queue ``request``; then drop the lease it was handed on from (a retry's or redirect's)."""
+        self._submit(("push", request, fingerprint, crawl))
+        if handed_on is not None:
+            self._submit(("forget", handed_on))
+
+    def _push_when_settled(self, request: Request, fingerprint: str, crawl: str, handed_on: str | None) -> None:
+        """Queue a request scheduled without a callback, unless it has since got one no other worker could rebuild."""
+        reason = local_reason(request, self.crawler.spider)
+        if reason is None:
+            self._push(request, fingerprint, crawl, handed_on)
+            return
+        if handed_on is not None:
+            self._submit(("forget", handed_on))
+        self._keep_local(request, fingerprint, reason)
+        with self._unsent_lock:
+            self._unsent -= 1
+        slot = getattr(self.crawler.engine, "_slot", None)
+        if slot is not None:
+            slot.nextcall.schedule()
+
+    def _keep_local(self, request: Request, fingerprint: str, reason: str, *, dedup: bool = True) -> bool:
+        """Schedule ``request`` in this process's memory (deduplicated within it, unless ``dont_filter``)."""
+        global _local_noted
+        if dedup and not request.dont_filter:
+            if fingerprint in self._local_seen:
+                self.stats.inc_value("livefleet/queue/local_duplicate")
+                return False
+            self._local_seen.add(fingerprint)
+        if not _local_noted:
+            _local_noted = True
+            logger.info("Request %s kept in this process, not the fleet's queue: %s. Further ones are only "
+                        "counted (livefleet/queue/local).", request.url, reason)
+        self.stats.inc_value("livefleet/queue/local")
+        heapq.heappush(self._local, (-request.priority, next(self._local_order), request))
+        return True
+
+    def _take_diverted(self) -> None:
+        """Keep locally what the queue thread could not encode (on the reactor thread, like the local queue)."""
+        while not self._diverted.empty():
+            request, reason = self._diverted.get_nowait()
+            self._keep_local(request, "", reason, dedup=False)
+
     def next_request(self) -> Request | None:
+        self._take_diverted()
+        if self._local:  # made here, for here: ahead of the fleet's queue
+            return heapq.heappop(self._local)[2]
         if not self._ready:
             if self.background:
                 self._want.set()
@@ -222,10 +335,12 @@ class RedisScheduler(BaseScheduler):
         return item.request
 
     def has_pending_requests(self) -> bool:
-        return bool(self._ready) or self._unsent > 0 or self._remote_pending > 0
+        self._take_diverted()
+        return bool(self._local) or bool(self._ready) or self._unsent > 0 or self._remote_pending > 0
 
     def __len__(self) -> int:
-        return len(self._ready) + self._unsent + self._remote_pending
+        self._take_diverted()
+        return len(self._local) + len(self._ready) + self._unsent + self._remote_pending
 
     @property
     def prefetched(self) -> int:
@@ -300,11 +415,17 @@ class RedisScheduler(BaseScheduler):
         """Send operations in one pipeline, in order. Raises RedisError (the caller retries)."""
         assert self.queue is not None
         kinds = []
+        diverted = 0
         with self.server.pipeline(transaction=False) as pipe:
             for op in ops:
                 kind = op[0]
                 if kind == "push":
-                    self.queue.push(op[1], op[2], op[3], client=pipe)
+                    try:
+                        self.queue.push(op[1], op[2], op[3], client=pipe)
+                    except (TypeError, ValueError) as exc:  # it changed after it was scheduled: kept here
+                        self._divert(op[1], f"it could not be encoded for the fleet's queue ({exc})")
+                        diverted += 1
+                        continue
                 elif kind == "forget":
                     self.queue.forget(op[1], client=pipe)
                 elif kind == "ack":
@@ -315,6 +436,9 @@ class RedisScheduler(BaseScheduler):
                 else:
                     continue
                 kinds.append(op)
+            if diverted:
+                with self._unsent_lock:
+                    self._unsent -= diverted
             if not kinds:
                 return
             pipe.zcard(self.queue.keys.requests)
@@ -333,6 +457,12 @@ class RedisScheduler(BaseScheduler):
         if pushes:
             with self._unsent_lock:
                 self._unsent -= pushes
+
+    def _divert(self, request: Request, reason: str) -> None:
+        """Hand a request the queue cannot take back to the reactor thread, and wake the engine for it."""
+        self._diverted.put((request, reason))
+        if self.background:
+            self._wake_engine()
 
     def _take(self) -> int:
         assert self.queue is not None

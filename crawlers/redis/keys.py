@@ -2,7 +2,8 @@
 
 Per spider (one platform): the pending queue, the leases, the dead letters,
 the seed list, fleet-wide stats, and the dedup namespaces of each crawl.
-Fleet-wide: worker heartbeats and the per-platform rate buckets.
+Fleet-wide: worker heartbeats and the per-platform rate buckets. Outside the
+prefix: scrapy-redis's start-URL key of a spider, read for its producers.
 """
 
 from __future__ import annotations
@@ -85,6 +86,33 @@ class SpiderKeys:
     def all(self) -> tuple[str, ...]:
         return (self.requests, self.sequence, self.leases, self.leased, self.lease_sequence, self.dead,
                 self.seeds, self.stats)
+
+
+#: scrapy-redis's default ``REDIS_START_URLS_KEY``.
+START_URLS_KEY_TEMPLATE = "%(name)s:start_urls"
+
+
+@dataclass(frozen=True)
+class StartUrlsKeys:
+    """scrapy-redis's start-URL key of one spider, which the seed feeder also reads (``crawlers.queue.start_urls``).
+
+    It carries no livefleet prefix: it is the key scrapy-redis producers already write
+    (``REDIS_START_URLS_KEY``, default ``%(name)s:start_urls``), so they need no change to feed a
+    livefleet spider.
+    """
+
+    #: The key itself: a list, or a set / sorted set with ``REDIS_START_URLS_AS_SET`` / ``..._AS_ZSET``.
+    key: str
+
+    @classmethod
+    def of(cls, spider: str, template: str = START_URLS_KEY_TEMPLATE) -> StartUrlsKeys:
+        """The key of ``spider`` from a ``REDIS_START_URLS_KEY`` template (``%(name)s`` is the spider's name)."""
+        return cls(template % {"name": spider})
+
+    @property
+    def rejected(self) -> str:
+        """List of the entries the seed feeder refused, each moved here unchanged (never left, never dropped)."""
+        return f"{self.key}:rejected"
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ Seeds (pushed by ``livefleet crawl bilibili``, or given as ``-a seeds=JSON``):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -171,6 +171,18 @@ class BilibiliSpider(PlatformSpider):
             uids |= {s.streamer_id for s in records if isinstance(s, Streamer)}
             for uid in sorted(uids):
                 yield from self.streamer_requests(uid, follow)
+
+    async def parse_page(self, response: Response) -> AsyncIterator[Any]:
+        """The base parse (``PlatformSpider.parse_page``). Its contract, for ``scrapy check`` against the
+        sandbox (``spiders/contracts.py``):
+
+        @seed {"kind": "room", "room_id": "13401884"}
+        @returns items 1 1
+        @returns requests 1
+        @records rooms room_id streamer_id status
+        """
+        async for item in super().parse_page(response):
+            yield item
 
 
 def _id(seed: dict[str, Any], name: str) -> str:

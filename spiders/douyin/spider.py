@@ -232,7 +232,16 @@ class DouyinSpider(PlatformSpider):
                              "follow", streamer.streamer_id)
 
     async def parse_page(self, response: Response) -> AsyncIterator[Any]:
-        """The base parse; a room page asked for by handle echoes that handle as its ``web_rid``: dropped."""
+        """The base parse; a room page asked for by handle echoes that handle as its ``web_rid``: dropped.
+
+        Its contract, for ``scrapy check`` against the sandbox (``spiders/contracts.py``): a room page,
+        rendered in Chromium.
+
+        @seed {"kind": "room", "web_rid": "591632295043"}
+        @returns items 1
+        @returns requests 1
+        @records rooms room_id web_rid streamer_id status
+        """
         handle = (response.meta.get(PAGE_META) or {}).get("handle")
         async for item in super().parse_page(response):
             if handle and isinstance(item, Room) and item.web_rid == handle:

@@ -24,7 +24,7 @@ Seeds (``livefleet crawl kuaishou``):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -176,6 +176,18 @@ class KuaishouSpider(PlatformSpider):
                 yield from self.room_requests(principal, follow, **context)
             if "streamers" in follow:
                 yield from self.streamer_requests(principal, follow, **context)
+
+    async def parse_page(self, response: Response) -> AsyncIterator[Any]:
+        """The base parse (``PlatformSpider.parse_page``). Its contract, for ``scrapy check`` against the
+        sandbox (``spiders/contracts.py``):
+
+        @seed {"kind": "room", "principal_id": "ks9416533321"} live_page
+        @returns items 1
+        @records rooms room_id streamer_id status
+        @records streamers streamer_id nickname
+        """
+        async for item in super().parse_page(response):
+            yield item
 
     def annotate(self, response: Response, kind: str, records: list[Any]) -> list[Any]:
         """A live-site answer fetched for an eid www.kuaishou.com gave: its one streamer gets that

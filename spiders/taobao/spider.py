@@ -20,7 +20,7 @@ seeded by live id, as the pages' own links carry it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -105,6 +105,18 @@ class TaobaoSpider(PlatformSpider):
             if "products" in follow:
                 for product in products:
                     yield self.mtop("item_detail", {"itemNumId": product.product_id}, follow=follow)
+
+    async def parse_page(self, response: Response) -> AsyncIterator[Any]:
+        """The base parse (``PlatformSpider.parse_page``). Its contract, for ``scrapy check`` against the
+        sandbox (``spiders/contracts.py``):
+
+        @seed {"kind": "room", "live_id": "543695972350"}
+        @returns items 1
+        @returns requests 1
+        @records rooms room_id streamer_id status
+        """
+        async for item in super().parse_page(response):
+            yield item
 
 
 def _digits(seed: dict[str, Any], name: str) -> str:
