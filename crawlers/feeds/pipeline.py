@@ -32,6 +32,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
 from crawlers.feeds.publish import FeedPublisher, publisher_client
+from crawlers.redis.connection import redact
 from pipelines.signals import batch_stored
 from pipelines.store.writer import WriteResult
 from settings.defaults import value
@@ -82,6 +83,13 @@ class FeedPipeline:
         publisher = feed_publisher(crawler)
         if publisher is None:
             raise NotConfigured("LIVEFLEET_REDIS_URL is not set: no Redis to publish the feeds to")
+        # Which Redis gets the feeds is decided before the crawl (the environment, a REDIS_URL setting, or the
+        # embedded server of LIVEFLEET_VAR_DIR, which differs per working directory under Scrapyd): say it, since
+        # a reader of another Redis would otherwise see no feed and no error.
+        logger.info("Feeds: stored records are %s in Redis %s",
+                    f"published to {publisher.keys.feed('<collection>')}" if publisher.streams
+                    else "counted per crawl, not published (LIVEFLEET_FEEDS_ENABLED is off),",
+                    redact(value(crawler.settings, "LIVEFLEET_REDIS_URL")))
         return cls(crawler, publisher, retry_seconds=value(crawler.settings, "LIVEFLEET_STORE_FLUSH_SECONDS"))
 
     async def open_spider(self) -> None:

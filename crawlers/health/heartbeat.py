@@ -7,7 +7,11 @@ each spider of each worker
   started_at, beat_at, interval, leases, prefetched, counters) that expires
   after three intervals, and sets the worker's score in ``FleetKeys.workers``
   to ``beat_at``; ``livefleet status`` calls a worker stale when its key has
-  expired or its last beat is older than three intervals;
+  expired or its last beat is older than three intervals, and summarises the
+  stale ones instead of listing them. Every beat and every leave also removes
+  the workers silent for more than ``FORGET_AFTER_SECONDS`` from that sorted
+  set, so it holds the workers of the last hour, not every worker that ever ran
+  (killed ones, ``scrapy shell`` sessions closed without closing their spider);
 - adds what its Scrapy stats grew by since the last flush to the spider's
   fleet-wide hash ``SpiderKeys.stats`` (HINCRBY / HINCRBYFLOAT), and the items
   among them to ``<stats>:items:<epoch minute>`` (kept two hours), from which
@@ -60,8 +64,10 @@ logger = logging.getLogger(__name__)
 
 #: A worker is stale once this many intervals passed without a beat; its key expires then too.
 STALE_AFTER_BEATS = 3
-#: Workers silent for this long are dropped from ``FleetKeys.workers`` by the beating ones.
-FORGET_AFTER_SECONDS = 24 * 3600
+#: Workers silent for this long are forgotten: ``livefleet status`` no longer counts them as stale, and
+#: the beating and leaving ones drop them from ``FleetKeys.workers``. Long enough for a person to notice
+#: a worker that died; short enough that the set stays the size of the fleet.
+FORGET_AFTER_SECONDS = 3600
 #: How long a per-minute items counter is kept.
 ITEMS_MINUTE_TTL_SECONDS = 2 * 3600
 #: How long a worker's flush marker outlives its last flush.
@@ -343,10 +349,12 @@ class Heartbeat:
         """The last flush, then the worker leaves the fleet's view; False (logged) when Redis is away."""
         assert self.flusher is not None and self.worker_id is not None, "heartbeat not opened"
         try:
-            self.flusher.flush(stats, server_time(self.server))
+            now = server_time(self.server)
+            self.flusher.flush(stats, now)
             with self.server.pipeline(transaction=True) as pipe:
                 pipe.delete(self.fleet.worker(self.worker_id))
                 pipe.zrem(self.fleet.workers, self.worker_id)
+                pipe.zremrangebyscore(self.fleet.workers, "-inf", now - FORGET_AFTER_SECONDS)
                 pipe.execute()
             self.flusher.forget()
         except redis.RedisError as exc:

@@ -3,10 +3,16 @@
 :func:`collect_status` gathers, with a bounded number of reads (never a walk
 over the queue itself):
 
-- **workers**: every worker in ``FleetKeys.workers`` with its last heartbeat;
-  ``live`` while its heartbeat key exists and its last beat is at most three
-  of its intervals old, ``stale`` otherwise (stopped without leaving: killed,
-  crashed, cut off from Redis);
+- **workers**: the live workers of ``FleetKeys.workers`` with their last heartbeat:
+  those whose heartbeat key exists and whose last beat is at most three of
+  their intervals old. The others are **stale** (stopped without leaving:
+  killed, crashed, hung, cut off from Redis; a ``scrapy shell`` closed without
+  closing its spider): they are not listed, only summarised under ``stale`` as
+  ``{"count": n, "newest_seen": <epoch seconds of the latest beat among them, or
+  None>}`` (and ``fleet.workers_stale``). A worker silent for longer than
+  ``FORGET_AFTER_SECONDS`` is not counted at all: it is forgotten, and the
+  beating workers remove it from the sorted set (``crawlers/health/heartbeat.py``),
+  so neither the set nor this read grows with every worker that ever ran;
 - **per platform**: requests queued, in total and per priority (one
   ``ZRANGEBYSCORE ... LIMIT 0 1`` and one ``ZCOUNT`` per priority present),
   requests leased and leases past their deadline, dead letters, seeds waiting
@@ -41,7 +47,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from crawlers.download.egress_health import identity_report
-from crawlers.health.heartbeat import STALE_AFTER_BEATS, items_minute_key, server_time, summarize
+from crawlers.health.heartbeat import (
+    FORGET_AFTER_SECONDS,
+    STALE_AFTER_BEATS,
+    items_minute_key,
+    server_time,
+    summarize,
+)
 from crawlers.redis.connection import redact
 from crawlers.redis.epoch import current_epoch, lost_records
 from crawlers.redis.keys import FleetKeys, SpiderKeys
@@ -106,11 +118,17 @@ def _rates(counters: dict[str, int]) -> dict[str, Any]:
             "error_rate": _rate(counters["errors"], attempts)}
 
 
-def _workers(server: redis.Redis, fleet: FleetKeys, now: float, default_interval: float) -> list[dict[str, Any]]:
-    entries = server.zrange(fleet.workers, 0, -1, withscores=True)
+def _workers(server: redis.Redis, fleet: FleetKeys, now: float,
+             default_interval: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The live workers, and the summary of the stale ones (see the module docstring).
+
+    Only workers seen within ``FORGET_AFTER_SECONDS`` are read: entries older than that are
+    left for the heartbeats to remove (status writes nothing)."""
+    entries = server.zrangebyscore(fleet.workers, now - FORGET_AFTER_SECONDS, "+inf", withscores=True)
     ids = [_text(raw) for raw, _ in entries]
     documents = server.mget([fleet.worker(worker_id) for worker_id in ids]) if ids else []
-    workers = []
+    live: list[dict[str, Any]] = []
+    stale_seen: list[float] = []
     for worker_id, (_, beat_at), raw in zip(ids, entries, documents, strict=True):
         document: dict[str, Any] = {}
         if raw is not None:
@@ -120,11 +138,13 @@ def _workers(server: redis.Redis, fleet: FleetKeys, now: float, default_interval
                 document = {}
         interval = float(document.get("interval") or default_interval)
         age = max(0.0, now - beat_at)
-        live = raw is not None and age <= interval * STALE_AFTER_BEATS
-        workers.append({**document, "worker": worker_id, "state": "live" if live else "stale",
-                        "beat_at": beat_at, "beat_age": round(age, 1), "interval": interval})
-    workers.sort(key=lambda w: (w["state"] != "live", w.get("spider") or "", w["worker"]))
-    return workers
+        if raw is None or age > interval * STALE_AFTER_BEATS:
+            stale_seen.append(beat_at)
+            continue
+        live.append({**document, "worker": worker_id, "state": "live", "beat_at": beat_at,
+                     "beat_age": round(age, 1), "interval": interval})
+    live.sort(key=lambda w: (w.get("spider") or "", w["worker"]))
+    return live, {"count": len(stale_seen), "newest_seen": max(stale_seen, default=None)}
 
 
 def _platform(server: redis.Redis, keys: SpiderKeys, now: float) -> dict[str, Any]:
@@ -168,13 +188,13 @@ def collect_status(server: redis.Redis, prefix: str, *, interval: float = DEFAUL
     """
     now = server_time(server)
     names = list(spiders) if spiders is not None else [info.spider for info in PLATFORMS.values()]
-    workers = _workers(server, FleetKeys(prefix), now, interval)
+    workers, stale = _workers(server, FleetKeys(prefix), now, interval)
     platforms = {name: _platform(server, SpiderKeys(prefix, name), now) for name in names}
     counters = {key: sum(p["counters"][key] for p in platforms.values())
                 for key in summarize({})}
     fleet = {
-        "workers_live": sum(w["state"] == "live" for w in workers),
-        "workers_stale": sum(w["state"] == "stale" for w in workers),
+        "workers_live": len(workers),
+        "workers_stale": stale["count"],
         "queued": sum(p["queue"]["total"] for p in platforms.values()),
         "leased": sum(p["leased"] for p in platforms.values()),
         "leases_expired": sum(p["leases_expired"] for p in platforms.values()),
@@ -188,8 +208,8 @@ def collect_status(server: redis.Redis, prefix: str, *, interval: float = DEFAUL
     lost_count, lost = lost_records(server, prefix)
     state = {"epoch": None if epoch is None else {"id": epoch.id, "created_at": epoch.created_at},
              "lost_count": lost_count, "lost": lost}
-    return {"prefix": prefix, "at": now, "state": state, "workers": workers, "platforms": platforms, "fleet": fleet,
-            "identities": identity_report(server, prefix), "rates_per": "page attempt"}
+    return {"prefix": prefix, "at": now, "state": state, "workers": workers, "stale": stale, "platforms": platforms,
+            "fleet": fleet, "identities": identity_report(server, prefix), "rates_per": "page attempt"}
 
 
 def _when(epoch_seconds: float) -> str:

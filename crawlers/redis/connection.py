@@ -86,10 +86,13 @@ def redis_url_from_settings(settings: BaseSettings) -> str:
 
     A component gets its server's address, it never starts one: ``livefleet worker``
     ensures the embedded servers and passes their URLs, and a plain ``scrapy crawl``
-    gets them from the services add-on (``crawlers/services/addon.py``).
+    gets them from the services add-on (``crawlers/services/addon.py``), which also
+    turns a ``REDIS_URL`` setting (``-s REDIS_URL=...``, a Scrapyd job's) into this one
+    before any component is built. Nothing here reads ``REDIS_URL``: one place decides.
     """
     url = value(settings, "LIVEFLEET_REDIS_URL")
     if not url:
-        raise NotConfigured("LIVEFLEET_REDIS_URL is not set (run `livefleet worker`, set REDIS_URL, or enable "
-                            "LIVEFLEET_EMBEDDED_SERVICES for the embedded servers)")
+        raise NotConfigured("LIVEFLEET_REDIS_URL is not set (run `livefleet worker`, set REDIS_URL in the "
+                            "environment or as a setting, or enable LIVEFLEET_EMBEDDED_SERVICES for the embedded "
+                            "servers)")
     return str(url)
