@@ -88,22 +88,24 @@ def test_without_redis_it_says_so_and_starts_nothing(env, as_json, capsys):
     run.mkdir()  # a record left by an embedded Redis that has exited
     (run / "redis.json").write_text(json.dumps({"url": "redis://127.0.0.1:1/0", "pid": 2**22 + 12345,
                                                 "data_dir": str(env / "data" / "redis")}))
-    assert main(["status"] + (["--json"] if as_json else [])) == 1
+    assert main(["status"] + (["--json"] if as_json else [])) == 3  # a service unreachable
     captured = capsys.readouterr()
     if as_json:
         assert json.loads(captured.out)["error"].startswith("no Redis is running")
     else:
-        assert captured.out == "" and "livefleet status: no Redis is running" in captured.err
+        assert captured.out == ""
+    assert captured.err.startswith("livefleet status: no Redis is running") and len(captured.err.splitlines()) == 1
     assert sorted(p.name for p in env.iterdir()) == ["run"]  # no data, no log: nothing was started
     assert json.loads((run / "redis.json").read_text())["pid"] == 2**22 + 12345
 
 
 def test_unreachable_redis_url(env, monkeypatch, capsys):
     monkeypatch.setenv("REDIS_URL", "redis://:secret@127.0.0.1:1/0")
-    assert main(["status", "--json"]) == 1
-    document = json.loads(capsys.readouterr().out)
+    assert main(["status", "--json"]) == 3
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
     assert document["redis"] == "redis://:***@127.0.0.1:1/0" and "does not answer" in document["error"]
-    assert "secret" not in document["error"]
+    assert "secret" not in document["error"] and "secret" not in captured.err
 
 
 @pytest.mark.integration
@@ -113,3 +115,25 @@ def test_python_dash_m_prints_only_the_json(env, redis_server, fleet):
     result = subprocess.run([sys.executable, "-m", "crawlers", "status", "--json"], cwd=ROOT, env=environment,
                             capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(result.stdout)["fleet"]["workers_live"] == 1
+
+
+def _status(**extra):
+    fleet = {"workers_live": 0, "workers_stale": 2, "queued": 0, "leased": 0, "leases_expired": 0, "dead_letters": 0,
+             "seeds": 0, "counters": {"items": 0}, "items_per_minute": 0.0, "attempts": 0, "block_rate": None,
+             "error_rate": None}
+    return {"prefix": "p", "at": 1_780_000_000.0, "state": {}, "workers": [], "platforms": {}, "fleet": fleet,
+            "identities": [], **extra}
+
+
+def test_stale_workers_are_one_summary_line_when_there_are_any():
+    from crawlers.cli.output import plain
+    from crawlers.cli.status import render
+
+    text = plain(*render(_status(stale={"count": 2, "newest_seen": 1_779_999_000.0})))
+    (line,) = [line for line in text.splitlines() if "heartbeat expired" in line]
+    assert line.strip() == ("2 worker(s) gone without leaving: heartbeat expired; the newest was last seen at "
+                            "2026-05-28 20:10:00 UTC")
+    for quiet in (_status(), _status(stale={"count": 0, "newest_seen": None})):
+        assert "heartbeat expired" not in plain(*render(quiet))
+    unknown = plain(*render(_status(stale={"count": 1, "newest_seen": None})))
+    assert "1 worker(s) gone without leaving: heartbeat expired\n" in unknown

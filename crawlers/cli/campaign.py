@@ -22,6 +22,7 @@ from pymongo.database import Database
 from crawlers.campaigns.loader import CampaignError, load_campaign, load_folder
 from crawlers.campaigns.runs import follow_run, recent_runs, start_run
 from crawlers.campaigns.spec import Campaign
+from crawlers.cli.output import add_row, progress, show, table
 from crawlers.redis.connection import get_redis, redact
 from settings.config import Config, child_environment
 
@@ -84,21 +85,40 @@ def run_campaign(config: Config, path: Path, *, workers: int = 0, wait: bool = T
         if not wait:
             out.write("not waiting: a running `livefleet scheduler` follows the run and records its end\n")
             return 0
-        last = [0.0]
-
-        def report(progress: dict[str, Any]) -> None:
-            if time.monotonic() - last[0] >= 5:
-                last[0] = time.monotonic()
-                items = sum(progress["items"].values())
-                out.write(f"progress pages={progress['pages']} pending={progress['pending']} "
-                          f"seeds={progress['seeds']} items={items} dead={progress['dead']}\n")
-                out.flush()
-
-        status = follow_run(server, db, config.key_prefix, run_id, poll=poll, on_progress=report)
+        status = _follow(server, db, config, run_id, poll, out)
         document = db["campaign_runs"].find_one({"_id": run_id}, {"seeds": 0}) or {}
     out.write(json.dumps(_jsonable(document), ensure_ascii=False) + "\n")
     out.flush()
     return 1 if status == "failed" else 0
+
+
+def _follow(server: Any, db: Database[dict[str, Any]], config: Config, run_id: str, poll: float,
+            out: TextIO) -> str:
+    """Follow the run to its end; its progress as a bar on a terminal (stderr), else a line every 5 seconds
+    on ``out`` (``progress pages=... pending=... seeds=... items=... dead=...``), which a log or a pipe keeps.
+    Returns the run's final status."""
+    bar = progress()
+    if bar is None:
+        last = [0.0]
+
+        def line(counts: dict[str, Any]) -> None:
+            if time.monotonic() - last[0] >= 5:
+                last[0] = time.monotonic()
+                out.write(f"progress pages={counts['pages']} pending={counts['pending']} seeds={counts['seeds']} "
+                          f"items={sum(counts['items'].values())} dead={counts['dead']}\n")
+                out.flush()
+
+        return follow_run(server, db, config.key_prefix, run_id, poll=poll, on_progress=line)
+    with bar:
+        # Pages done of pages known so far: the total grows as pages find more pages, so the bar may step back.
+        task = bar.add_task(f"run {run_id}", total=None, detail="")
+
+        def draw(counts: dict[str, Any]) -> None:
+            done = int(counts["pages"])
+            bar.update(task, completed=done, total=done + int(counts["pending"]) + int(counts["seeds"]) or None,
+                       detail=f"items {sum(counts['items'].values())}, dead {counts['dead']}")
+
+        return follow_run(server, db, config.key_prefix, run_id, poll=poll, on_progress=draw)
 
 
 def _start_workers(stack: ExitStack, config: Config, campaign: Campaign, count: int, redis_url: str,
@@ -139,17 +159,14 @@ def list_runs(config: Config, *, as_json: bool, campaign: str | None = None, lim
     if not runs:
         out.write("no campaign runs yet\n")
         return 0
-    header = ("run", "status", "started", "ended", "pages", "items", "dead", "errors")
-    rows = []
+    grid = table(["run", "status", "started", "ended", "pages", "items", "dead", "errors"], right=range(4, 8))
     for run in runs:
         counts = run.get("counts") or {}
-        rows.append((str(run["_id"]), run["status"], _when(run.get("started_at")), _when(run.get("ended_at")),
-                     str(counts.get("pages") if counts.get("pages") is not None else "-"),
-                     str(sum((counts.get("items") or {}).values())), str(counts.get("dead", 0)),
-                     str(len(run.get("errors") or []))))
-    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
-    for row in (header, *rows):
-        out.write("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+        add_row(grid, [str(run["_id"]), run["status"], _when(run.get("started_at")), _when(run.get("ended_at")),
+                       str(counts.get("pages") if counts.get("pages") is not None else "-"),
+                       str(sum((counts.get("items") or {}).values())), str(counts.get("dead", 0)),
+                       str(len(run.get("errors") or []))])
+    show(grid, stream=out)
     return 0
 
 

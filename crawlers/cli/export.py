@@ -1,13 +1,30 @@
-"""``livefleet export COLLECTION``: a collection to JSONL or CSV (``crawlers/reports/exporter.py``)."""
+"""``livefleet export COLLECTION``: a collection to JSONL or CSV (``crawlers/reports/exporter.py``).
+
+The exporter module writes the documents; this command adds what a person at a terminal sees: a progress
+bar on stderr (documents written of the estimated total, :mod:`crawlers.cli.output`) when stderr is a
+terminal and ``--quiet`` is not given, and the count at the end. A file is written beside its name first and
+renamed into place once complete, so a failed export never leaves half a file behind.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
-from crawlers.reports.exporter import run_export
+from pymongo import MongoClient
+from rich.progress import Progress as RichProgress
+from rich.progress import TaskID
+
+from crawlers.cli.output import progress
+from crawlers.reports import exporter
+from crawlers.reports.ranking import parse_since
 from crawlers.services.lifecycle import ensure_services
 from settings.config import Config
+
+#: Seconds MongoDB has to answer before the export gives up (the exit status of an unreachable service).
+SERVER_SELECTION_MS = 10_000
 
 
 def add_parsers(sub: Any) -> None:
@@ -23,7 +40,56 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary line")
 
 
+class _Bar(exporter.Progress):
+    """The exporter's progress hook drawn by a rich progress bar (the exporter calls :meth:`advance`)."""
+
+    def __init__(self, bar: RichProgress, task: TaskID) -> None:
+        super().__init__("", 0, None)
+        self.bar, self.task = bar, task
+
+    def advance(self, n: int = 1) -> None:
+        self.count += n
+        self.bar.advance(self.task, n)
+
+    def close(self) -> None:
+        return None
+
+
 def run(args: argparse.Namespace, config: Config) -> int:
+    collection, fmt, out = args.collection, args.format, args.out
+    # A bad --since/--until is refused before any server starts.
+    query = exporter.export_filter(collection, args.platform, parse_since(args.since) if args.since else None,
+                                   parse_since(args.until) if args.until else None)
     services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
-    return run_export(services.mongo_uri, config.mongo_db, args.collection, platform=args.platform,
-                      since=args.since, until=args.until, fmt=args.format, out=args.out, quiet=args.quiet)
+    with MongoClient(services.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=SERVER_SELECTION_MS) as client:
+        db = client[config.mongo_db]
+        bar = progress(enabled=not args.quiet)
+        hook = None
+        if bar is not None:
+            bar.start()
+            hook = _Bar(bar, bar.add_task(f"export {collection}", total=db[collection].count_documents(query),
+                                          detail=""))
+        try:
+            count = _write(db, collection, query, fmt, out, hook)
+        finally:
+            if bar is not None:
+                bar.stop()
+    if not args.quiet:
+        print(f"exported {count} {collection} documents to {'stdout' if out == '-' else out}", file=sys.stderr)
+    return 0
+
+
+def _write(db: Any, collection: str, query: dict[str, Any], fmt: str, out: str, hook: _Bar | None) -> int:
+    if out == "-":
+        count = exporter.write(exporter.documents(db, collection, query), sys.stdout, fmt, collection, hook)
+        sys.stdout.flush()
+        return count
+    path = Path(out)
+    part = path.with_name(path.name + ".part")
+    try:
+        with part.open("w", encoding="utf-8", newline="") as handle:
+            count = exporter.write(exporter.documents(db, collection, query), handle, fmt, collection, hook)
+        part.replace(path)
+    finally:
+        part.unlink(missing_ok=True)
+    return count

@@ -17,6 +17,10 @@ import json
 import sys
 from typing import Any
 
+from rich.console import RenderableType
+from rich.text import Text
+
+from crawlers.cli.output import add_row, plain, show, table
 from crawlers.monitor.registry import Monitor, Registry
 from models.platforms import PLATFORMS
 from settings.config import Config
@@ -75,7 +79,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         if args.json:
             print(json.dumps([{**m.as_dict(), "session": sessions.get(m.id)} for m in monitors], ensure_ascii=False))
         else:
-            print(format_table(monitors, sessions))
+            show(*monitor_table(monitors, sessions))
         return 0
     monitor = registry.stop(args.id)
     if monitor is None:
@@ -119,22 +123,27 @@ def _session_cells(session: dict[str, Any] | None) -> tuple[str, str, str, str]:
 
 
 def format_table(monitors: list[Monitor], sessions: dict[str, dict[str, Any] | None] | None = None) -> str:
+    """The monitors as a plain-text table (:func:`monitor_table`), the notes about late ticks after it."""
+    return plain(*monitor_table(monitors, sessions))
+
+
+def monitor_table(monitors: list[Monitor], sessions: dict[str, dict[str, Any] | None] | None = None,
+                  ) -> list[RenderableType]:
     """The monitors as a table; a monitor with late ticks says so, with the last reason. With ``sessions``
     (by monitor ID), each monitor's current session: its ID and status, peak viewers, units sold and GMV
     [low, high], blank where MongoDB has no session or no figure."""
     if not monitors:
-        return "no monitors"
+        return ["no monitors"]
     shown = sessions is not None
-    rows = [("ID", "PLATFORM", "TARGET", "EVERY", "STATE", "TICKS", "LATE", "STATUS", "UNTIL",
-             *(("SESSION", "PEAK", "UNITS", "GMV [LOW, HIGH]") if shown else ()))]
-    notes = []
+    grid = table(["ID", "PLATFORM", "TARGET", "EVERY", "STATE", "TICKS", "LATE", "STATUS", "UNTIL",
+                  *(("SESSION", "PEAK", "UNITS", "GMV [LOW, HIGH]") if shown else ())])
+    notes: list[RenderableType] = []
     for m in monitors:
-        rows.append((m.id, m.platform, f"{m.target['kind']}:{m.target['id']}", f"{m.every_s:g}s", m.state,
-                     str(m.ticks), str(m.late), m.last_status or "-", m.until[:19],
-                     *(_session_cells((sessions or {}).get(m.id)) if shown else ())))
+        add_row(grid, [m.id, m.platform, f"{m.target['kind']}:{m.target['id']}", f"{m.every_s:g}s", m.state,
+                       str(m.ticks), str(m.late), m.last_status or "-", m.until[:19],
+                       *(_session_cells((sessions or {}).get(m.id)) if shown else ())],
+                styles={6: "bold red"} if m.late else None)
         if m.late:
-            notes.append(f"{m.id}: LATE {m.late} of {m.ticks} ticks, last at {m.last_late_at} "
-                         f"({m.last_late_reason}): the fleet does not keep this interval")
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    return "\n".join(lines + notes)
+            notes.append(Text(f"{m.id}: LATE {m.late} of {m.ticks} ticks, last at {m.last_late_at} "
+                              f"({m.last_late_reason}): the fleet does not keep this interval", style="red"))
+    return [grid, *notes]

@@ -6,7 +6,7 @@ or it kept killing its worker (its lease expired ``LIVEFLEET_MAX_FAILURES``
 times). Each keeps the request, the last error, the attempts and the worker.
 ``retry-dead`` puts them back into the queue (with their priority) for any
 worker to take; it starts no service: it uses ``REDIS_URL`` or the embedded
-Redis that is running.
+Redis that is running; without one it says so and exits with status 3.
 """
 
 from __future__ import annotations
@@ -20,16 +20,20 @@ import redis
 
 from crawlers.health.status import redis_to_watch
 from crawlers.queue.lease_queue import dead_letters, retry_dead
+from crawlers.redis.connection import redact
 from crawlers.redis.keys import SpiderKeys
 from settings.config import Config
 from spiders.platforms import PLATFORMS
+
+#: Exit status when there is no Redis to read (``crawlers.cli.main.EXIT_UNREACHABLE``).
+_UNREACHABLE = 3
 
 
 def run_queue(config: Config, action: str, spiders: list[str] | None, *, limit: int, as_json: bool) -> int:
     url, origin = redis_to_watch(config)
     if url is None:
         print(f"livefleet queue: {origin}", file=sys.stderr)
-        return 1
+        return _UNREACHABLE
     names = spiders or [info.spider for info in PLATFORMS.values()]
     client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=15)
     try:
@@ -44,8 +48,8 @@ def run_queue(config: Config, action: str, spiders: list[str] | None, *, limit: 
         letters = {name: dead_letters(client, SpiderKeys(config.key_prefix, name), limit) for name in names}
         totals = {name: int(client.llen(SpiderKeys(config.key_prefix, name).dead)) for name in names}
     except redis.RedisError as exc:
-        print(f"livefleet queue: Redis ({origin}) does not answer: {exc}", file=sys.stderr)
-        return 1
+        print(f"livefleet queue: Redis ({origin}) does not answer: {redact(exc)}", file=sys.stderr)
+        return _UNREACHABLE
     finally:
         client.close()
     if as_json:

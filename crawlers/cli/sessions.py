@@ -13,6 +13,7 @@ import signal
 import threading
 from typing import Any
 
+from crawlers.cli.output import add_row, show, table
 from crawlers.reports.ranking import parse_since
 from crawlers.services.lifecycle import ensure_services
 from pipelines.p300_store import close_store, open_store
@@ -75,9 +76,18 @@ def _list(db: Any, args: argparse.Namespace, since: Any) -> int:
     if args.json:
         print(json.dumps(rows, default=str, ensure_ascii=False))
         return 0
+    if not rows:
+        print("no sessions")
+        return 0
+    grid = table(["platform", "session", "status", "peak", "units", "gmv [low, high]", "title"], right=[3, 4])
     for r in rows:
         gmv = "-" if r.get("gmv_estimate") is None else (
             f"{r['gmv_estimate']:.2f} [{r.get('gmv_low')}, {r.get('gmv_high')}]")
-        print(f"{r['platform']:<9} {r['session_id']:<24} {r['status']:<6} peak={r.get('viewers_peak')} "
-              f"units={r.get('units_sold')} gmv={gmv} {r.get('title') or ''}")
+        add_row(grid, [r["platform"], r["session_id"], r["status"], _count(r.get("viewers_peak")),
+                       _count(r.get("units_sold")), gmv, r.get("title") or ""])
+    show(grid)
     return 0
+
+
+def _count(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else "-"

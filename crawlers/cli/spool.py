@@ -1,7 +1,7 @@
 """``livefleet spool replay|status``: records the store spooled to disk while MongoDB was down.
 
-Neither ends in a traceback: a file that cannot be replayed is kept and named, an unreachable
-MongoDB is one line and exit status 1. ``status`` counts every file, the ones another process is
+Neither ends in a traceback: a file that cannot be replayed is kept and named (exit status 1), an
+unreachable MongoDB is one line and exit status 3. ``status`` counts every file, the ones another process is
 replaying too, and names the database each belongs to; ``replay`` writes only the files of this
 configuration's database (``LIVEFLEET_MONGO_DB`` on ``MONGO_URI``'s server) and says how many it left.
 """
@@ -13,12 +13,16 @@ import sys
 from collections import Counter
 from typing import Any
 
+from crawlers.redis.connection import redact
 from crawlers.services.lifecycle import ensure_services
 from models.errors import StoreUnavailableError
 from pipelines.p300_store import close_store, ensure_indexes, open_store
 from pipelines.store.spool import Spool, SpoolTarget
 from pipelines.store.writer import BulkWriter
 from settings.config import Config
+
+#: Exit status when MongoDB cannot be reached (``crawlers.cli.main.EXIT_UNREACHABLE``).
+_UNREACHABLE = 3
 
 
 def add_parsers(sub: Any) -> None:
@@ -32,15 +36,15 @@ def run(args: argparse.Namespace, config: Config) -> int:
     try:
         services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
     except Exception as exc:  # noqa: BLE001 - a command line, not a traceback
-        print(f"spool replay: cannot reach the services ({type(exc).__name__}: {exc}); the spool is kept",
+        print(f"spool replay: cannot reach the services ({type(exc).__name__}: {redact(exc)}); the spool is kept",
               file=sys.stderr)
-        return 1
+        return _UNREACHABLE
     spool = Spool(config.var_dir / "spool", name="replay", target=SpoolTarget.of(services.mongo_uri, config.mongo_db))
     client, db = open_store(services.mongo_uri, config.mongo_db)
     try:
         if not ensure_indexes(db):
             print(f"spool replay: MongoDB ({spool.target}) is unreachable; the spool is kept", file=sys.stderr)
-            return 1
+            return _UNREACHABLE
         result = spool.replay(BulkWriter(db, reject=spool.reject).write)
     except (StoreUnavailableError, OSError) as exc:
         print(f"spool replay: stopped, the rest is kept ({type(exc).__name__}: {exc})", file=sys.stderr)

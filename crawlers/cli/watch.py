@@ -31,8 +31,11 @@ from dataclasses import asdict
 from typing import Any
 
 import redis
+from rich.console import RenderableType
+from rich.table import Table
 
 from crawlers.alerts.robots import EVENTS, KINDS
+from crawlers.cli.output import add_row, show, table
 from crawlers.watch.lists import TIERS, ImportRefused, WatchEntry, WatchList
 from models.platforms import PLATFORMS
 from settings.config import Config
@@ -254,7 +257,7 @@ def _alert(server: redis.Redis, prefix: str, args: argparse.Namespace, config: C
         if args.json:
             print(json.dumps(found, ensure_ascii=False))
         else:
-            print(format_subscribers(found))
+            show(subscribers_table(found))
         return 0
     if not subscribing.remove_subscriber(server, prefix, args.name, args.id):
         raise ValueError(f"watchlist {args.name!r} has no subscriber {args.id!r} (see livefleet watch alert list)")
@@ -267,7 +270,10 @@ def _list(server: redis.Redis, prefix: str, name: str | None, as_json: bool) -> 
 
     if name is None:
         found = lists.list_lists(server, prefix)
-        print(json.dumps([w.as_dict() for w in found], ensure_ascii=False) if as_json else format_lists(found))
+        if as_json:
+            print(json.dumps([w.as_dict() for w in found], ensure_ascii=False))
+        else:
+            show(lists_table(found))
         return 0
     watchlist = lists.get_list(server, prefix, name)
     if watchlist is None:
@@ -282,18 +288,21 @@ def _list(server: redis.Redis, prefix: str, name: str | None, as_json: bool) -> 
     print(f"watchlist {watchlist.name}: {watchlist.platform}, {watchlist.state}"
           f"{', notify-only' if watchlist.notify_only else ''}, {watchlist.size} entries ({counts}); "
           f"new entries: {watchlist.tier}, {watchlist.windows or 'always'}")
-    print(format_entries(held))
+    show(entries_table(held))
     if subs:
-        print(format_subscribers(subs))
+        show(subscribers_table(subs))
     return 0
 
 
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+def _table(rows: Sequence[Sequence[str]]) -> Table:
+    """``rows`` (the first one the header) as a table (:mod:`crawlers.cli.output`)."""
+    grid = table(rows[0])
+    for row in rows[1:]:
+        add_row(grid, row)
+    return grid
 
 
-def format_lists(found: Sequence[WatchList]) -> str:
+def lists_table(found: Sequence[WatchList]) -> RenderableType:
     """The watchlists as a table: state, entries per tier, default tier and windows, subscribers."""
     if not found:
         return "no watchlists"
@@ -305,7 +314,7 @@ def format_lists(found: Sequence[WatchList]) -> str:
     return _table(rows)
 
 
-def format_entries(found: Sequence[WatchEntry]) -> str:
+def entries_table(found: Sequence[WatchEntry]) -> RenderableType:
     """One list's entries as a table."""
     if not found:
         return "no entries"
@@ -316,7 +325,7 @@ def format_entries(found: Sequence[WatchEntry]) -> str:
     return _table(rows)
 
 
-def format_subscribers(found: Sequence[dict[str, Any]]) -> str:
+def subscribers_table(found: Sequence[dict[str, Any]]) -> RenderableType:
     """Subscribers (their :meth:`~crawlers.watch.subscribing.Subscriber.public` dicts: no secrets) as a table."""
     if not found:
         return "no alert subscribers"

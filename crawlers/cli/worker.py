@@ -21,6 +21,7 @@ from typing import Any
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
+from crawlers.cli.logs import hand_over_to_scrapy
 from crawlers.services.lifecycle import Services, ensure_services
 from settings.config import Config
 
@@ -54,10 +55,16 @@ def run_worker(
     ``sessions``: also run the session builder (``crawlers/sessions``) in a thread of this process,
     for small deployments and the demo; it stops with the spiders, after a last round. ``watch``: also run
     the watcher (``crawlers/watch``) for the platforms of ``spiders``, in a thread."""
-    services = ensure_services(config.var_dir, redis_url=config.redis_url, mongo_uri=config.mongo_uri)
+    overrides = {"LIVEFLEET_IDLE_CLOSE_SECONDS": idle_close, **(overrides or {})}  # an -s value wins
+    # REDIS_URL / MONGO_URI given as settings (-s) mean what the environment variables mean, as in a plain
+    # `scrapy crawl` (crawlers/services/addon.py); an explicit LIVEFLEET_ setting is more specific.
+    redis_url = overrides.get("LIVEFLEET_REDIS_URL") or overrides.get("REDIS_URL") or config.redis_url
+    mongo_uri = overrides.get("LIVEFLEET_MONGO_URI") or overrides.get("MONGO_URI") or config.mongo_uri
+    services = ensure_services(config.var_dir, redis_url=redis_url, mongo_uri=mongo_uri)
     builder = _start_session_builder(config, services) if sessions else None
     watcher = _WatchThread(config, services, spiders) if watch else None
-    settings = build_settings(config, services, LIVEFLEET_IDLE_CLOSE_SECONDS=idle_close, **(overrides or {}))
+    settings = build_settings(config, services, **overrides)
+    hand_over_to_scrapy(settings, json_lines=config.log_format == "json")  # from here on, LOG_LEVEL and co.
     process = CrawlerProcess(settings)
     crawlers = [process.create_crawler(name) for name in spiders]
     for crawler in crawlers:
@@ -193,10 +200,23 @@ def add_parsers(sub: Any) -> None:
                         "monitors, alerts are sent (any number of workers may)")
 
 
+def spider_names() -> list[str]:
+    """The spiders a worker can run: what Scrapy's spider loader finds in ``SPIDER_MODULES``."""
+    from scrapy.spiderloader import get_spider_loader
+
+    settings = Settings()
+    settings.setmodule("settings.scrapy_settings", priority="project")
+    return sorted(get_spider_loader(settings).list())
+
+
 def run(args: Any, config: Config) -> int:
     from spiders.platforms import PLATFORMS
 
     spiders = args.spider or [info.spider for info in PLATFORMS.values()]
+    known = spider_names()
+    unknown = [name for name in spiders if name not in known]
+    if unknown:  # before any server starts
+        raise ValueError(f"no spider {', '.join(map(repr, unknown))}; the spiders are: {', '.join(known)}")
     overrides = {}
     for item in args.set:
         name, sep, setting = item.partition("=")
