@@ -1,4 +1,5 @@
-"""``collect_status`` / ``render_status`` on hand-built fleet state in a real Redis (crawlers/health/status.py)."""
+"""``collect_status`` (crawlers/health/status.py) and its tables (crawlers/cli/status.py) on hand-built fleet state
+in a real Redis."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import uuid
 
 import pytest
 
+from crawlers.cli.output import plain
+from crawlers.cli.status import render
 from crawlers.health.heartbeat import items_minute_key, server_time
-from crawlers.health.status import collect_status, queue_depth, render_status
+from crawlers.health.status import collect_status, queue_depth
 from crawlers.redis.keys import FleetKeys, SpiderKeys
 
 pytestmark = pytest.mark.integration
@@ -118,10 +121,10 @@ def test_queue_depth_reads_two_commands_per_priority_not_the_queue(redis_client)
 
 
 def test_render_status_shows_workers_platforms_and_what_the_rates_mean(redis_client, fleet):
-    text = render_status(collect_status(redis_client, fleet), source="redis://127.0.0.1:1/0 (REDIS_URL)")
+    text = plain(*render(collect_status(redis_client, fleet), source="redis://127.0.0.1:1/0 (REDIS_URL)"))
     lines = text.splitlines()
     assert lines[0].startswith("livefleet status at ") and f"key prefix {fleet!r}" in lines[0]
-    assert "workers: 1 live, 2 stale" in text
+    assert "workers: 1 live, 2 stale" in text  # the stale ones only counted
     row = next(line for line in lines if line.strip().startswith("a:1:bilibili"))
     cells = row.split()
     assert cells[:3] == ["a:1:bilibili", "bilibili", "live"] and cells[3].endswith("s") and cells[4:6] == ["2", "3"]

@@ -10,8 +10,10 @@ import pytest
 from scrapy import Spider
 from scrapy.utils.test import get_crawler
 
+from crawlers.cli.output import plain
+from crawlers.cli.status import render
 from crawlers.health.heartbeat import FORGET_AFTER_SECONDS, Heartbeat, server_time
-from crawlers.health.status import collect_status, render_status
+from crawlers.health.status import collect_status
 from crawlers.redis.keys import FleetKeys
 from tests.crawl_helpers import wait_for
 
@@ -56,7 +58,7 @@ def test_an_expired_heartbeat_leaves_the_workers_and_is_summarised_then_forgotte
     assert status["stale"] == {"count": 2, "newest_seen": beat_at}
     assert (status["fleet"]["workers_live"], status["fleet"]["workers_stale"]) == (0, 2)
     json.dumps(status)  # the --json document and the API's /v1/status answer
-    assert "workers: 0 live, 2 stale" in render_status(status)
+    assert "workers: 0 live, 2 stale" in plain(*render(status))
 
     # A live worker next to them is listed alone; leaving takes it out without a trace.
     other = _heartbeat(redis_server.url, prefix, 5.0, spider="douyin")

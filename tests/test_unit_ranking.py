@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -111,19 +110,3 @@ def test_export_filter():
 def test_jsonl_line_keeps_text_and_writes_iso_times():
     at = datetime(2026, 6, 1, 20, 0, tzinfo=timezone(timedelta(hours=8)))
     assert export.jsonl_line({"title": "直播", "at": at}) == '{"title": "直播", "at": "2026-06-01T20:00:00+08:00"}'
-
-
-def test_progress_bar_redraws_in_place_and_ends_with_a_newline():
-    stream = io.StringIO()
-    progress = export.Progress("export rooms", 4, stream)
-    progress.advance()
-    for _ in range(3):
-        progress.advance()
-    progress.close()
-    text = stream.getvalue()
-    assert text.startswith("\rexport rooms 1/4 [") and text.endswith("] 100%\n")
-    assert "\rexport rooms 4/4 [" + "=" * export.Progress.WIDTH + "]" in text
-    silent = export.Progress("export rooms", 4, None)
-    silent.advance()
-    silent.close()
-    assert silent.count == 1

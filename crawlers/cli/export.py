@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pymongo import MongoClient
-from rich.progress import Progress as RichProgress
-from rich.progress import TaskID
 
 from crawlers.cli.output import progress
 from crawlers.reports import exporter
@@ -40,21 +40,6 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary line")
 
 
-class _Bar(exporter.Progress):
-    """The exporter's progress hook drawn by a rich progress bar (the exporter calls :meth:`advance`)."""
-
-    def __init__(self, bar: RichProgress, task: TaskID) -> None:
-        super().__init__("", 0, None)
-        self.bar, self.task = bar, task
-
-    def advance(self, n: int = 1) -> None:
-        self.count += n
-        self.bar.advance(self.task, n)
-
-    def close(self) -> None:
-        return None
-
-
 def run(args: argparse.Namespace, config: Config) -> int:
     collection, fmt, out = args.collection, args.format, args.out
     # A bad --since/--until is refused before any server starts.
@@ -64,13 +49,13 @@ def run(args: argparse.Namespace, config: Config) -> int:
     with MongoClient(services.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=SERVER_SELECTION_MS) as client:
         db = client[config.mongo_db]
         bar = progress(enabled=not args.quiet)
-        hook = None
+        advance: Callable[[int], None] | None = None
         if bar is not None:
             bar.start()
-            hook = _Bar(bar, bar.add_task(f"export {collection}", total=db[collection].count_documents(query),
-                                          detail=""))
+            advance = partial(bar.advance, bar.add_task(f"export {collection}",
+                                                        total=db[collection].count_documents(query), detail=""))
         try:
-            count = _write(db, collection, query, fmt, out, hook)
+            count = _write(db, collection, query, fmt, out, advance)
         finally:
             if bar is not None:
                 bar.stop()
@@ -79,16 +64,17 @@ def run(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _write(db: Any, collection: str, query: dict[str, Any], fmt: str, out: str, hook: _Bar | None) -> int:
+def _write(db: Any, collection: str, query: dict[str, Any], fmt: str, out: str,
+           advance: Callable[[int], None] | None) -> int:
     if out == "-":
-        count = exporter.write(exporter.documents(db, collection, query), sys.stdout, fmt, collection, hook)
+        count = exporter.write(exporter.documents(db, collection, query), sys.stdout, fmt, collection, advance)
         sys.stdout.flush()
         return count
     path = Path(out)
     part = path.with_name(path.name + ".part")
     try:
         with part.open("w", encoding="utf-8", newline="") as handle:
-            count = exporter.write(exporter.documents(db, collection, query), handle, fmt, collection, hook)
+            count = exporter.write(exporter.documents(db, collection, query), handle, fmt, collection, advance)
         part.replace(path)
     finally:
         part.unlink(missing_ok=True)

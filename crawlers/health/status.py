@@ -30,21 +30,17 @@ found blocked, retryable, gone or unparsable, or a request that failed for
 good. ``block_rate`` = blocked / attempts; ``error_rate`` = (retryable +
 unparsable + failed) / attempts. Retries are attempts too.
 
-:func:`render_status` prints the same as text tables.
+:mod:`crawlers.cli.status` draws it as tables (``livefleet status``); the API serves it as JSON.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import sys
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from crawlers.download.egress_health import identity_report
 from crawlers.health.heartbeat import (
@@ -54,7 +50,6 @@ from crawlers.health.heartbeat import (
     server_time,
     summarize,
 )
-from crawlers.redis.connection import redact
 from crawlers.redis.epoch import current_epoch, lost_records
 from crawlers.redis.keys import FleetKeys, SpiderKeys
 from crawlers.services.lifecycle import read_record, record_path
@@ -212,117 +207,8 @@ def collect_status(server: redis.Redis, prefix: str, *, interval: float = DEFAUL
             "fleet": fleet, "identities": identity_report(server, prefix), "rates_per": "page attempt"}
 
 
-def _when(epoch_seconds: float) -> str:
-    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _state_lines(state: dict[str, Any]) -> list[str]:
-    """The loss of the fleet's state, first and loud; nothing when there was none."""
-    if not state.get("lost_count"):
-        return []
-    latest = state["lost"][0] if state["lost"] else {}
-    found = "missing" if latest.get("found") is None else f"replaced by {latest.get('found')}"
-    at = _when(float(latest["at"])) if isinstance(latest.get("at"), int | float) else "?"
-    return ["", f"!! REDIS LOST THE FLEET'S STATE ({state['lost_count']} report(s)); latest at {at} by "
-                f"{latest.get('who', '?')}: epoch {latest.get('lost', '?')} {found}.",
-            "!! Queued and leased requests, seeds, seen-sets, dead letters, monitors and webhooks of that epoch "
-            "are gone:",
-            "!! crawls that were running are NOT complete. Push their seeds again, re-add monitors and webhooks; "
-            "see `--json` state.lost."]
-
-
-# -- text -------------------------------------------------------------------------------------
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    """Columns padded to fit; the first column left-aligned, the others right-aligned."""
-    cells = [list(header)] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = []
-    for row in cells:
-        padded = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-        lines.append(("  " + "  ".join(padded)).rstrip())
-    return lines
-
-
-def _pct(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate * 100:.1f}%"
-
-
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.0f}h"
-
-
-def _priorities(queue: dict[str, Any]) -> str:
-    parts = [f"{p['priority']}:{p['requests']}" for p in queue["by_priority"]]
-    if queue["other"]:
-        parts.append(f"other:{queue['other']}")
-    return " ".join(parts) or "-"
-
-
-def render_status(status: dict[str, Any], *, source: str | None = None) -> str:
-    """``status`` (from :func:`collect_status`) as text tables."""
-    at = _when(status["at"])
-    fleet = status["fleet"]
-    lines = [f"livefleet status at {at}, key prefix {status['prefix']!r}" + (f", Redis {source}" if source else "")]
-    lines += _state_lines(status.get("state") or {})
-    lines += ["", f"workers: {fleet['workers_live']} live, {fleet['workers_stale']} stale"]
-    if status["workers"]:
-        rows = []
-        for w in status["workers"]:
-            c = w.get("counters") or {}
-            rows.append([w["worker"], w.get("spider") or "?", w["state"], _age(w["beat_age"]),
-                         w.get("leases", "-"), w.get("prefetched", "-"), c.get("items", "-"), c.get("pages", "-"),
-                         c.get("blocked", "-"), c.get("errors", "-")])
-        lines += _table(["worker", "spider", "state", "beat", "leases", "prefetched", "items", "pages", "blocked",
-                         "errors"], rows)
-    else:
-        lines.append("  (none: no worker has a heartbeat in Redis)")
-    rows = []
-    for name, p in status["platforms"].items():
-        rows.append([name, p["queue"]["total"], _priorities(p["queue"]), p["leased"], p["leases_expired"],
-                     p["dead_letters"], p["seeds"], p["counters"]["items"], p["items_per_minute"], p["attempts"],
-                     _pct(p["block_rate"]), _pct(p["error_rate"])])
-    rows.append(["fleet", fleet["queued"], "", fleet["leased"], fleet["leases_expired"], fleet["dead_letters"],
-                 fleet["seeds"], fleet["counters"]["items"], fleet["items_per_minute"], fleet["attempts"],
-                 _pct(fleet["block_rate"]), _pct(fleet["error_rate"])])
-    lines += ["", "platforms:"]
-    lines += _table(["platform", "queued", "by priority", "leased", "expired", "dead", "seeds", "items",
-                     "items/min", "attempts", "block rate", "error rate"], rows)
-    lines += _identity_lines(status.get("identities") or [])
-    lines += ["", f"items/min: average of the last {IPM_MINUTES} whole minutes (since the first items, if later).",
-              "Rates are per page attempt (parsed, blocked, retryable, gone, unparsable or failed);",
-              "errors = retryable + unparsable + failed."]
-    return "\n".join(lines)
-
-
 #: Identities the text output lists (all of them are in ``--json``): the unhealthy first.
 IDENTITY_ROWS = 40
-
-
-def _identity_lines(identities: list[dict[str, Any]]) -> list[str]:
-    """Egress identities' health per platform (labels only: never a proxy's credentials)."""
-    if not identities:
-        return []
-    order = {"retired": 0, "cooling": 1, "probing": 2, "ok": 3}
-    shown = sorted(identities, key=lambda r: (order.get(r["state"], 4), r["platform"], r["label"]))[:IDENTITY_ROWS]
-    rows = [[r["label"], r["platform"], r["state"], r["requests"], r["blocks"], r["errors"],
-             "-" if r["latency_ms"] is None else f"{r['latency_ms']:.0f}ms",
-             _age(r["rest_left_s"]) if r["rest_left_s"] else "-"] for r in shown]
-    states = {state: sum(r["state"] == state for r in identities) for state in order}
-    summary = ", ".join(f"{n} {state}" for state, n in states.items() if n)
-    lines = ["", f"egress identities (per platform): {summary}"]
-    lines += _table(["identity", "platform", "state", "requests", "blocks", "errors", "latency", "rest left"], rows)
-    if len(identities) > len(shown):
-        lines.append(f"  ... {len(identities) - len(shown)} more (all of them: --json identities)")
-    return lines
-
-
-# -- the command ------------------------------------------------------------------------------
 
 
 def redis_to_watch(config: Config) -> tuple[str | None, str]:
@@ -338,30 +224,3 @@ def redis_to_watch(config: Config) -> tuple[str | None, str]:
     return None, (f"no Redis is running: REDIS_URL is unset and no embedded Redis runs for "
                   f"{record_path(config.var_dir, 'redis')} (any livefleet worker, crawl or `services start` "
                   "starts one)")
-
-
-def run_status(config: Config, *, as_json: bool) -> int:
-    """``livefleet status [--json]``: print the fleet's state; 1 when there is no Redis to read."""
-    url, origin = redis_to_watch(config)
-    error = None if url else origin
-    status: dict[str, Any] = {}
-    if url is not None:
-        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=15, retry=Retry(NoBackoff(), 1))
-        try:
-            status = collect_status(client, config.key_prefix, interval=config.heartbeat_seconds)
-        except redis.RedisError as exc:
-            error = f"Redis at {redact(url)} ({origin}) does not answer: {exc}"
-        finally:
-            client.close()
-    if error is not None:
-        if as_json:
-            print(json.dumps({"redis": redact(url) if url else None, "error": error}))
-        else:
-            print(f"livefleet status: {error}", file=sys.stderr)
-        return 1
-    assert url is not None
-    if as_json:
-        print(json.dumps({"redis": redact(url), **status}, sort_keys=False))
-    else:
-        print(render_status(status, source=f"{redact(url)} ({origin})"))
-    return 0

@@ -25,17 +25,12 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import IO, Any
 
-from pymongo import MongoClient
 from pymongo.database import Database
 
-from crawlers.reports.ranking import parse_since
 from models.entities import RECORD_TYPES, QuarantineRecord
 from models.sessions import LiveSession
 
@@ -113,42 +108,10 @@ def csv_cell(value: Any) -> str:
     return str(value)
 
 
-class Progress:
-    """``export rooms  1,200/3,400 [=======>            ] 35%`` redrawn in place on a terminal."""
-
-    WIDTH = 30
-
-    def __init__(self, label: str, total: int, stream: IO[str] | None) -> None:
-        self.label, self.total, self.stream = label, total, stream
-        self.count = 0
-        self._drawn = 0.0
-
-    def advance(self, n: int = 1) -> None:
-        self.count += n
-        now = time.monotonic()
-        if self.stream is not None and now - self._drawn >= 0.1:
-            self._drawn = now
-            self._draw()
-
-    def _draw(self) -> None:
-        assert self.stream is not None
-        total = max(self.total, self.count)  # an estimate: documents may arrive while exporting
-        share = self.count / total if total else 1.0
-        filled = int(share * self.WIDTH)
-        bar = "=" * filled + (">" if filled < self.WIDTH else "") + " " * (self.WIDTH - filled - 1)
-        self.stream.write(f"\r{self.label} {self.count:,}/{total:,} [{bar[:self.WIDTH]}] {share:4.0%}")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.stream is not None:
-            self._draw()
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 def write(docs: Iterable[dict[str, Any]], out: IO[str], fmt: str, collection: str,
-          progress: Progress | None = None) -> int:
-    """Write ``docs`` to ``out`` as ``fmt``; returns how many."""
+          advance: Callable[[int], None] | None = None) -> int:
+    """Write ``docs`` to ``out`` as ``fmt``; returns how many. ``advance(1)`` is called per document written
+    (the command's progress bar)."""
     count = 0
     if fmt == "csv":
         names = columns(collection)
@@ -157,45 +120,12 @@ def write(docs: Iterable[dict[str, Any]], out: IO[str], fmt: str, collection: st
         for doc in docs:
             writer.writerow([csv_cell(doc.get(name)) for name in names])
             count += 1
-            if progress:
-                progress.advance()
+            if advance:
+                advance(1)
     else:
         for doc in docs:
             out.write(jsonl_line(doc) + "\n")
             count += 1
-            if progress:
-                progress.advance()
+            if advance:
+                advance(1)
     return count
-
-
-def run_export(mongo_uri: str, db_name: str, collection: str, *, platform: str | None, since: str | None,
-               until: str | None, fmt: str, out: str, quiet: bool = False) -> int:
-    """``livefleet export``: write the collection to ``out`` (``-``: stdout); prints the count to stderr."""
-    if collection not in TIME_FIELDS:
-        raise ValueError(f"unknown collection {collection!r}: choose one of {', '.join(TIME_FIELDS)}")
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}: choose jsonl or csv")
-    query = export_filter(collection, platform, parse_since(since) if since else None,
-                          parse_since(until) if until else None)
-    show = not quiet and sys.stderr.isatty()
-    with MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=10_000) as client:
-        db = client[db_name]
-        progress = Progress(f"export {collection}", db[collection].count_documents(query), sys.stderr) if show \
-            else None
-        if out == "-":
-            count = write(documents(db, collection, query), sys.stdout, fmt, collection, progress)
-            sys.stdout.flush()
-        else:
-            path = Path(out)
-            part = path.with_name(path.name + ".part")
-            try:
-                with part.open("w", encoding="utf-8", newline="") as handle:
-                    count = write(documents(db, collection, query), handle, fmt, collection, progress)
-                part.replace(path)
-            finally:
-                part.unlink(missing_ok=True)
-        if progress:
-            progress.close()
-    if not quiet:
-        print(f"exported {count} {collection} documents to {'stdout' if out == '-' else out}", file=sys.stderr)
-    return 0
