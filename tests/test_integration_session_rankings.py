@@ -31,6 +31,8 @@ from tests.plugins.api import Api, serve_api
 
 pytestmark = pytest.mark.integration
 
+#: The moment the sessions are stored at (reset by :func:`_sessions`): the commands' ``--since 45m`` counts back
+#: from the real clock, so a time taken at import would drift out of the window when the suite runs long.
 NOW = datetime.now(UTC).replace(microsecond=0)
 OLD = NOW - timedelta(days=3)
 DOUYIN_ROOM = "7301234567890123456"  # the 19-digit room id of one broadcast; its stable web_rid:
@@ -51,6 +53,9 @@ def session(platform: str, session_id: str, *, last_live: datetime, room_id: str
 
 
 def _sessions() -> list[dict[str, Any]]:
+    global NOW, OLD
+    NOW = datetime.now(UTC).replace(microsecond=0)
+    OLD = NOW - timedelta(days=3)
     presented = [Presentation(product_id="p1", from_=NOW - timedelta(minutes=50), to=NOW - timedelta(minutes=40),
                               sales_from=10, sales_to=60, price_from=19.9, price_to=19.9)]
     events = [ShelfEvent(at=NOW - timedelta(minutes=30), product_id="p2", event="price_changed", price_before=59.0,
