@@ -56,11 +56,7 @@ def run_worker(
     for small deployments and the demo; it stops with the spiders, after a last round. ``watch``: also run
     the watcher (``crawlers/watch``) for the platforms of ``spiders``, in a thread."""
     overrides = {"LIVEFLEET_IDLE_CLOSE_SECONDS": idle_close, **(overrides or {})}  # an -s value wins
-    # REDIS_URL / MONGO_URI given as settings (-s) mean what the environment variables mean, as in a plain
-    # `scrapy crawl` (crawlers/services/addon.py); an explicit LIVEFLEET_ setting is more specific.
-    redis_url = overrides.get("LIVEFLEET_REDIS_URL") or overrides.get("REDIS_URL") or config.redis_url
-    mongo_uri = overrides.get("LIVEFLEET_MONGO_URI") or overrides.get("MONGO_URI") or config.mongo_uri
-    services = ensure_services(config.var_dir, redis_url=redis_url, mongo_uri=mongo_uri)
+    services = ensure_worker_services(config, overrides)
     builder = _start_session_builder(config, services) if sessions else None
     watcher = _WatchThread(config, services, spiders) if watch else None
     settings = build_settings(config, services, **overrides)
@@ -87,6 +83,16 @@ def run_worker(
         stats_file.write_text(json.dumps({"pid": os.getpid(), "spiders": report}, indent=1), encoding="utf-8")
     reasons = {stats.get("finish_reason") for stats in report.values()}
     return 0 if reasons <= {"finished", "shutdown"} else 1
+
+
+def ensure_worker_services(config: Config, overrides: dict[str, Any]) -> Services:
+    """The Redis and MongoDB a worker with these ``-s`` settings uses, embedded ones started if needed.
+
+    REDIS_URL / MONGO_URI given as settings (-s) mean what the environment variables mean, as in a plain
+    `scrapy crawl` (crawlers/services/addon.py); an explicit LIVEFLEET_ setting is more specific."""
+    redis_url = overrides.get("LIVEFLEET_REDIS_URL") or overrides.get("REDIS_URL") or config.redis_url
+    mongo_uri = overrides.get("LIVEFLEET_MONGO_URI") or overrides.get("MONGO_URI") or config.mongo_uri
+    return ensure_services(config.var_dir, redis_url=redis_url, mongo_uri=mongo_uri)
 
 
 def worker_command(spiders: Sequence[str], *, idle_close: float = 0, stats_file: Path | None = None,
@@ -198,6 +204,10 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--watch", action="store_true",
                    help="also run the watcher for this worker's platforms: watched accounts going live start "
                         "monitors, alerts are sent (any number of workers may)")
+    p.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="run N worker processes with these options and keep them running: a crashed one is "
+                        "restarted, SIGTERM stops them all; 0: one per core (crawlers/cli/supervise.py). With "
+                        "--stats-file, worker K writes NAME-K.json")
 
 
 def spider_names() -> list[str]:
@@ -223,5 +233,9 @@ def run(args: Any, config: Config) -> int:
         if not sep or not name.strip():
             raise ValueError(f"-s takes NAME=VALUE, got {item!r}")
         overrides[name.strip()] = setting
+    if getattr(args, "processes", 1) != 1:
+        from crawlers.cli.supervise import supervise_workers
+
+        return supervise_workers(config, args, spiders, overrides)
     return run_worker(config, spiders, idle_close=args.idle_close, stats_file=args.stats_file,
                       sessions=args.sessions, watch=args.watch, overrides=overrides)
