@@ -256,7 +256,11 @@ class StorePipeline:
             if not self._indexes_ready and not ensure_indexes(self._writer.db):
                 raise StoreUnavailableError("cannot create indexes")
             self._indexes_ready = True
+            started = time.monotonic()
             result = self._writer.write(records)
+            # The time batches took to write (their retries included) and how many: mean = sum / count.
+            self.stats.inc_value("livefleet/store/batch_seconds", time.monotonic() - started)
+            self.stats.inc_value("livefleet/store/batches")
         except StoreUnavailableError as exc:
             self._open_until = time.monotonic() + self.config.cooldown
             path = self._spill(records)

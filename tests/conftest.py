@@ -13,7 +13,8 @@ import types
 
 import pytest
 
-pytest_plugins = ["tests.plugins.services", "tests.plugins.sandbox", "tests.plugins.store", "tests.plugins.proxies"]
+pytest_plugins = ["tests.plugins.services", "tests.plugins.sandbox", "tests.plugins.store", "tests.plugins.proxies",
+                  "tests.plugins.artifacts"]
 
 #: The plugins' fixtures that start a server or stand on one (a test's fixture closure includes
 #: the fixtures its fixtures use, so a module fixture built on these is seen too).

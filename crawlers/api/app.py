@@ -17,10 +17,16 @@ command line, so the two cannot drift:
   writes them;
 * ``/v1/watchlists/...``: ``livefleet watch`` (:mod:`crawlers.api.watch_routes`).
 
+``/console`` is a web console for operators (:mod:`crawlers.api.console`, docs/console.md): it logs
+in with the same token and keeps a cookie that opens the console only, never ``/v1``.
+
 ``/healthz`` answers without a token (for load balancers); it says nothing
 about the fleet. The token and the body's size (``LIVEFLEET_API_MAX_BODY_BYTES``,
 ``413`` beyond) are checked before a body is read (:mod:`crawlers.api.guard`), and a
 ``422`` echoes no more than a short prefix of what was sent.
+
+``/metrics`` serves the fleet's figures to Prometheus (:mod:`crawlers.api.metrics`,
+docs/metrics.md); it needs the token like ``/v1``.
 """
 
 from __future__ import annotations
@@ -46,7 +52,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from crawlers.api.console import install_console
 from crawlers.api.guard import Guard
+from crawlers.api.metrics import metrics_route
 from crawlers.api.watch_routes import watch_routes
 from crawlers.health.status import collect_status
 from models.platforms import Platform
@@ -119,6 +127,8 @@ def create_app(context: ApiContext) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    metrics_route(app, context, authorized)  # GET /metrics, for Prometheus (docs/metrics.md)
+
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorized)])
 
     @v1.get("/status", tags=["fleet"], summary="Workers, queues, leases, dead letters, rates (as `livefleet status`)")
@@ -133,6 +143,7 @@ def create_app(context: ApiContext) -> FastAPI:
     _session_routes(v1, context)
     watch_routes(v1, context.redis, context.prefix)
     app.include_router(v1)
+    install_console(app, context)  # /console: pages for operators, behind a login cookie
     return app
 
 
