@@ -249,3 +249,26 @@ def test_crawling_workers_beat_and_their_stats_add_up_in_redis(tmp_path, sandbox
     assert items > 0 and status["platforms"]["bilibili"]["counters"]["items"] == items
     minute_keys = redis_client.keys(f"{prefix}:bilibili:stats:items:*")
     assert sum(int(redis_client.get(k)) for k in minute_keys) == items
+
+
+def test_a_heartbeat_carries_what_waits_in_the_store_spool(redis_server, redis_client, tmp_path):
+    """Each beat sizes the worker's store spool (files and bytes, claimed ones too): ``/metrics`` sums them."""
+    from pipelines.store.spool import Spool
+
+    prefix = f"hb{uuid.uuid4().hex[:6]}"
+    crawler = get_crawler(_Spider, {"LIVEFLEET_REDIS_URL": redis_server.url, "LIVEFLEET_KEY_PREFIX": prefix,
+                                    "LIVEFLEET_HEARTBEAT_SECONDS": 5.0, "LIVEFLEET_VAR_DIR": str(tmp_path)})
+    heartbeat = Heartbeat.from_crawler(crawler)
+    heartbeat.open("bilibili")
+    assert heartbeat.document()["spool"] == {"dir": str(tmp_path / "spool"), "files": 0, "bytes": 0}
+    spool = Spool(tmp_path / "spool")
+    first = spool.write(['{"a": 1}', '{"b": 2}'])
+    spool.write(['{"c": 3}'])
+    assert spool.claim(first) is not None  # being replayed: still waiting to be written back
+    (spool.directory / "rejected").mkdir()
+    (spool.directory / "rejected" / "x.jsonl").write_text("{}\n")  # kept aside for good: not waiting
+    size = sum(p.stat().st_size for p in spool.directory.iterdir() if p.is_file())
+    assert heartbeat.beat(heartbeat.document(), {})
+    [worker] = collect_status(redis_client, prefix, spiders=[])["workers"]
+    assert worker["spool"] == {"dir": str(tmp_path / "spool"), "files": 2, "bytes": size}
+    assert heartbeat.leave({})

@@ -68,9 +68,16 @@ def fleet(redis_client: redis.Redis) -> str:
         "livefleet/store/batch_seconds": "3.5", "livefleet/store/batches": 7})
     client.set(items_minute_key(bili, int(now // 60) - 1), 30)
     workers = FleetKeys(prefix)
-    beat = {"worker": "a:1:bilibili", "spider": "bilibili", "interval": 5.0, "beat_at": now - 1}
+    spool = {"dir": "/srv/var/spool", "files": 3, "bytes": 3000}
+    beat = {"worker": "a:1:bilibili", "host": "a", "spider": "bilibili", "interval": 5.0, "beat_at": now - 1,
+            "spool": spool}
     client.set(workers.worker("a:1:bilibili"), json.dumps(beat), px=15_000)
-    client.zadd(workers.workers, {"a:1:bilibili": now - 1, "c:3:douyin": now - 60})  # c: stale (no heartbeat)
+    # a second worker of machine a shares its spool (counted once); machine b has its own
+    client.set(workers.worker("a:2:bilibili"), json.dumps({**beat, "worker": "a:2:bilibili"}), px=15_000)
+    client.set(workers.worker("b:4:bilibili"), json.dumps({**beat, "worker": "b:4:bilibili", "host": "b",
+                                                          "spool": {**spool, "files": 1, "bytes": 500}}), px=15_000)
+    client.zadd(workers.workers, {"a:1:bilibili": now - 1, "a:2:bilibili": now - 1, "b:4:bilibili": now - 1,
+                                  "c:3:douyin": now - 60})  # c: stale (no heartbeat)
     health = EgressHealth(client, prefix)
     health.record("bilibili", "direct", "direct", "ok", count=1000, latency_ms=5000)
     for n in range(PROXIES):  # px-0000 the least busy: it and the next three are added up under "other"
@@ -149,7 +156,8 @@ def test_metrics_serve_the_fleet_state_behind_the_token(api, redis_client, fleet
     assert (value("livefleet_leases", **bili), value("livefleet_leases_expired", **bili)) == (3, 1)
     assert value("livefleet_dead_letters", **bili) == 2
     assert (value("livefleet_seeds", platform="douyin"), value("livefleet_seeds_rejected", platform="douyin")) == (3, 1)
-    assert value("livefleet_workers_live", **bili) == 1 and value("livefleet_workers_live", platform="douyin") == 0
+    assert value("livefleet_workers_live", **bili) == 3 and value("livefleet_workers_live", platform="douyin") == 0
+    assert (value("livefleet_store_spool_files"), value("livefleet_store_spool_bytes")) == (4, 3500)
     assert value("livefleet_workers_stale") == 1 and value("livefleet_state_lost_total") == 0
     # the store: what the workers flushed
     assert value("livefleet_store_written_records_total", **bili, collection="room_snapshots") == 200

@@ -202,11 +202,27 @@ def _fleet(fleet: dict[str, Any], by_platform: dict[str, dict[str, Any]],
     for platform, number in counted.items():
         live.add_metric([platform], number)
     yield live
+    yield from _spool(fleet["workers"])
     yield GaugeMetricFamily(_name("workers_stale"), "Workers seen in the last hour whose heartbeat stopped "
                             "(killed, crashed, hung, cut off).", value=fleet["stale"]["count"])
     yield CounterMetricFamily(_name("state_lost"), "Times a process found the fleet's state gone from Redis "
                               "or replaced (a Redis restarted without its data).",
                               value=fleet["state"]["lost_count"])
+
+
+def _spool(workers: Iterable[dict[str, Any]]) -> Iterator[Metric]:
+    """What waits in the store spools, from the live workers' heartbeats: each (host, directory) once,
+    since the workers of one machine and var dir share their spool."""
+    sizes: dict[tuple[str, str], tuple[int, int]] = {}
+    for worker in workers:
+        spool = worker.get("spool") or {}
+        if spool.get("files") is not None and spool.get("bytes") is not None:
+            sizes[(str(worker.get("host")), str(spool.get("dir")))] = (int(spool["files"]), int(spool["bytes"]))
+    yield GaugeMetricFamily(_name("store_spool_files"), "Files waiting in the store spools of the live workers' "
+                            "machines (records kept while MongoDB was down, not yet written back).",
+                            value=sum(files for files, _ in sizes.values()))
+    yield GaugeMetricFamily(_name("store_spool_bytes"), "Bytes waiting in those spool files.",
+                            value=sum(size for _, size in sizes.values()))
 
 
 def _store(by_platform: dict[str, dict[str, Any]]) -> Iterator[Metric]:

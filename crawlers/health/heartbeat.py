@@ -58,6 +58,8 @@ from scrapy.exceptions import NotConfigured
 from crawlers.redis.connection import get_redis, redis_url_from_settings
 from crawlers.redis.epoch import EpochWatch, loss_message
 from crawlers.redis.keys import FleetKeys, SpiderKeys
+from pipelines.store.config import spool_dir
+from pipelines.store.spool import Spool
 from settings.defaults import value
 
 logger = logging.getLogger(__name__)
@@ -235,6 +237,8 @@ class Heartbeat:
         self.flusher: StatsFlusher | None = None
         self.started_at: float | None = None
         self.epoch: EpochWatch | None = None
+        #: This worker's store spool (shared by the workers of its machine and var dir), sized at each beat.
+        self.spool = Spool(spool_dir(crawler.settings))
         self.failures = 0
         self._executor: ThreadPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None
@@ -304,7 +308,17 @@ class Heartbeat:
             "leases": int(getattr(scheduler, "leased", 0) or 0),
             "prefetched": int(getattr(scheduler, "prefetched", 0) or 0),
             "counters": summarize(counter_values(self.crawler.stats.get_stats())),
+            "spool": self._spool(),
         }
+
+    def _spool(self) -> dict[str, Any]:
+        """What waits in the store's spool: its directory (``/metrics`` counts one directory of a host once),
+        files and bytes."""
+        try:
+            files, size = self.spool.size()
+        except OSError:  # unreadable: said as unknown, not as empty
+            return {"dir": str(self.spool.directory.absolute()), "files": None, "bytes": None}
+        return {"dir": str(self.spool.directory.absolute()), "files": files, "bytes": size}
 
     # -- Redis (the heartbeat thread) ----------------------------------------------------------
 

@@ -63,7 +63,12 @@ class StoreConfig:
             flush_seconds=value(settings, "LIVEFLEET_STORE_FLUSH_SECONDS"),
             retries=value(settings, "LIVEFLEET_STORE_RETRIES"),
             cooldown=value(settings, "LIVEFLEET_STORE_COOLDOWN_SECONDS"),
-            spool_dir=Path(value(settings, "LIVEFLEET_VAR_DIR")) / "spool",
+            spool_dir=spool_dir(settings),
             timeout_ms=value(settings, "LIVEFLEET_MONGO_TIMEOUT_MS"),
             hold_seconds=value(settings, "LIVEFLEET_STORE_HOLD_SECONDS"),
         )
+
+
+def spool_dir(settings: Any) -> Path:
+    """Where the store spools records while MongoDB is down (``<LIVEFLEET_VAR_DIR>/spool``)."""
+    return Path(value(settings, "LIVEFLEET_VAR_DIR")) / "spool"

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import StoreUnavailableError
-from pipelines.store.files import SpoolEntry, SpoolFiles, pid_alive
+from pipelines.store.files import SUFFIX, SpoolEntry, SpoolFiles, pid_alive
 from pipelines.store.ops import StoredRecord, record_from_json
 
 __all__ = ["ReplayResult", "Spool", "SpoolEntry", "SpoolFiles", "SpoolTarget", "pid_alive", "server_identity"]
@@ -113,6 +113,20 @@ class Spool(SpoolFiles):
                            for record, reason in rejected)
         logger.error("%d records nothing can store kept in %s (first: %s)", len(rejected), path, rejected[0][1])
         return path
+
+    def size(self) -> tuple[int, int]:
+        """Files and bytes waiting in the spool (claimed ones too; the rejected/ folder not): a few
+        ``stat`` calls, cheap enough for every heartbeat."""
+        files = size = 0
+        if self.directory.is_dir():
+            for path in self.directory.iterdir():
+                if path.name.endswith(SUFFIX) or self.claim_tag in path.name:
+                    try:
+                        size += path.stat().st_size
+                    except FileNotFoundError:  # replayed meanwhile
+                        continue
+                    files += 1
+        return files, size
 
     def count_records(self) -> int:
         return sum(records for _, records, _ in self.status())
