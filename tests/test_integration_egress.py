@@ -31,7 +31,8 @@ from crawlers.download.identities import parse_proxy
 from sandbox.process import SandboxProcess, start_sandbox
 from tests.crawl_helpers import ROOT, Fleet, run_crawl, stat_sum, wait_for
 
-pytestmark = pytest.mark.integration
+# serial: its figures are rates, leases or cadences, measured while nothing else loads the machine
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 #: The sandbox's per-address limit on Bilibili (requests/s), and the fleet's rate per identity.
 ADDRESS_RATE = 6.0

@@ -24,7 +24,8 @@ from sandbox.process import SandboxProcess, start_sandbox
 from spiders.bilibili.spider import BilibiliSpider
 from tests.crawl_helpers import Fleet, stat_sum, wait_for
 
-pytestmark = pytest.mark.integration
+# serial: its figures are rates, leases or cadences, measured while nothing else loads the machine
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 SEEDS = [{"kind": "areas", "max_pages": 10}]
 #: Short leases, so a dead worker's requests come back within seconds.

@@ -24,7 +24,8 @@ from crawlers.monitor.registry import Registry
 from sandbox.process import SandboxProcess, start_sandbox
 from tests.crawl_helpers import Fleet, wait_for
 
-pytestmark = pytest.mark.integration
+# serial: its figures are rates, leases or cadences, measured while nothing else loads the machine
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 #: World minutes between looks at the sandbox while looking for a stream's end (sessions are whole
 #: slots of 60 minutes or more, so no offline gap is stepped over).

@@ -32,7 +32,8 @@ from sandbox.process import SandboxProcess, start_sandbox
 from tests.crawl_helpers import Fleet, wait_for
 from tests.test_integration_fault_drills import SEEDS, _assert_equals_truth, _assert_queue_drained
 
-pytestmark = pytest.mark.integration
+# serial: its figures are rates, leases or cadences, measured while nothing else loads the machine
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,8 @@ from tests.crawl_helpers import Fleet, wait_for
 from tests.plugins.robots import serve_robots
 from tests.test_integration_watch_service import _live, _plan
 
-pytestmark = pytest.mark.integration
+# serial: its figures are rates, leases or cadences, measured while nothing else loads the machine
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 SECRET = "workers-secret"
 

@@ -26,7 +26,8 @@ from settings.config import PLATFORM_RATE_DEFAULTS, Config
 from spiders.meta import UNLIMITED_META
 from tests.crawl_helpers import run_crawl, stat_sum, wait_for
 
-pytestmark = pytest.mark.integration
+# serial: its figures are rates, leases or cadences, measured while nothing else loads the machine
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 # One microsecond: the bucket keeps integer microseconds, so intervals round by at most half of one.
 US = 1e-6
