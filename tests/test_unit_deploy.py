@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import logging
 import re
 import shlex
@@ -23,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -133,6 +135,19 @@ def compose(raw_compose: dict[str, Any], example_env: dict[str, str]) -> dict[st
 def _livefleet_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: service for name, service in compose["services"].items()
             if str(service.get("image", "")).startswith("livefleet:")}
+
+
+def test_the_compose_file_validates_against_the_compose_specification_schema(raw_compose, compose):
+    """The specification's own JSON schema (tests/fixtures/compose/README.md), before and after interpolation."""
+    schema = json.loads((Path(__file__).parent / "fixtures" / "compose" / "compose_spec.json").read_text())
+    schema["properties"]["name"] = {"type": "string"}  # the project name: top-level since the 2022 specification
+    validator = jsonschema.Draft7Validator(schema)
+    for document in (raw_compose, compose):
+        errors = [f"{'/'.join(map(str, e.path)) or '(top)'}: {e.message}" for e in validator.iter_errors(document)]
+        assert errors == [], errors
+    broken = {**raw_compose, "services": {**raw_compose["services"], "api": {**raw_compose["services"]["api"],
+                                                                            "restart_policy": "always"}}}
+    assert list(validator.iter_errors(broken)), "an unknown service key is refused"
 
 
 def test_the_compose_file_has_the_shape_the_compose_specification_requires(compose):
