@@ -41,7 +41,8 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial"
 	$(BIN)/python -m pytest -m serial
-	@echo "screenshots of the web console's pages: var/test-artifacts/console/"
+	@if [ -d var/test-artifacts/console ]; then echo "screenshots of the web console's pages: \
+	$$(ls var/test-artifacts/console | wc -l) files in $(CURDIR)/var/test-artifacts/console/"; fi
 
 # Each crawl figure is the fastest of 3 rounds (one round's ratio moves by +-0.1 with the machine).
 bench: install
