@@ -29,7 +29,7 @@ EVERY_HOUR = """\
 name: {name}
 schedule: {{cron: "0 * * * *", timezone: UTC}}
 priority: 3
-caps: {{duration: 1s}}
+caps: {{duration: 5s}}  # long enough to be seen running on a loaded machine
 platforms:
   bilibili: {{rooms: [5440], depth: rooms}}
 """
@@ -150,7 +150,7 @@ def test_the_scheduler_follows_its_runs_and_takes_over_orphans(tmp_path, redis_c
     try:
         run_id = scheduler.tick()[0]
         assert sorted(scheduler.running()) == sorted([run_id, orphan])
-        scheduler.wait(timeout=30)  # no worker: each run ends at its one-second duration cap
+        scheduler.wait(timeout=30)  # no worker: each run ends at its five-second duration cap
     finally:
         scheduler.stop()
     for rid in (run_id, orphan):
