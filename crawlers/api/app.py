@@ -38,7 +38,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -53,6 +53,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from crawlers.api.console import install_console
+from crawlers.api.documents import utc_ready
 from crawlers.api.guard import Guard
 from crawlers.api.metrics import metrics_route
 from crawlers.api.watch_routes import watch_routes
@@ -293,25 +294,14 @@ def _session_routes(router: APIRouter, context: ApiContext) -> None:
                 raise _refused(exc) from exc
         found = context.db["live_sessions"].find(query, {"_id": 0}).sort(
             [("last_seen_live_at", -1), ("platform", 1), ("session_id", 1)]).limit(limit)
-        return [_utc_ready(doc) for doc in found]
+        return [utc_ready(doc) for doc in found]
 
     @router.get("/sessions/{platform}/{session_id}", tags=["sessions"], summary="One live session")
     def get_session(platform: Platform, session_id: str) -> dict[str, Any]:
         doc = context.db["live_sessions"].find_one({"platform": platform, "session_id": session_id}, {"_id": 0})
         if doc is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {platform} session {_short(session_id)!r}")
-        return _utc_ready(doc)
-
-
-def _utc_ready(value: Any) -> Any:
-    """A stored document as JSON: datetimes ISO 8601 in UTC (stored times are UTC, read back naive or not)."""
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
-    if isinstance(value, dict):
-        return {k: _utc_ready(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_utc_ready(v) for v in value]
-    return value
+        return utc_ready(doc)
 
 
 def _json_ready(document: dict[str, Any]) -> dict[str, Any]:

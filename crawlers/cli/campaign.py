@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from crawlers.api.documents import utc_ready
 from crawlers.campaigns.loader import CampaignError, load_campaign, load_folder
 from crawlers.campaigns.runs import follow_run, recent_runs, start_run
 from crawlers.campaigns.spec import Campaign
@@ -201,16 +202,7 @@ def _when(value: datetime | None) -> str:
 
 
 def _jsonable(document: dict[str, Any]) -> dict[str, Any]:
-    def convert(value: Any) -> Any:
-        if isinstance(value, datetime):
-            return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-        if isinstance(value, dict):
-            return {k: convert(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [convert(v) for v in value]
-        return value
-
-    return convert(document)
+    return utc_ready(document)  # type: ignore[no-any-return]
 
 
 # -- the command line (crawlers/cli/main.py adds these parsers and dispatches here) ---------------------

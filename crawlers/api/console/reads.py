@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 import redis
 from pymongo.errors import PyMongoError
 
+from crawlers.api.documents import utc_ready
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -119,11 +121,5 @@ def room_charts(db: Any, platform: str, room_id: str, session: dict[str, Any] | 
 
 
 def json_ready(value: Any) -> Any:
-    """A stored document for a template or JSON: datetimes as ISO 8601 UTC text."""
-    if isinstance(value, datetime):
-        return (utc(value) or value).isoformat(timespec="seconds")
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [json_ready(v) for v in value]
-    return value
+    """A stored document for a template or JSON: datetimes as ISO 8601 UTC text, to the second."""
+    return utc_ready(value, "seconds")
