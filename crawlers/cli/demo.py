@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 from bisect import bisect_right
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
@@ -64,23 +66,29 @@ MONITORED, MONITOR_EVERY, MONITOR_FOR = 3, 1.0, 45.0
 STEP_WALL, STEP_WORLD = 3.0, 60.0
 
 
-def monitor_targets(sandbox: Any) -> dict[str, list[str]]:
-    """Rooms to follow, per platform: the live ones whose broadcast began last (so the monitor sees
-    nearly all of it), those that sell first."""
-    out: dict[str, list[str]] = {}
+def monitor_targets(sandbox: Any) -> dict[str, list[dict[str, Any]]]:
+    """The sessions to follow, per platform (the sandbox's truth of each): the live ones whose
+    broadcast began last (so the monitor sees nearly all of it), those that sell first."""
+    out: dict[str, list[dict[str, Any]]] = {}
     for platform in DEMO_SEEDS:
         truth = sandbox.truth(platform)
         broken = {str(x) for ids in (truth.get("faults") or {}).values() for x in ids}
         live = sorted((s for s in truth["sessions"] if s["status"] == "live"),
                       key=lambda s: (not s["has_shop"], -s["started_at"]))
-        # The ID a monitor takes: Douyin's web_rid, Kuaishou's principalId, the room id elsewhere.
-        ids = [str(s.get("web_rid") or s.get("principal_id") or s["room_id"]) for s in live]
-        out[platform] = [i for i in ids if i not in broken and i.split(":")[0] not in broken][:MONITORED]
+        out[platform] = [s for s in live if target_of(s) not in broken
+                         and target_of(s).split(":")[0] not in broken][:MONITORED]
     return out
 
 
+def target_of(session: Mapping[str, Any]) -> str:
+    """The ID a monitor takes: Douyin's web_rid, Kuaishou's principalId, the room id elsewhere."""
+    return str(session.get("web_rid") or session.get("principal_id") or session["room_id"])
+
+
 def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout: float = 900,
-             out: TextIO = sys.stdout) -> int:
+             out: TextIO = sys.stdout, report: list[dict[str, Any]] | None = None) -> int:
+    """Run the demo; 0 when every worker ended cleanly. ``report`` (a list) receives the sessions'
+    report (``session_report``), for callers that check it."""
     var_dir = config.var_dir / "demo"
     if var_dir.exists():
         shutil.rmtree(var_dir)
@@ -91,8 +99,12 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
         services = stack.enter_context(owned_services(var_dir / "services"))
         say(out, f"redis   {redact(services.redis_url)}")
         say(out, f"mongodb {redact(services.mongo_uri)}")
+        # The world's clock is the wall clock's, moved back by the world time the demo's steps add,
+        # so the platforms' times (a broadcast's start) are never ahead of when livefleet saw them.
+        world_start = time.time() - (MONITOR_FOR / STEP_WALL + 2) * STEP_WORLD
         sandbox = stack.enter_context(
-            start_sandbox("--streamers", str(streamers), "--time-scale", "0", log_path=logs / "sandbox.log")
+            start_sandbox("--streamers", str(streamers), "--time-scale", "0", "--start", f"{world_start:.0f}",
+                          log_path=logs / "sandbox.log")
         )
         say(out, f"sandbox {sandbox.url} ({streamers} streamers per platform)")
         redis = get_redis(services.redis_url)
@@ -105,7 +117,8 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
         registry = Registry(redis, config.key_prefix)
         targets_by_platform = monitor_targets(sandbox)
         steps = WorldSteps(sandbox)
-        for name, targets in targets_by_platform.items():
+        for name, followed in targets_by_platform.items():
+            targets = [target_of(session) for session in followed]
             for target in targets:
                 registry.add(name, target, MONITOR_EVERY, MONITOR_FOR)
             say(out, f"monitor {len(targets)} {name} rooms every {MONITOR_EVERY:g}s for {MONITOR_FOR:g}s: "
@@ -146,7 +159,7 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
         stats = _worker_stats(var_dir)
         counts = collection_counts(services.mongo_uri, config.mongo_db)
         by_platform = platform_counts(services.mongo_uri, config.mongo_db)
-        sessions = session_lines(services.mongo_uri, config.mongo_db, steps)
+        sessions = session_report(services.mongo_uri, config.mongo_db, steps, targets_by_platform)
     say(out, f"done in {time.monotonic() - started:.1f}s; everything the demo started is stopped")
     for name, per in sorted(by_platform.items()):
         say(out, f"{name:9s} " + " ".join(f"{k}={v}" for k, v in per.items()))
@@ -155,8 +168,10 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
     requests, rendered = stats.get("requests", 0), stats.get("rendered", 0)
     if requests:
         say(out, f"http_vs_render_share {rendered / requests:.3f} ({rendered} of {requests} requests needed a browser)")
-    for text in sessions:
+    for text in session_lines(sessions):
         say(out, text)
+    if report is not None:
+        report.extend(sessions)
     if failed:
         say(out, f"{len(failed)} worker(s) failed; see {logs}")
     out.write(json.dumps(counts) + "\n")
@@ -164,33 +179,35 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
     return 1 if failed else 0
 
 
-#: The shelf answer of each platform in the sandbox's served log, and the room key it is logged under.
-SHELF_SERVED = {"douyin": (("promotions",), "room_id"), "taobao": (("itemlist",), "room_id"),
-                "kuaishou": (("open.item.list.get", "open.item.get"), "web_rid")}
+#: The shelf answers of each platform in the sandbox's served log, the room key they are logged
+#: under, and the product id each row names (the id the truth and the stored snapshots use).
+SHELF_SERVED = {"douyin": (("promotions", "product_detail"), "room_id", "product_id"),
+                "taobao": (("itemlist",), "room_id", "item_id"),
+                "kuaishou": (("open.item.list.get", "open.item.get"), "web_rid", "kwaiItemId")}
 
 
 class WorldSteps:
-    """The sandbox's world moved on in steps, with the monitored sessions' true GMV at each.
+    """The sandbox's world moved on in steps, with the monitored sessions' true GMV per product at each.
 
     Between two steps the world stands still, so every shelf answer the sandbox served (its served
-    log notes the world time) shows the world of one step: what a session sold between its first
-    and its last shelf reading is the difference of the truths of those two steps."""
+    log notes the world time) shows the world of one step: what a product sold between its first
+    and its last reading is the difference of its truths at those two steps."""
 
     def __init__(self, sandbox: Any) -> None:
         self.sandbox = sandbox
         self.worlds: list[float] = []
-        self.gmv: list[dict[tuple[str, str], float]] = []
+        self.gmv: list[dict[tuple[str, str], dict[str, float]]] = []
         self._next = 0.0
         self._note()
 
     def _note(self) -> None:
-        noted: dict[tuple[str, str], float] = {}
+        noted: dict[tuple[str, str], dict[str, float]] = {}
         for platform in DEMO_SEEDS:
             for truth in self.sandbox.truth(platform)["sessions"]:
                 if truth["status"] == "live" and truth["has_shop"]:
                     hidden = set(truth.get("sales_hidden") or ())
-                    noted[(platform, truth["session_id"])] = sum(
-                        v["gmv"] for pid, v in truth["products"].items() if pid not in hidden)
+                    noted[(platform, truth["session_id"])] = {
+                        pid: v["gmv"] for pid, v in truth["products"].items() if pid not in hidden}
         self.worlds.append(float(self.sandbox.clock()["world_time"]))
         self.gmv.append(noted)
 
@@ -200,43 +217,76 @@ class WorldSteps:
             self.sandbox.clock(advance_seconds=STEP_WORLD)
             self._note()
 
-    def sold(self, platform: str, session: dict[str, Any]) -> float | None:
-        """True GMV (products with visible sales) between the first and the last shelf answer served."""
-        endpoints, key = SHELF_SERVED.get(platform, ((), ""))
-        served = [row for row in self.sandbox.served(platform, room_id=session.get(key))
-                  if row.get("endpoint") in endpoints]
-        if not served:
-            return None
-        first = min(row["served_at"] for row in served)
-        last = max(row["served_at"] for row in served)
-        a, b = bisect_right(self.worlds, first) - 1, bisect_right(self.worlds, last) - 1
+    def sold(self, platform: str, session: Mapping[str, Any], read: Iterable[str]) -> float | None:
+        """True GMV of the products in ``read`` (those livefleet stored two readings of), each between
+        the first and the last of its shelf answers the sandbox served: what the readings saw."""
+        endpoints, key, product_key = SHELF_SERVED.get(platform, ((), "", ""))
+        wanted = set(read)
+        spans: dict[str, tuple[float, float]] = {}
+        for row in self.sandbox.served(platform, room_id=session.get(key)):
+            pid = str(row.get(product_key))
+            if row.get("endpoint") in endpoints and pid in wanted:
+                first, last = spans.get(pid, (row["served_at"], row["served_at"]))
+                spans[pid] = (min(first, row["served_at"]), max(last, row["served_at"]))
         sid = (platform, session["session_id"])
-        if a < 0 or sid not in self.gmv[a] or sid not in self.gmv[b]:
-            return None
-        return self.gmv[b][sid] - self.gmv[a][sid]
+        total = 0.0
+        for pid, (first, last) in spans.items():
+            a, b = bisect_right(self.worlds, first) - 1, bisect_right(self.worlds, last) - 1
+            if a < 0 or sid not in self.gmv[a] or sid not in self.gmv[b]:
+                return None
+            total += self.gmv[b][sid].get(pid, 0.0) - self.gmv[a][sid].get(pid, 0.0)
+        return round(total, 2) if spans else None
 
 
-def session_lines(mongo_uri: str, db_name: str, steps: WorldSteps) -> list[str]:
-    """Per platform: its sessions, and the top one by estimated GMV with its bounds, next to the
-    sandbox's true GMV over the stretch its shelf readings cover (``WorldSteps``)."""
+def read_twice(db: Any, platform: str, session: Mapping[str, Any]) -> set[str]:
+    """Products of the session's room with two or more stored readings of their sales count (a
+    Kuaishou room's shelf is its owner's shop, as the session builder reads it)."""
+    query: dict[str, Any] = {"platform": platform, "sales": {"$ne": None}}
+    if platform == "kuaishou":
+        shop = [d["product_id"] for d in db.products.find(
+            {"platform": platform, "shop_id": session.get("streamer_id") or session["room_id"]}, {"product_id": 1})]
+        query["product_id"] = {"$in": shop}
+    else:
+        query["room_id"] = session["room_id"]
+    readings = Counter(str(d["product_id"]) for d in db.product_snapshots.find(query, {"product_id": 1}))
+    return {pid for pid, n in readings.items() if n >= 2}
+
+
+def session_report(mongo_uri: str, db_name: str, steps: WorldSteps,
+                   monitored: Mapping[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per platform: its number of sessions; the top one by estimated GMV (None when no session
+    has one), with ``true_gmv``: the sandbox's truth over what that session's readings covered;
+    and ``monitored``: each followed session's truth now beside its stored document (or None)."""
     from pymongo import MongoClient
 
-    lines = []
+    report = []
     with MongoClient(mongo_uri, serverSelectionTimeoutMS=5000, tz_aware=True) as client:
         db = client[db_name]
         for platform in DEMO_SEEDS:
-            n = db.live_sessions.count_documents({"platform": platform})
             top = db.live_sessions.find_one({"platform": platform, "gmv_estimate": {"$ne": None}},
                                            sort=[("gmv_estimate", -1)])
-            if top is None:
-                lines.append(f"sessions {platform:9s} {n} (no shelf read twice in one session: GMV unknown)")
-                continue
-            sold = steps.sold(platform, top)
-            true_gmv = "?" if sold is None else f"{sold:.2f}"
-            lines.append(f"sessions {platform:9s} {n}; top by GMV {top['session_id']}: estimate "
-                         f"{top['gmv_estimate']:.2f} [{top['gmv_low']}, {top['gmv_high']}], "
-                         f"{top['gmv_observed']:.2f} over its {top['shelf_samples']} shelf readings; "
-                         f"sandbox truth over those readings {true_gmv}")
+            true_gmv = None if top is None else steps.sold(platform, top, read_twice(db, platform, top))
+            now = {s["session_id"]: s for s in steps.sandbox.truth(platform)["sessions"]}
+            followed = [{"truth": now.get(s["session_id"], s),
+                         "stored": db.live_sessions.find_one({"platform": platform, "session_id": s["session_id"]})}
+                        for s in monitored.get(platform, ())]
+            report.append({"platform": platform, "sessions": db.live_sessions.count_documents({"platform": platform}),
+                           "top": top, "true_gmv": true_gmv, "monitored": followed})
+    return report
+
+
+def session_lines(report: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The demo's last lines: per platform, its sessions and the top one by GMV next to the truth."""
+    lines = []
+    for row in report:
+        platform, n, top = row["platform"], row["sessions"], row["top"]
+        if top is None:
+            lines.append(f"sessions {platform:9s} {n} (no shelf read twice in one session: GMV unknown)")
+            continue
+        true_gmv = "?" if row["true_gmv"] is None else f"{row['true_gmv']:.2f}"
+        lines.append(f"sessions {platform:9s} {n}; top by GMV {top['session_id']}: estimate "
+                     f"{top['gmv_estimate']:.2f} [{top['gmv_low']}, {top['gmv_high']}]; over its "
+                     f"{top['shelf_samples']} shelf readings {top['gmv_observed']:.2f}, sandbox truth {true_gmv}")
     return lines
 
 
