@@ -44,13 +44,16 @@ DEMO_SEEDS: dict[str, list[dict[str, Any]]] = {
 check_keys(DEMO_SEEDS, "DEMO_SEEDS")
 
 
-def account_seeds(sandbox: Any) -> dict[str, list[dict[str, Any]]]:
+def account_seeds(sandbox: Any, followed: Iterable[Mapping[str, Any]] = ()) -> dict[str, list[dict[str, Any]]]:
     """Seeds a team would hold rather than discover: the Kuaishou shops that granted livefleet
     an open-platform token, and the Taobao live rooms it follows (Taobao has no public
-    anchor-to-room lookup). The demo takes a few of each from the sandbox's world."""
+    anchor-to-room lookup). The demo takes a few of each from the sandbox's world: first the shops
+    of the ``followed`` (monitored) Kuaishou sessions, whose item lists, read twice, are their shelf."""
     kuaishou = sandbox.truth("kuaishou")
     taobao = sandbox.truth("taobao")
-    shops = [s for s in kuaishou["shops"] if s["items"]][:3]
+    owners = [str(s["streamer_id"]) for s in followed]
+    shops = sorted((s for s in kuaishou["shops"] if s["items"]),
+                   key=lambda s: owners.index(str(s["userId"])) if str(s["userId"]) in owners else len(owners))[:3]
     lives = [life for life in taobao["lives"] if life["roomStatus"] == 1][:12]
     return {
         "kuaishou": [{"kind": "shop", "access_token": s["access_token"], "max_pages": 2} for s in shops],
@@ -108,14 +111,14 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
         )
         say(out, f"sandbox {sandbox.url} ({streamers} streamers per platform)")
         redis = get_redis(services.redis_url)
-        accounts = account_seeds(sandbox)
+        registry = Registry(redis, config.key_prefix)
+        targets_by_platform = monitor_targets(sandbox)
+        accounts = account_seeds(sandbox, targets_by_platform["kuaishou"])
         for name, seeds in DEMO_SEEDS.items():
             seeds = seeds + accounts.get(name, [])
             spider = get_platform(name).spider
             pushed = push_seeds(redis, SpiderKeys(config.key_prefix, spider), seeds)
             say(out, f"seeds   {pushed} for {name}: {json.dumps(seeds, ensure_ascii=False)}")
-        registry = Registry(redis, config.key_prefix)
-        targets_by_platform = monitor_targets(sandbox)
         steps = WorldSteps(sandbox)
         for name, followed in targets_by_platform.items():
             targets = [target_of(session) for session in followed]
