@@ -42,7 +42,7 @@ from typing import Any
 
 import redis
 from bson.codec_options import CodecOptions
-from pymongo import UpdateOne
+from pymongo import ReplaceOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, PyMongoError
 
@@ -356,7 +356,8 @@ class SessionBuilder:
             doc["inputs"] = self._inputs(session)
             key = {"platform": session.platform, "session_id": session.session_id}
             guard = {} if force else {"$or": [{"inputs": {"$lte": doc["inputs"]}}, {"inputs": {"$exists": False}}]}
-            ops.append(UpdateOne({**key, **guard}, {"$set": doc}, upsert=True))
+            # The whole document (absent figures as null), so a replacement equals a $set of it; cheaper.
+            ops.append(ReplaceOne({**key, **guard}, doc, upsert=True))
         try:
             result = self.db.live_sessions.bulk_write(ops, ordered=False)
             written = result.upserted_count + result.matched_count

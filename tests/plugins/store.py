@@ -47,8 +47,9 @@ def store_pipeline(tmp_path: Path, spider: str, **settings: Any) -> StorePipelin
 class StoreAndFeeds:
     """The store (300) and the feeds stage (400) of one crawler, driven like Scrapy's pipeline manager.
 
-    Items go through the store (the feeds stage passes them on untouched); ``close_spider`` closes the
-    pipelines, then sends ``spider_closed``, as the engine does."""
+    Items go through the store (the feeds stage passes them on untouched); ``open_spider`` opens the
+    pipelines, then sends ``spider_opened``; ``close_spider`` closes them, then sends ``spider_closed``,
+    as the engine does (Scrapy's core stats fail a close that was never opened)."""
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
@@ -61,6 +62,7 @@ class StoreAndFeeds:
 
     async def open_spider(self) -> None:
         await asyncio.gather(self.store.open_spider(), self.feeds.open_spider())
+        await self.crawler.signals.send_catch_log_async(signals.spider_opened, spider=self.crawler.spider)
 
     async def process_item(self, item: Any) -> Any:
         return await self.store.process_item(item)
