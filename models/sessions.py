@@ -59,6 +59,28 @@ class ShelfEvent(BaseModel):
     price_after: Money | None = None
 
 
+class ProductSold(BaseModel):
+    """One product's sales over the session (``products_sold``), as the estimator puts them
+    (``crawlers/sessions/estimator.py``: ``product_figures``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: PlatformId
+    #: Units sold over the session (estimate, rounded to a unit) and the bounds they lie within.
+    units: Count
+    units_low: Count
+    units_high: Count | None = None
+    #: True when a count it rests on was shown rounded (``1.2万+``): an estimate, not a count.
+    units_is_lower_bound: bool
+    #: GMV (yuan) and its bounds; null when the shelf never showed its price.
+    gmv: Money | None = None
+    gmv_low: Money | None = None
+    gmv_high: Money | None = None
+    #: The price the shelf showed at the product's last reading, and how many readings it had.
+    price: Money | None = None
+    readings: Count
+
+
 class LiveSession(Record):
     """One broadcast of one room. Key: (platform, session_id)."""
 
@@ -117,6 +139,9 @@ class LiveSession(Record):
     avg_order_value: Money | None = None
     uv_value: Money | None = None
     conversion: float | None = Field(default=None, ge=0)
+    #: What sold: each product with two or more readings of its count, by GMV (then units), highest
+    #: first. Its units and GMV add up to the session's (each rounded on its own).
+    products_sold: list[ProductSold] = Field(default_factory=list)
     # -- bookkeeping
     estimator_version: str
     computed_at: AwareDatetime

@@ -108,6 +108,14 @@ def test_one_session_per_broadcast_with_the_figures_of_a_known_scenario(stack):
     assert [(e["event"], e["product_id"], e["at"].minute) for e in d["shelf_events"]] == [
         ("listed", p2, 5), ("price_changed", p1, 10)]
     assert d["products_count"] == 2 and d["estimator_version"]
+    # What sold, per product: exact counts, so each product's lower bound is its observed units.
+    sold = {p["product_id"]: p for p in d["products_sold"]}
+    assert set(sold) == {p1, p2} and (sold[p1]["units_low"], sold[p2]["units_low"]) == (p1_units, p2_units)
+    assert [p["gmv"] for p in d["products_sold"]] == sorted((p["gmv"] for p in d["products_sold"]), reverse=True)
+    assert all(p["gmv_low"] <= p["gmv"] <= p["gmv_high"] and not p["units_is_lower_bound"] for p in sold.values())
+    assert (sold[p1]["price"], sold[p2]["price"], sold[p1]["readings"]) == (18.0, 50.0, 20)
+    assert sum(p["units"] for p in sold.values()) == d["units_sold"]
+    assert sum(p["gmv"] for p in sold.values()) == pytest.approx(d["gmv_estimate"], abs=0.02)
     b = sessions[f"5440:{int(b_start.timestamp())}"]
     assert (b["samples"], b["viewers_peak"], b["started_at"].replace(tzinfo=UTC)) == (15, 1000, b_start)
     assert b["units_sold"] is None and b["gmv_estimate"] is None  # no shelf: unknown, not zero
@@ -201,3 +209,36 @@ def test_the_sessions_command_lists_and_rebuilds(stack, monkeypatch, capsys):
     (row,) = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (row["session_id"], row["status"], row["samples"]) == ("7380000000000000009", "ended", 8)
     assert main(["sessions", "list", "--since", "not a time"]) == 2
+
+
+def test_the_sessions_command_shows_one_session_whole(stack, monkeypatch, capsys):
+    import json
+
+    from crawlers.cli.main import main
+
+    db = stack["db"]
+    room = "7380000000000000010"
+    _store(stack["tmp"], stack["redis"], stack["mongo"], db.name, stack["prefix"], _douyin(room, 20))
+    db.products.insert_one({"platform": "douyin", "product_id": f"{room}-p2", "title": "新款保温杯 500ml"})
+    for name, value in (("REDIS_URL", stack["redis"]), ("MONGO_URI", stack["mongo"]), ("LIVEFLEET_MONGO_DB", db.name),
+                        ("LIVEFLEET_KEY_PREFIX", stack["prefix"]), ("LIVEFLEET_VAR_DIR", str(stack["tmp"] / "var"))):
+        monkeypatch.setenv(name, value)
+    assert main(["sessions", "rebuild", "--since", "2026-11-01T00:00:00"]) == 0
+    capsys.readouterr()
+    assert main(["sessions", "show", "douyin", room]) == 0
+    text = capsys.readouterr().out
+    for shown in ("douyin session 7380000000000000010 (ended)", "units sold", "GMV estimate", "what sold (top 2 of 2",
+                  "presented (讲解)", "shelf changes", "price_changed", "20.00 -> 18.00", "新款保温杯 500ml",
+                  "2026-11-01T12:00:10Z / 2026-11-01T12:19:10Z", "0m10s, 19m10s", "20, 100.0%", "290 / 190 / 1,950"):
+        assert shown in text, (shown, text)
+    # Products by GMV, highest first: the rows of the "what sold" table name them in that order.
+    assert main(["sessions", "show", "douyin", room, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    order = [p["product_id"] for p in doc["products_sold"]]
+    sold_rows = text.split("what sold")[1].split("presented")[0]
+    assert len(order) == 2 and sold_rows.index(order[0]) < sold_rows.index(order[1])
+    assert doc["first_seen_live_at"] == "2026-11-01T12:00:10+00:00" and "_id" not in doc and "inputs" not in doc
+    assert main(["sessions", "show", "douyin", "1"]) == 1
+    assert "no session 1 on douyin" in capsys.readouterr().err
+    assert main(["sessions", "show", "douyin"]) == 2
+    assert main(["sessions", "list", "douyin", room]) == 2

@@ -45,6 +45,17 @@ def test_sessions_sampled_every_minute_match_the_truth(platform):
         assert built.gmv_low <= visible <= built.gmv_high
         assert built.gmv_estimate == pytest.approx(visible, rel=0.05)
         assert built.units_sold == pytest.approx(units, rel=0.05, abs=3)
+        # What sold, per product: each within its bounds, and together the session's figures.
+        sold = {p.product_id: p for p in built.products_sold}
+        assert sold and set(sold) <= set(truth["products"]) - hidden
+        for pid, p in sold.items():
+            true = truth["products"][pid]
+            assert p.units_low <= true["units"] <= (p.units_high if p.units_high is not None else true["units"]), pid
+            assert p.gmv_low - 0.01 <= true["gmv"] <= p.gmv_high + 0.01, pid
+        assert sum(p.units for p in sold.values()) == pytest.approx(built.units_sold, abs=len(sold))
+        assert sum(p.gmv for p in sold.values()) == pytest.approx(built.gmv_estimate, abs=0.01 * len(sold))
+        gmvs = [p.gmv for p in built.products_sold]
+        assert gmvs == sorted(gmvs, reverse=True)
         # Shelf changes: every listing, delisting and price change the truth has, at its minute.
         seen = {(e.product_id, e.event, int(e.at.timestamp()) // 60) for e in built.shelf_events}
         for event in truth["shelf_events"]:

@@ -48,7 +48,8 @@ Products
   are the first and last snapshot of the run, the sales and prices
   those nearest them.
 * ``products_count``: distinct products seen on the shelf during the session.
-* Sales and GMV: ``estimator.py``, from each product's readings over the session's shelf samples.
+* Sales and GMV, for the session and per product (``products_sold``): ``estimator.py``, from each
+  product's readings over the session's shelf samples.
 """
 
 from __future__ import annotations
@@ -266,6 +267,7 @@ def build_session(platform: str, session_id: str, provisional: bool, live: Seque
         "shelf_first_at": samples[0][0]["captured_at"] if samples else None,
         "shelf_last_at": samples[-1][-1]["captured_at"] if samples else None,
         **estimator.session_figures(estimates, viewers_total=viewers_total, shelf_seen=bool(samples)),
+        "products_sold": estimator.products_sold(estimates, readings) if samples else [],
         "estimator_version": estimator.ESTIMATOR_VERSION,
         "computed_at": computed_at,
         "first_seen_at": first,

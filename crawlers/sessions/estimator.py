@@ -47,6 +47,11 @@ true when a contributing count was shown rounded (the figure is an estimate with
 count). ``avg_order_value`` (客单价) = GMV / units, ``uv_value`` (UV价值) = GMV / cumulative
 viewers, ``conversion`` = units / cumulative viewers: each null when its inputs are, or when the
 divisor is zero.
+
+*Per product* (``products_sold``): each product with two or more counted readings, its units, GMV
+and their bounds as above, by GMV, highest first. The session's figures are their sums.
+
+Versions: 1.0.0 the session figures; 1.1.0 adds ``products_sold`` (definitions unchanged).
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ from datetime import datetime
 from typing import Any
 
 #: Stored on every session as ``estimator_version``; bump on any change of a definition above.
-ESTIMATOR_VERSION = "1.0.0"
+ESTIMATOR_VERSION = "1.1.0"
 #: The high bound's allowance for the unobserved edges: this many times the fastest observed rate.
 EDGE_RATE_FACTOR = 2.0
 #: Rates come only from readings at least this far apart (two answers fetched together say nothing
@@ -245,6 +250,35 @@ def session_figures(estimates: Iterable[ProductEstimate], *, viewers_total: int 
         "uv_value": None if gmv is None else _round(_ratio(gmv, viewers_total), 4),
         "conversion": _round(_ratio(units, viewers_total), 6),
     }
+
+
+def product_figures(estimate: ProductEstimate, readings: Sequence[Reading]) -> dict[str, Any] | None:
+    """One product's entry of the session's ``products_sold`` (None without two counted readings):
+    its units and GMV with their bounds, rounded as the session's are (units to a unit, the GMV
+    bounds outwards to the fen), the price at its last reading and how many readings it had."""
+    if estimate.units is None or estimate.units_low is None:
+        return None
+    prices = [r.price for r in readings if r.price is not None]
+    return {
+        "product_id": estimate.product_id,
+        "units": int(round(estimate.units)),
+        "units_low": estimate.units_low,
+        "units_high": estimate.units_high,
+        "units_is_lower_bound": estimate.rounded,
+        "gmv": None if estimate.gmv is None else round(estimate.gmv, 2),
+        "gmv_low": None if estimate.gmv_low is None else max(0.0, math.floor(estimate.gmv_low * 100 - 1e-6) / 100),
+        "gmv_high": None if estimate.gmv_high is None else math.ceil(estimate.gmv_high * 100 + 1e-6) / 100,
+        "price": prices[-1] if prices else None,
+        "readings": len(readings),
+    }
+
+
+def products_sold(estimates: Iterable[ProductEstimate],
+                  readings: Mapping[str, Sequence[Reading]]) -> list[dict[str, Any]]:
+    """The session's ``products_sold``: ``product_figures`` of each product that has them, by GMV
+    (unknown last), then units, highest first."""
+    rows = [row for e in estimates if (row := product_figures(e, readings.get(e.product_id, ()))) is not None]
+    return sorted(rows, key=lambda r: (r["gmv"] is None, -(r["gmv"] or 0.0), -r["units"], r["product_id"]))
 
 
 def _round(value: float | None, digits: int) -> float | None:
