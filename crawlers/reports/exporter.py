@@ -10,7 +10,7 @@ datetimes as ISO 8601 (UTC, ``+00:00``).
   store-kept ``first_seen_at``/``last_seen_at``), so two exports line up column for
   column (``live_sessions``: the fields of ``models.sessions.LiveSession``). A missing
   field is an empty cell, booleans are ``true``/``false``, nested values (a session's
-  ``products_presented`` and ``shelf_events`` lists) are JSON, one column each. Fields
+  ``products_presented``, ``shelf_events`` and ``products_sold`` lists) are JSON, one column each. Fields
   outside the contract are in the JSONL export only.
 
 The time filter applies to when the document was last observed: ``captured_at`` for

@@ -198,7 +198,7 @@ def console_router(context: Any) -> APIRouter:
     @router.get("/sessions", response_class=HTMLResponse, dependencies=logged_in)
     def sessions(request: Request) -> HTMLResponse:
         reads = Reads()
-        shown = {"_id": 0, "products_presented": 0, "shelf_events": 0}
+        shown = {"_id": 0, "products_presented": 0, "shelf_events": 0, "products_sold": 0}
         found = reads.mongo(lambda: [json_ready(d) for d in context.db.live_sessions.find({}, shown).sort(
             [("last_seen_live_at", -1), ("platform", 1), ("session_id", 1)]).limit(100)], [])
         return _page(request, "sessions.html", reads, sessions=found)

@@ -113,9 +113,22 @@ def room_charts(db: Any, platform: str, room_id: str, session: dict[str, Any] | 
             shelf.setdefault(str(snap["product_id"]), []).append(
                 {"t": epoch_ms(snap["captured_at"]), "sales": snap["sales"], "price": snap.get("price")})
     ranked = sorted(shelf.items(), key=lambda item: -(item[1][-1]["sales"] - item[1][0]["sales"]))
-    products = [{"product_id": pid, "first_sales": rows[0]["sales"], "last_sales": rows[-1]["sales"],
-                 "sold": rows[-1]["sales"] - rows[0]["sales"], "price": rows[-1]["price"], "readings": len(rows)}
-                for pid, rows in ranked]
+    # The session's own per-product estimate (``products_sold``: units and GMV with bounds) beside the
+    # readings; it also names products whose snapshots carry no room (a Kuaishou shop's), first by GMV.
+    estimated = {str(p["product_id"]): p for p in (session or {}).get("products_sold") or []}
+    rows_of = dict(ranked)
+    order = list(estimated) + [pid for pid, _ in ranked if pid not in estimated]
+    products = []
+    for pid in order:
+        rows, est = rows_of.get(pid), estimated.get(pid, {})
+        products.append({
+            "product_id": pid, "first_sales": rows[0]["sales"] if rows else None,
+            "last_sales": rows[-1]["sales"] if rows else None,
+            "sold": rows[-1]["sales"] - rows[0]["sales"] if rows else None,
+            "units": est.get("units"), "gmv": est.get("gmv"), "gmv_low": est.get("gmv_low"),
+            "gmv_high": est.get("gmv_high"),
+            "price": rows[-1]["price"] if rows else est.get("price"),
+            "readings": len(rows) if rows else est.get("readings")})
     return {"curve": curve, "presented": presented, "products": products,
             "shelf": [{"product_id": pid, "points": thin(rows)} for pid, rows in ranked[:SHELF_SERIES]]}
 

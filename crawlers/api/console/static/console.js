@@ -56,14 +56,17 @@
     const products = data.products || [];
     if (products.length) {
       const head = table.insertRow();
-      for (const name of ["product", "units at first reading", "at last reading", "sold meanwhile", "price",
-                          "readings"]) {
+      for (const name of ["product", "units at first reading", "at last reading", "sold meanwhile",
+                          "units sold (session estimate)", "GMV [low, high]", "price", "readings"]) {
         head.appendChild(document.createElement("th")).textContent = name;
       }
     }
+    const money = (x) => x == null ? "–" : Number(x).toFixed(2);
     for (const p of products) {
       const row = table.insertRow();
-      for (const value of [p.product_id, p.first_sales, p.last_sales, p.sold, p.price, p.readings]) {
+      const gmv = p.gmv == null ? null : money(p.gmv) + " [" + money(p.gmv_low) + ", " +
+        (p.gmv_high == null ? "unbounded" : money(p.gmv_high)) + "]";
+      for (const value of [p.product_id, p.first_sales, p.last_sales, p.sold, p.units, gmv, p.price, p.readings]) {
         row.insertCell().textContent = value == null ? "–" : String(value);
       }
     }
