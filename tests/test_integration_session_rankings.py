@@ -187,7 +187,56 @@ def test_rank_sessions_json_and_streamers_by_session_gmv(stored, capsys):
     assert out[3].split() == ["2", "sB", "-", "100.00", "[90.00,", "110.00]", "1", "1", "1.0.0"]
 
 
+def _sold(pid: str, units: int, low: int, high: int | None, gmv: float | None, gmv_low: float | None,
+          gmv_high: float | None, rounded: bool = False) -> dict[str, Any]:
+    return {"product_id": pid, "units": units, "units_low": low, "units_high": high, "units_is_lower_bound": rounded,
+            "gmv": gmv, "gmv_low": gmv_low, "gmv_high": gmv_high, "price": None, "readings": 5}
+
+
+@pytest.fixture
+def sold(stored):
+    """Kuaishou sessions with what each product sold (``products_sold``), apart from the Douyin ones."""
+    stored.live_sessions.insert_many([
+        session("kuaishou", "k1", last_live=NOW - timedelta(hours=1), estimator_version="1.1.0", products_sold=[
+            _sold("A", 10, 10, 12, 100.0, 90.0, 110.0), _sold("B", 50, 48, None, 50.0, 40.0, None, rounded=True)]),
+        session("kuaishou", "k2", last_live=NOW - timedelta(hours=2), estimator_version="1.1.0", products_sold=[
+            _sold("A", 5, 5, 6, 60.0, 55.0, 65.0), _sold("C", 3, 3, 3, None, None, None)]),  # C: no price shown
+        session("kuaishou", "k3", last_live=OLD, estimator_version="1.1.0", products_sold=[
+            _sold("A", 10**6, 10**6, 10**6, 10.0**8, 10.0**8, 10.0**8)]),  # older than the window
+        session("kuaishou", "k4", last_live=NOW - timedelta(hours=3), units_sold=9, gmv_estimate=900.0),  # 1.0.0: none
+    ])
+    stored.products.insert_one({"platform": "kuaishou", "product_id": "A", "title": "冬季羽绒服", "shop_name": "店A"})
+    return stored
+
+
+def test_products_rank_by_what_they_sold_in_sessions_with_bounds(sold):
+    by_gmv = _rank(sold, "products", "session_gmv", platform="kuaishou")
+    assert [(r["product_id"], r["session_gmv"], r["gmv_low"], r["gmv_high"], r["sessions"]) for r in by_gmv] == [
+        ("A", 160.0, 145.0, 175.0, 2), ("B", 50.0, 40.0, None, 1)]  # C: GMV unknown, not 0 yuan: left out
+    a = by_gmv[0]
+    assert (a["title"], a["shop_name"], a["session_units"], a["units_low"], a["units_high"]) == (
+        "冬季羽绒服", "店A", 15, 15, 18)
+    assert (a["units_is_lower_bound"], a["sessions_without_gmv"], a["estimator_versions"]) == (False, 0, ["1.1.0"])
+    assert by_gmv[1]["units_is_lower_bound"] is True and by_gmv[1]["units_high"] is None  # unbounded: unknown
+    by_units = _rank(sold, "products", "session_units", platform="kuaishou")
+    assert [(r["product_id"], r["session_units"]) for r in by_units] == [("B", 50), ("A", 15), ("C", 3)]
+    c = by_units[2]
+    assert (c["session_gmv"], c["gmv_low"], c["sessions_without_gmv"]) == (None, None, 1)
+    assert _rank(sold, "products", "session_units", platform="douyin") == []  # no Douyin session says what sold
+
+
+def test_rank_products_by_session_gmv_prints_units_and_gmv_with_bounds(sold, capsys):
+    assert main(["rank", "products", "--platform", "kuaishou", "--by", "session_gmv"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split()[:4] == ["rank", "product_id", "title", "session_units"]
+    assert out[2].split() == ["1", "A", "冬季羽绒服", "15", "[15,", "18]", "160.00", "[145.00,", "175.00]", "2", "店A",
+                              "1.1.0"]
+    assert out[3].split()[:9] == ["2", "B", "-", "50", "[48,", "?]", "50.00", "[40.00,", "-]"]
+
+
 @pytest.mark.parametrize(("args", "says"), [
+    (["rooms", "--by", "session_units"], "rank products --by session_units"),
+    (["products", "--by", "gmv"], "or products --by session_gmv or --by session_units"),
     (["sessions", "--by", "followers"], "sessions cannot be ranked by followers: followers belong to streamers"),
     (["sessions", "--by", "session_gmv"], "rank sessions --by gmv, or streamers --by session_gmv"),
     (["streamers", "--by", "gmv"], "rank sessions --by gmv, or streamers --by session_gmv"),

@@ -36,7 +36,7 @@ def test_the_by_choices_depend_on_the_entity():
     assert ranking.BY_CHOICES["sessions"] == ("gmv", "units", "peak_viewers", "viewers_total", "uv_value")
     assert ranking.BY_CHOICES["streamers"] == ("followers", "peak_viewers", "viewers_total", "session_gmv")
     assert ranking.BY_CHOICES["rooms"] == ("peak_viewers", "viewers_total", "sales", "sales_growth")
-    assert ranking.BY_CHOICES["products"] == ("sales", "sales_growth")
+    assert ranking.BY_CHOICES["products"] == ("sales", "sales_growth", "session_gmv", "session_units")
     assert ranking.ID_FIELDS["sessions"] == "session_id"
 
 

@@ -61,9 +61,10 @@ from pymongo.database import Database
 ENTITIES: tuple[str, ...] = ("streamers", "rooms", "products")
 METRICS: tuple[str, ...] = ("followers", "peak_viewers", "viewers_total", "sales", "sales_growth")
 #: What is ranked from ``live_sessions``, and the measures only sessions have (``peak_viewers`` and
-#: ``viewers_total`` rank sessions too). ``session_gmv`` ranks streamers by their sessions' GMV.
+#: ``viewers_total`` rank sessions too). ``session_gmv`` ranks streamers by their sessions' GMV, and
+#: products (with ``session_units``) by what they sold in the sessions (``products_sold``).
 SESSION_ENTITIES: tuple[str, ...] = ("sessions",)
-SESSION_METRICS: tuple[str, ...] = ("gmv", "units", "uv_value", "session_gmv")
+SESSION_METRICS: tuple[str, ...] = ("gmv", "units", "uv_value", "session_gmv", "session_units")
 ALL_ENTITIES: tuple[str, ...] = ENTITIES + SESSION_ENTITIES
 ALL_METRICS: tuple[str, ...] = METRICS + SESSION_METRICS
 #: ``rank sessions --by X``: the ``live_sessions`` field X names.
@@ -314,6 +315,62 @@ def streamers_by_session_gmv(platform: str, since: datetime, limit: int) -> tupl
     ]
 
 
+def products_by_session_sales(by: str) -> Callable[[str, datetime, int], tuple[str, Pipeline]]:
+    """Products by what they sold in the live sessions of the window (``session_gmv`` or ``session_units``).
+
+    Uses ``live_sessions``: platform, last_seen_live_at, and each session's ``products_sold`` (the
+    estimator's per-product units and GMV with their bounds, estimator 1.1.0 on; sessions built
+    before carry none until ``livefleet sessions rebuild``); then ``products`` for the title and shop.
+    ``session_units`` (with ``units_low``/``units_high``) and ``session_gmv`` (with ``gmv_low``/
+    ``gmv_high``) are sums over the sessions the product sold in, counted as ``sessions``; a product
+    whose GMV is unknown in a session (no price shown) adds nothing to ``session_gmv`` and is counted
+    in ``sessions_without_gmv``; ranked by GMV, a product with no session of known GMV is left out.
+    A bound is null when a summed session has none. ``units_is_lower_bound``: some count summed was
+    shown rounded. ``estimator_versions`` lists the versions summed.
+    """
+    has_gmv = {"$isNumber": "$products_sold.gmv"}
+
+    def build(platform: str, since: datetime, limit: int) -> tuple[str, Pipeline]:
+        ranked = "session_gmv" if by == "session_gmv" else "session_units"
+        keep = [{"$match": {"sessions_with_gmv": {"$gt": 0}}}] if by == "session_gmv" else []
+        return "live_sessions", [
+            {"$match": {"platform": platform, "last_seen_live_at": {"$gte": since},
+                        "products_sold.0": {"$exists": True}}},
+            {"$unwind": "$products_sold"},
+            {"$group": {"_id": "$products_sold.product_id",
+                        "session_units": {"$sum": "$products_sold.units"},
+                        "units_low": {"$sum": "$products_sold.units_low"},
+                        "units_high": {"$sum": "$products_sold.units_high"},
+                        "units_high_unknown": {"$sum": {"$cond": [{"$isNumber": "$products_sold.units_high"}, 0, 1]}},
+                        "units_is_lower_bound": {"$max": "$products_sold.units_is_lower_bound"},
+                        "session_gmv": {"$sum": {"$cond": [has_gmv, "$products_sold.gmv", 0]}},
+                        "gmv_low": {"$sum": {"$cond": [has_gmv, "$products_sold.gmv_low", 0]}},
+                        "gmv_high": {"$sum": {"$cond": [has_gmv, "$products_sold.gmv_high", 0]}},
+                        "gmv_high_unknown": {"$sum": {"$cond": [
+                            {"$and": [has_gmv, {"$not": [{"$isNumber": "$products_sold.gmv_high"}]}]}, 1, 0]}},
+                        "sessions": {"$sum": 1},
+                        "sessions_with_gmv": {"$sum": {"$cond": [has_gmv, 1, 0]}},
+                        "estimator_versions": {"$addToSet": "$estimator_version"}}},
+            *keep,
+            {"$set": {"session_gmv": {"$cond": [{"$gt": ["$sessions_with_gmv", 0]},
+                                                {"$round": ["$session_gmv", 2]}, None]},
+                      "gmv_low": {"$cond": [{"$gt": ["$sessions_with_gmv", 0]}, {"$round": ["$gmv_low", 2]}, None]},
+                      "gmv_high": {"$cond": [{"$and": [{"$gt": ["$sessions_with_gmv", 0]},
+                                                       {"$eq": ["$gmv_high_unknown", 0]}]},
+                                             {"$round": ["$gmv_high", 2]}, None]},
+                      "units_high": {"$cond": [{"$eq": ["$units_high_unknown", 0]}, "$units_high", None]},
+                      "sessions_without_gmv": {"$subtract": ["$sessions", "$sessions_with_gmv"]},
+                      "estimator_versions": {"$sortArray": {"input": "$estimator_versions", "sortBy": 1}}}},
+            {"$sort": {ranked: -1, "_id": 1}},
+            {"$limit": limit},
+            *_with_product(platform),
+            {"$project": {"units_high_unknown": 0, "gmv_high_unknown": 0, "sessions_with_gmv": 0}},
+        ]
+
+    build.__doc__ = products_by_session_sales.__doc__
+    return build
+
+
 def _with_room(platform: str) -> Pipeline:
     """Rows keyed by room ID (``_id``) -> ``room_id``, ``title``, ``streamer_id`` from ``rooms``."""
     return [
@@ -351,6 +408,8 @@ PIPELINES: dict[tuple[str, str], Callable[[str, datetime, int], tuple[str, Pipel
     ("products", "sales"): products_by_sales,
     ("products", "sales_growth"): products_by_sales_growth,
     ("streamers", "session_gmv"): streamers_by_session_gmv,
+    ("products", "session_gmv"): products_by_session_sales("session_gmv"),
+    ("products", "session_units"): products_by_session_sales("session_units"),
     **{("sessions", by): sessions_by(by) for by in SESSION_FIELDS},
 }
 
@@ -373,14 +432,19 @@ REFUSED.update({
                                  "--by session_gmv",
     ("rooms", "session_gmv"): "session_gmv sums a streamer's sessions: rank streamers --by session_gmv, or "
                               "sessions --by gmv for single broadcasts",
-    ("products", "session_gmv"): "session_gmv sums a streamer's sessions: rank streamers --by session_gmv",
+    ("sessions", "session_units"): "session_units sums a product's sales over sessions: rank sessions --by units, "
+                                   "or products --by session_units",
+    ("streamers", "session_units"): "session_units sums a product's sales over sessions: rank products --by "
+                                    "session_units, or streamers --by session_gmv",
+    ("rooms", "session_units"): "session_units sums a product's sales over sessions: rank products --by "
+                                "session_units, or sessions --by units for single broadcasts",
 })
 for _by in ("gmv", "units", "uv_value"):
     REFUSED[("streamers", _by)] = (f"{_by} is a figure of one broadcast: rank sessions --by {_by}, or streamers "
                                    "--by session_gmv for the sum of their sessions' GMV")
     REFUSED[("rooms", _by)] = f"{_by} is a figure of one broadcast of a room: rank sessions --by {_by}"
-    REFUSED[("products", _by)] = (f"{_by} is estimated per broadcast, not per product: rank sessions --by {_by}, "
-                                  "or products --by sales_growth")
+    REFUSED[("products", _by)] = (f"{_by} is a figure of one broadcast: rank sessions --by {_by}, or products "
+                                  "--by session_gmv or --by session_units for what they sold in sessions")
 del _by
 
 #: The ``--by`` choices of each entity.
@@ -476,12 +540,23 @@ def display_rows(entity: str, by: str, rows: list[dict[str, Any]]) -> list[dict[
             shown.update({k: row.get(k) for k in ("status", "room_id", "streamer_id")})
             out.append(shown)
         return out
+    if entity == "products" and by in ("session_gmv", "session_units"):
+        return [{"rank": row["rank"], "product_id": row.get("product_id"), "title": row.get("title"),
+                 "session_units [low, high]": _units_cell(row),
+                 "session_gmv [low, high]": gmv_cell(row.get("session_gmv"), row.get("gmv_low"), row.get("gmv_high")),
+                 "sessions": row.get("sessions"), "shop_name": row.get("shop_name"),
+                 "estimator_versions": ",".join(row.get("estimator_versions") or []) or None} for row in rows]
     if by == "session_gmv":
         return [{"rank": row["rank"], "streamer_id": row.get("streamer_id"), "nickname": row.get("nickname"),
                  "session_gmv [low, high]": gmv_cell(row.get("session_gmv"), row.get("gmv_low"), row.get("gmv_high")),
                  "sessions": row.get("sessions"), "sessions_without_gmv": row.get("sessions_without_gmv"),
                  "estimator_versions": ",".join(row.get("estimator_versions") or []) or None} for row in rows]
     return rows
+
+
+def _units_cell(row: dict[str, Any]) -> str:
+    high = row.get("units_high")
+    return f"{row.get('session_units')} [{row.get('units_low')}, {'?' if high is None else high}]"
 
 
 def format_table(rows: list[dict[str, Any]], first: Sequence[str] = ("rank",)) -> str:
