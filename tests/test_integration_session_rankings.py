@@ -465,8 +465,10 @@ def test_rankings_of_the_truths_sessions_come_out_in_the_truths_order(mongo_db):
     docs = []
     for t in truths:
         last = datetime.fromtimestamp(t["ended_at"], UTC) if t["ended_at"] else now
-        sales = {"units_sold": t["units"], "gmv_estimate": t["gmv"], "gmv_low": t["gmv"], "gmv_high": t["gmv"]} \
-            if t["has_shop"] else {}
+        sales = {"units_sold": t["units"], "gmv_estimate": t["gmv"], "gmv_low": t["gmv"], "gmv_high": t["gmv"],
+                 "estimator_version": "1.1.0",
+                 "products_sold": [_sold(pid, v["units"], v["units"], v["units"], v["gmv"], v["gmv"], v["gmv"])
+                                   for pid, v in t["products"].items() if v["units"]]} if t["has_shop"] else {}
         docs.append(session("douyin", t["session_id"], room_id=t["room_id"], web_rid=t.get("web_rid"),
                             streamer_id=t.get("streamer_id"), status=t["status"], last_live=last,
                             viewers_peak=t["viewers_peak"], **sales))
@@ -497,3 +499,19 @@ def test_rankings_of_the_truths_sessions_come_out_in_the_truths_order(mongo_db):
         (sid, known, unknown) for sid, _gmv, known, unknown in expected]
     assert [r["session_gmv"] for r in rows] == pytest.approx([gmv for _sid, gmv, _k, _u in expected], abs=0.006)
     assert all(r["gmv_low"] == r["session_gmv"] == r["gmv_high"] for r in rows)
+
+    # Products by what they sold over those sessions: the truth's per-product sums, in the truth's order.
+    units: dict[str, int] = defaultdict(int)
+    gmv: dict[str, float] = defaultdict(float)
+    for t in truths:
+        for pid, v in (t["products"] if t["has_shop"] else {}).items():
+            if v["units"]:
+                units[pid] += v["units"]
+                gmv[pid] += v["gmv"]
+    assert len(gmv) > 10
+    rows = ranking.rank(mongo_db, "products", "session_gmv", "douyin", since, len(gmv)).rows
+    expected_gmv = sorted(gmv.items(), key=lambda e: (-round(e[1], 2), e[0]))
+    assert [r["product_id"] for r in rows] == [pid for pid, _ in expected_gmv]
+    assert [r["session_gmv"] for r in rows] == pytest.approx([g for _, g in expected_gmv], abs=0.006)
+    rows = ranking.rank(mongo_db, "products", "session_units", "douyin", since, len(units)).rows
+    assert [(r["product_id"], r["session_units"]) for r in rows] == sorted(units.items(), key=lambda e: (-e[1], e[0]))
