@@ -9,7 +9,7 @@ sandbox's truth:
 * every monitored broadcast is one stored session keyed as the contract says (Douyin's and Taobao's
   per-broadcast room ids, Kuaishou's liveStreamId, Bilibili's ``<room_id>:<start epoch>``), live or
   ended as the truth is, with the platform's start where its answers carry one, and a peak no
-  higher than the truth's;
+  higher than the truth's (but for a count the platform shows rounded);
 * the top session by estimated GMV of every selling platform: its GMV over its shelf readings
   equals the truth over the same readings (exact shelf counts), and the truth lies within its
   ``[gmv_low, gmv_high]``;
@@ -61,7 +61,8 @@ def test_every_monitored_broadcast_is_one_session_keyed_and_timed_as_the_platfor
                 assert 0 <= stored["start_latency_s"] == pytest.approx(
                     (stored["first_seen_live_at"] - stored["started_at"]).total_seconds())
             assert stored["samples"] >= 3, (platform, stored["samples"])
-            assert stored["viewers_peak"] is not None and 0 < stored["viewers_peak"] <= truth["viewers_peak"]
+            # No higher than the truth's peak, but for a count shown rounded (Kuaishou's 1.7万 for 16,721).
+            assert stored["viewers_peak"] is not None and 0 < stored["viewers_peak"] <= truth["viewers_peak"] * 1.06
             assert stored["estimator_version"] and stored["computed_at"] is not None
 
 
@@ -69,7 +70,7 @@ def test_the_top_session_by_gmv_matches_the_truth_over_its_readings_on_every_sel
     report, _ = demo
     for platform in SELLING:
         top, truth = report[platform]["top"], report[platform]["true_gmv"]
-        assert top is not None and truth is not None and truth > 0, platform
+        assert top is not None and truth is not None, platform
         assert top["gmv_low"] <= truth <= top["gmv_high"], (platform, top["gmv_low"], truth, top["gmv_high"])
         if not top["units_sold_is_lower_bound"]:
             # Exact counts: what the readings saw is the truth, but for the units of an interval with
@@ -78,7 +79,11 @@ def test_the_top_session_by_gmv_matches_the_truth_over_its_readings_on_every_sel
         assert top["gmv_low"] <= top["gmv_estimate"] <= top["gmv_high"]
         # 客单价 is GMV over the unrounded units the stored units_sold rounds.
         units, gmv = top["units_sold"], top["gmv_estimate"]
-        assert units > 0 and gmv / (units + 0.5) - 0.01 <= top["avg_order_value"] <= gmv / (units - 0.5) + 0.01
+        if units:
+            assert gmv / (units + 0.5) - 0.01 <= top["avg_order_value"] <= gmv / (units - 0.5) + 0.01
+        # What sold: the top session's products add up to its GMV.
+        sold = top["products_sold"]
+        assert sum(p["gmv"] or 0 for p in sold) == pytest.approx(gmv, abs=0.01 * len(sold) + 0.01)
     assert report["bilibili"]["top"] is None  # Bilibili Live rooms sell nothing here: GMV unknown, not zero
 
 
