@@ -46,7 +46,6 @@ the platform too, and the looked-up document is ``$unwind``-ed rather than read 
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -559,16 +558,25 @@ def _units_cell(row: dict[str, Any]) -> str:
     return f"{row.get('session_units')} [{row.get('units_low')}, {'?' if high is None else high}]"
 
 
-def format_table(rows: list[dict[str, Any]], first: Sequence[str] = ("rank",)) -> str:
-    """``rows`` as a table with aligned columns (numbers right, text left): the ``first`` columns in that
-    order, then the others in the order the rows have them."""
-    if not rows:
-        return "(no rows)"
+def table_cells(rows: list[dict[str, Any]], first: Sequence[str] = ("rank",)) -> tuple[
+        list[str], list[list[str]], list[bool]]:
+    """``rows`` as a table's parts: the columns (the ``first`` ones in that order, then the others in the
+    order the rows have them), each row's cells as text (``-`` for unknown, counts with separators), and
+    which columns hold numbers (right-aligned)."""
     columns = list(dict.fromkeys(key for row in rows for key in row))
     columns.sort(key=lambda c: list(first).index(c) if c in first else len(first))
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     numeric = [all(isinstance(row.get(c), int | float) for row in rows if row.get(c) is not None)
                and any(row.get(c) is not None for row in rows) for c in columns]
+    return columns, cells, numeric
+
+
+def format_table(rows: list[dict[str, Any]], first: Sequence[str] = ("rank",)) -> str:
+    """``rows`` as plain text with aligned columns (numbers right, text left; CJK text counts two columns
+    a character): :func:`table_cells`' table, for callers that want a string."""
+    if not rows:
+        return "(no rows)"
+    columns, cells, numeric = table_cells(rows, first)
     widths = [max(text_width(t) for t in [c, *(line[i] for line in cells)]) for i, c in enumerate(columns)]
 
     def line(texts: list[str]) -> str:
@@ -581,16 +589,9 @@ def format_table(rows: list[dict[str, Any]], first: Sequence[str] = ("rank",)) -
     return "\n".join([line(columns), *(line(texts) for texts in cells)])
 
 
-def run_rank(mongo_uri: str, db_name: str, entity: str, by: str, *, platform: str, since: str, limit: int,
-             as_json: bool) -> int:
-    """``livefleet rank``: print one ranking as a table (or one JSON document)."""
-    start = parse_since(since)
-    pipeline_for(entity, by, platform, start, limit)  # refuse before connecting
+def rank_from(mongo_uri: str, db_name: str, entity: str, by: str, *, platform: str, since: datetime,
+              limit: int) -> Ranking:
+    """One ranking read from the MongoDB at ``mongo_uri`` (the question is checked before connecting)."""
+    pipeline_for(entity, by, platform, since, limit)  # refuse before connecting
     with MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=10_000) as client:
-        ranking = rank(client[db_name], entity, by, platform, start, limit)
-    if as_json:
-        print(json.dumps(ranking.as_json(), ensure_ascii=False, default=str))
-        return 0
-    print(f"{entity} on {platform} by {by} since {start:%Y-%m-%d %H:%M:%S} UTC (top {limit})")
-    print(format_table(display_rows(entity, by, ranking.rows), ("rank", ID_FIELDS[entity], "nickname", "title", by)))
-    return 0
+        return rank(client[db_name], entity, by, platform, since, limit)
