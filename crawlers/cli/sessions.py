@@ -17,7 +17,7 @@ from typing import Any
 
 from crawlers.api.documents import utc_ready
 from crawlers.cli.output import add_row, show, table
-from crawlers.reports.ranking import parse_since
+from crawlers.reports.ranking import gmv_cell, money, parse_since, units_cell
 from crawlers.services.lifecycle import ensure_services
 from pipelines.p300_store import close_store, open_store
 from settings.config import Config
@@ -102,17 +102,6 @@ def _count(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else "-"
 
 
-def _money(value: Any) -> str:
-    return "-" if value is None else f"{value:,.2f}"
-
-
-def _range(value: Any, low: Any, high: Any, shown: Any = _money) -> str:
-    """``value [low, high]``; ``-`` for an unknown value, ``?`` for an unbounded end."""
-    if value is None:
-        return "-"
-    return f"{shown(value)} [{shown(low) if low is not None else '?'}, {shown(high) if high is not None else '?'}]"
-
-
 def _when(value: Any) -> str:
     return "-" if value is None else utc_ready(value, "seconds").replace("+00:00", "Z")
 
@@ -143,12 +132,12 @@ def _show(db: Any, args: argparse.Namespace) -> int:
         ("snapshots, coverage", f"{doc['samples']}, {_share(doc.get('coverage'))}"),
         ("viewers peak / avg / total", f"{_count(doc.get('viewers_peak'))} / {_count(_int(doc.get('viewers_avg')))}"
                                        f" / {_count(doc.get('viewers_total'))}"),
-        ("units sold", _range(doc.get("units_sold"), doc.get("units_low"), doc.get("units_high"), _count)
+        ("units sold", (units_cell(doc.get("units_sold"), doc.get("units_low"), doc.get("units_high")) or "-")
          + (" (from rounded counts)" if doc.get("units_sold_is_lower_bound") else "")),
-        ("GMV estimate", _range(doc.get("gmv_estimate"), doc.get("gmv_low"), doc.get("gmv_high"))
-         + (f"; {_money(doc.get('gmv_observed'))} over {doc['shelf_samples']} shelf readings"
+        ("GMV estimate", (gmv_cell(doc.get("gmv_estimate"), doc.get("gmv_low"), doc.get("gmv_high")) or "-")
+         + (f"; {money(doc.get('gmv_observed'))} over {doc['shelf_samples']} shelf readings"
             if doc.get("gmv_observed") is not None else "")),
-        ("客单价, UV value, conversion", f"{_money(doc.get('avg_order_value'))}, {_money(doc.get('uv_value'))}, "
+        ("客单价, UV value, conversion", f"{money(doc.get('avg_order_value'))}, {money(doc.get('uv_value'))}, "
                                        f"{_share(doc.get('conversion'), 3)}"),
         ("estimator", f"{doc['estimator_version']} (computed {_when(doc['computed_at'])})"),
     ]
@@ -160,8 +149,8 @@ def _show(db: Any, args: argparse.Namespace) -> int:
         grid = table(["product", "units [low, high]", "GMV [low, high]", "price", "readings", "title"],
                      right=[3, 4], title=f"what sold (top {len(sold)} of {len(doc['products_sold'])} by GMV)")
         for p in sold:
-            add_row(grid, [p["product_id"], _range(p["units"], p["units_low"], p.get("units_high"), _count),
-                           _range(p.get("gmv"), p.get("gmv_low"), p.get("gmv_high")), _money(p.get("price")),
+            add_row(grid, [p["product_id"], units_cell(p["units"], p["units_low"], p.get("units_high")),
+                           gmv_cell(p.get("gmv"), p.get("gmv_low"), p.get("gmv_high")) or "-", money(p.get("price")),
                            p["readings"], titles.get(p["product_id"], "")])
         shown.append(grid)
     presented = (doc.get("products_presented") or [])[: args.limit]
@@ -177,7 +166,7 @@ def _show(db: Any, args: argparse.Namespace) -> int:
         grid = table(["at", "event", "product", "price before -> after", "title"], title="shelf changes")
         for e in events:
             add_row(grid, [_when(e["at"]), e["event"], e["product_id"],
-                           f"{_money(e.get('price_before'))} -> {_money(e.get('price_after'))}",
+                           f"{money(e.get('price_before'))} -> {money(e.get('price_after'))}",
                            titles.get(e["product_id"], "")])
         shown.append(grid)
     show(*shown)

@@ -524,6 +524,14 @@ def gmv_cell(gmv: Any, low: Any, high: Any) -> str | None:
     return f"{money(gmv)} [{money(low)}, {money(high)}]"
 
 
+def units_cell(units: Any, low: Any, high: Any) -> str | None:
+    """``1,234 [1,200, 1,300]``: units sold with the bounds they lie within (``?``: unbounded); None when
+    the units are unknown."""
+    if not isinstance(units, int):
+        return None
+    return f"{_cell(units)} [{_cell(low)}, {'?' if high is None else _cell(high)}]"
+
+
 def display_rows(entity: str, by: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows of a GMV or session ranking as the table shows them: the GMV and its bounds in one cell,
     the figure ranked by after the title; the others as they are (``--json`` has every field)."""
@@ -541,7 +549,8 @@ def display_rows(entity: str, by: str, rows: list[dict[str, Any]]) -> list[dict[
         return out
     if entity == "products" and by in ("session_gmv", "session_units"):
         return [{"rank": row["rank"], "product_id": row.get("product_id"), "title": row.get("title"),
-                 "session_units [low, high]": _units_cell(row),
+                 "session_units [low, high]": units_cell(row.get("session_units"), row.get("units_low"),
+                                                         row.get("units_high")),
                  "session_gmv [low, high]": gmv_cell(row.get("session_gmv"), row.get("gmv_low"), row.get("gmv_high")),
                  "sessions": row.get("sessions"), "shop_name": row.get("shop_name"),
                  "estimator_versions": ",".join(row.get("estimator_versions") or []) or None} for row in rows]
@@ -553,9 +562,6 @@ def display_rows(entity: str, by: str, rows: list[dict[str, Any]]) -> list[dict[
     return rows
 
 
-def _units_cell(row: dict[str, Any]) -> str:
-    high = row.get("units_high")
-    return f"{row.get('session_units')} [{row.get('units_low')}, {'?' if high is None else high}]"
 
 
 def table_cells(rows: list[dict[str, Any]], first: Sequence[str] = ("rank",)) -> tuple[
@@ -591,7 +597,7 @@ def format_table(rows: list[dict[str, Any]], first: Sequence[str] = ("rank",)) -
 
 def rank_from(mongo_uri: str, db_name: str, entity: str, by: str, *, platform: str, since: datetime,
               limit: int) -> Ranking:
-    """One ranking read from the MongoDB at ``mongo_uri`` (the question is checked before connecting)."""
-    pipeline_for(entity, by, platform, since, limit)  # refuse before connecting
+    """One ranking read from the MongoDB at ``mongo_uri`` (callers check the question with
+    :func:`pipeline_for` before they start or reach any server)."""
     with MongoClient(mongo_uri, tz_aware=True, serverSelectionTimeoutMS=10_000) as client:
         return rank(client[db_name], entity, by, platform, since, limit)
