@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from bisect import bisect_right
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
@@ -223,7 +222,7 @@ class WorldSteps:
             self._note()
 
     def sold(self, platform: str, session: Mapping[str, Any], read: Iterable[str]) -> float | None:
-        """True GMV of the products in ``read`` (those livefleet stored two readings of), each between
+        """True GMV of the products in ``read`` (those the session read twice), each between
         the first and the last of its shelf answers the sandbox served: what the readings saw."""
         endpoints, key, product_key = SHELF_SERVED.get(platform, ((), "", ""))
         wanted = set(read)
@@ -243,20 +242,6 @@ class WorldSteps:
         return round(total, 2) if spans else None
 
 
-def read_twice(db: Any, platform: str, session: Mapping[str, Any]) -> set[str]:
-    """Products of the session's room with two or more stored readings of their sales count (a
-    Kuaishou room's shelf is its owner's shop, as the session builder reads it)."""
-    query: dict[str, Any] = {"platform": platform, "sales": {"$ne": None}}
-    if platform == "kuaishou":
-        shop = [d["product_id"] for d in db.products.find(
-            {"platform": platform, "shop_id": session.get("streamer_id") or session["room_id"]}, {"product_id": 1})]
-        query["product_id"] = {"$in": shop}
-    else:
-        query["room_id"] = session["room_id"]
-    readings = Counter(str(d["product_id"]) for d in db.product_snapshots.find(query, {"product_id": 1}))
-    return {pid for pid, n in readings.items() if n >= 2}
-
-
 def session_report(mongo_uri: str, db_name: str, steps: WorldSteps,
                    monitored: Mapping[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Per platform: its number of sessions; the top one by estimated GMV (None when no session
@@ -270,7 +255,9 @@ def session_report(mongo_uri: str, db_name: str, steps: WorldSteps,
         for platform in DEMO_SEEDS:
             top = db.live_sessions.find_one({"platform": platform, "gmv_estimate": {"$ne": None}},
                                            sort=[("gmv_estimate", -1)])
-            true_gmv = None if top is None else steps.sold(platform, top, read_twice(db, platform, top))
+            # The products the estimate rests on: those the session read twice (``products_sold``).
+            read = [p["product_id"] for p in (top or {}).get("products_sold") or []]
+            true_gmv = None if top is None else steps.sold(platform, top, read)
             now = {s["session_id"]: s for s in steps.sandbox.truth(platform)["sessions"]}
             followed = [{"truth": now.get(s["session_id"], s),
                          "stored": db.live_sessions.find_one({"platform": platform, "session_id": s["session_id"]})}
