@@ -242,9 +242,8 @@ def session_figures(estimates: Iterable[ProductEstimate], *, viewers_total: int 
         "units_low": sum(e.units_low or 0 for e in counted),
         "units_high": units_high,
         "gmv_estimate": None if gmv is None else round(gmv, 2),
-        # Bounds rounded outwards to the fen, so rounding never moves the truth outside them.
-        "gmv_low": None if gmv_low is None else max(0.0, math.floor(gmv_low * 100 - 1e-6) / 100),
-        "gmv_high": None if gmv_high is None else math.ceil(gmv_high * 100 + 1e-6) / 100,
+        "gmv_low": _fen_down(gmv_low),
+        "gmv_high": _fen_up(gmv_high),
         "gmv_observed": None if observed is None else round(observed, 2),
         "avg_order_value": None if gmv is None or units_sold == 0 else round(gmv / units, 2),
         "uv_value": None if gmv is None else _round(_ratio(gmv, viewers_total), 4),
@@ -266,8 +265,8 @@ def product_figures(estimate: ProductEstimate, readings: Sequence[Reading]) -> d
         "units_high": estimate.units_high,
         "units_is_lower_bound": estimate.rounded,
         "gmv": None if estimate.gmv is None else round(estimate.gmv, 2),
-        "gmv_low": None if estimate.gmv_low is None else max(0.0, math.floor(estimate.gmv_low * 100 - 1e-6) / 100),
-        "gmv_high": None if estimate.gmv_high is None else math.ceil(estimate.gmv_high * 100 + 1e-6) / 100,
+        "gmv_low": _fen_down(estimate.gmv_low),
+        "gmv_high": _fen_up(estimate.gmv_high),
         "price": prices[-1] if prices else None,
         "readings": len(readings),
     }
@@ -279,6 +278,15 @@ def products_sold(estimates: Iterable[ProductEstimate],
     (unknown last), then units, highest first."""
     rows = [row for e in estimates if (row := product_figures(e, readings.get(e.product_id, ()))) is not None]
     return sorted(rows, key=lambda r: (r["gmv"] is None, -(r["gmv"] or 0.0), -r["units"], r["product_id"]))
+
+
+# Bounds are rounded outwards to the fen, so rounding never moves the truth outside them.
+def _fen_down(value: float | None) -> float | None:
+    return None if value is None else max(0.0, math.floor(value * 100 - 1e-6) / 100)
+
+
+def _fen_up(value: float | None) -> float | None:
+    return None if value is None else math.ceil(value * 100 + 1e-6) / 100
 
 
 def _round(value: float | None, digits: int) -> float | None:
