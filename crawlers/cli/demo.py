@@ -88,11 +88,9 @@ def target_of(session: Mapping[str, Any]) -> str:
 
 
 def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout: float = 900,
-             out: TextIO = sys.stdout, report: list[dict[str, Any]] | None = None,
-             monitor_for: float = MONITOR_FOR) -> int:
+             out: TextIO = sys.stdout, report: list[dict[str, Any]] | None = None) -> int:
     """Run the demo; 0 when every worker ended cleanly. ``report`` (a list) receives the sessions'
-    report (``session_report``), for callers that check it; ``monitor_for``: seconds the monitors
-    run while the world moves on."""
+    report (``session_report``), for callers that check it."""
     var_dir = config.var_dir / "demo"
     if var_dir.exists():
         shutil.rmtree(var_dir)
@@ -105,7 +103,7 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
         say(out, f"mongodb {redact(services.mongo_uri)}")
         # The world's clock is the wall clock's, moved back by the world time the demo's steps add,
         # so the platforms' times (a broadcast's start) are never ahead of when livefleet saw them.
-        world_start = time.time() - (monitor_for / STEP_WALL + 2) * STEP_WORLD
+        world_start = time.time() - (MONITOR_FOR / STEP_WALL + 2) * STEP_WORLD
         sandbox = stack.enter_context(
             start_sandbox("--streamers", str(streamers), "--time-scale", "0", "--start", f"{world_start:.0f}",
                           log_path=logs / "sandbox.log")
@@ -124,8 +122,8 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
         for name, followed in targets_by_platform.items():
             targets = [target_of(session) for session in followed]
             for target in targets:
-                registry.add(name, target, MONITOR_EVERY, monitor_for)
-            say(out, f"monitor {len(targets)} {name} rooms every {MONITOR_EVERY:g}s for {monitor_for:g}s: "
+                registry.add(name, target, MONITOR_EVERY, MONITOR_FOR)
+            say(out, f"monitor {len(targets)} {name} rooms every {MONITOR_EVERY:g}s for {MONITOR_FOR:g}s: "
                      f"{', '.join(targets)}")
         env = child_environment(
             REDIS_URL=services.redis_url,
@@ -152,7 +150,7 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
             if time.monotonic() > deadline:
                 say(out, f"demo timed out after {timeout:.0f}s")
                 return 1
-            if time.monotonic() - started_workers < monitor_for:
+            if time.monotonic() - started_workers < MONITOR_FOR:
                 steps.maybe_step()
             if time.monotonic() - last >= 5:
                 last = time.monotonic()
