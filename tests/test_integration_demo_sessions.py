@@ -62,7 +62,9 @@ def test_every_monitored_broadcast_is_one_session_keyed_and_timed_as_the_platfor
                 # The world's clock is the wall clock's, never ahead: livefleet saw the start after it.
                 assert 0 <= stored["start_latency_s"] == pytest.approx(
                     (stored["first_seen_live_at"] - stored["started_at"]).total_seconds())
-            assert stored["samples"] >= 3, (platform, stored["samples"])
+            # Followed from its first look to its end or the monitors' end: a broadcast that ends as the
+            # world first moves (3 s after the last monitor's first look) may have been sampled only once.
+            assert stored["samples"] >= (3 if truth["status"] == "live" else 1), (platform, stored["samples"])
             # No higher than the truth's peak, but for a count shown rounded (Kuaishou's 1.7万 for 16,721).
             assert stored["viewers_peak"] is not None and 0 < stored["viewers_peak"] <= truth["viewers_peak"] * 1.06
             assert stored["estimator_version"] and stored["computed_at"] is not None

@@ -64,8 +64,12 @@ def account_seeds(sandbox: Any, followed: Iterable[Mapping[str, Any]] = ()) -> d
 #: ``MONITOR_FOR`` seconds, for their sessions. The sandbox's world stands still except that every
 #: ``STEP_WALL`` seconds the demo moves it ``STEP_WORLD`` seconds on and notes its truth, so each
 #: shelf reading is known to have seen one noted moment of the world (module ``WorldSteps``).
+#: The first step waits for every monitor's first look at its room (at most ``FIRST_LOOK_WAIT``
+#: seconds after the workers start), then ``STEP_WALL`` more: a followed broadcast that ends in the
+#: world's first minute is still seen live, a few times, as its monitor would have seen it.
 MONITORED, MONITOR_EVERY, MONITOR_FOR = 3, 1.0, 45.0
 STEP_WALL, STEP_WORLD = 3.0, 60.0
+FIRST_LOOK_WAIT = 20.0
 
 
 def monitor_targets(sandbox: Any) -> dict[str, list[dict[str, Any]]]:
@@ -150,7 +154,15 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
             if time.monotonic() > deadline:
                 say(out, f"demo timed out after {timeout:.0f}s")
                 return 1
-            if time.monotonic() - started_workers < MONITOR_FOR:
+            if not steps.started:
+                looked = all(monitor.last_status for monitor in registry.list())
+                if looked or time.monotonic() - started_workers > FIRST_LOOK_WAIT:
+                    steps.start()
+                    waited = time.monotonic() - started_workers
+                    say(out, f"world   moves {STEP_WORLD:g}s every {STEP_WALL:g}s from {STEP_WALL:g}s on; "
+                             + (f"every monitor had its first look {waited:.1f}s after the workers started"
+                                if looked else f"not every monitor had its first look within {FIRST_LOOK_WAIT:g}s"))
+            if steps.started and time.monotonic() - started_workers < MONITOR_FOR:
                 steps.maybe_step()
             if time.monotonic() - last >= 5:
                 last = time.monotonic()
@@ -199,8 +211,14 @@ class WorldSteps:
         self.sandbox = sandbox
         self.worlds: list[float] = []
         self.gmv: list[dict[tuple[str, str], dict[str, float]]] = []
+        self.started = False
         self._next = 0.0
         self._note()
+
+    def start(self) -> None:
+        """Let the world move: its first step comes ``STEP_WALL`` seconds from now."""
+        self.started = True
+        self._next = time.monotonic() + STEP_WALL
 
     def _note(self) -> None:
         noted: dict[tuple[str, str], dict[str, float]] = {}
