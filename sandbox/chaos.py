@@ -181,6 +181,7 @@ class SandboxStats:
     def __init__(self) -> None:
         self.endpoints: Counter[str] = Counter()
         self.outcomes: Counter[str] = Counter()
+        self.oversized: Counter[str] = Counter()  # oversized answers per endpoint
         self.addresses: dict[str, AddressCounts] = {}
 
     def address(self, remote: str) -> AddressCounts:
@@ -194,6 +195,7 @@ class SandboxStats:
         """Forget every counter (``POST /__sandbox__/stats/reset``); rate-limit state is not stats."""
         self.endpoints.clear()
         self.outcomes.clear()
+        self.oversized.clear()
         self.addresses.clear()
 
     def as_dict(self) -> dict[str, Any]:
@@ -201,6 +203,7 @@ class SandboxStats:
         return {
             "endpoints": dict(self.endpoints),
             "outcomes": dict(self.outcomes),
+            "oversized": dict(self.oversized),
             "total": sum(self.endpoints.values()),
             "addresses": {remote: asdict(counts) for remote, counts in self.addresses.items()},
         }
@@ -284,6 +287,7 @@ class Chaos:
         every = int(s.oversize_every)
         if every >= 1 and n % every == every - 1:
             self.stats.outcomes["oversized"] += 1
+            self.stats.oversized[route.name] += 1
             return oversized(int(s.oversize_bytes), bomb=(n // every) % 2 == 0)
         if s.error_rate > 0 and self._draw(0xE5, n) < s.error_rate:
             self.stats.outcomes["error_5xx"] += 1

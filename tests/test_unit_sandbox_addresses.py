@@ -153,7 +153,7 @@ def test_the_address_limit_ignores_cookies_answers_in_the_platforms_words_and_is
             assert reset.status == 200 and (await reset.json()) == {"ok": True}
             stats = await (await client.get("/__sandbox__/stats")).json()
             del stats["served_rows"]  # not a counter: the served logs stay
-            assert stats == {"endpoints": {}, "outcomes": {}, "total": 0, "addresses": {}}
+            assert stats == {"endpoints": {}, "outcomes": {}, "oversized": {}, "total": 0, "addresses": {}}
 
             # Off at run time: the same address is served again; the cookie limit still counts as "limited".
             changed = await client.post("/__sandbox__/config", json={"address_rate_limit": 0, "rate_limit": 0.2})

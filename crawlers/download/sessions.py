@@ -186,6 +186,7 @@ class SessionMiddleware:
                 await self.crawler.engine.download_async(warmup)
             except Exception as exc:  # the request goes ahead; a block will cool the session down
                 logger.warning("Warm-up of session %s failed: %s", session.name, exc)
+                self.crawler.stats.inc_value(f"livefleet/sessions/warmup_failed/{spider.platform}")  # type: ignore[attr-defined]
                 return
             self.crawler.stats.inc_value(f"livefleet/sessions/warmed/{spider.platform}")  # type: ignore[attr-defined]
         session.warm = True
