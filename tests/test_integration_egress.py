@@ -111,6 +111,11 @@ def test_an_identity_over_its_address_limit_rests_while_the_others_carry_the_cra
     neighbour = _Neighbour(crowded.url, f"{sandbox.url}/api.live.bilibili.com/room/v1/Area/getList", 4 * ADDRESS_RATE)
     neighbour.start()
     try:
+        # The crawl starts once the neighbour alone holds the address over its limit: on a loaded machine
+        # it reaches its rate only after a while, and below the limit it would crowd nobody.
+        wait_for("the neighbour to crowd its proxy's address",
+                 lambda: sandbox.address_stats().get(crowded.source, {}).get("limited", 0) >= 3 * ADDRESS_RATE,
+                 timeout=60, detail=lambda: f"sent {neighbour.sent}; {sandbox.address_stats()}")
         prefix, db_name, stats = run_crawl(
             tmp_path, sandbox, redis_server.url, mongo_server.url, spider="bilibili", workers=2,
             seeds=[{"kind": "areas", "max_pages": 10}], timeout=240,
@@ -122,18 +127,21 @@ def test_an_identity_over_its_address_limit_rests_while_the_others_carry_the_cra
     assert neighbour.sent > 50
     assert _stored_rooms(mongo_server.url, db_name) == _live_rooms(sandbox), "MongoDB equals the ground truth"
     health = _health(redis_server.url, prefix)
+    seen_at = sandbox.address_stats().get
+    print(json.dumps({"health": health, "neighbour_sent": neighbour.sent, "crowded_address": seen_at(crowded.source)},
+                     indent=1))  # shown when an assertion below fails
     crowded_row = health[parse_proxy(crowded.url).label]
     others = [health[parse_proxy(p.url).label] for p in proxies[1:]]
     assert crowded_row["blocks"] >= 3, crowded_row  # it drew the platform's blocks...
-    assert crowded_row["rests_total"] >= 1, (crowded_row, neighbour.sent)  # ... rested
+    assert crowded_row["rests_total"] >= 1, (crowded_row, neighbour.sent, seen_at(crowded.source))  # ... rested
     logs = "".join(p.read_text(errors="replace") for p in tmp_path.glob("worker-*.log"))
     crowded_id = parse_proxy(crowded.url).id
     assert f"Egress identity {crowded_id} ({crowded_row['label']}) cooling toward bilibili" in logs  # ... said so
     # ... and the others carried the crawl, each far more than it, and were (nearly) never blocked: on a
     # loaded machine a late wake-up can still put two sends of one identity closer than the sandbox allows
     # (On a loaded machine the neighbour sends less, so the crowded proxy is refused less and carries a
-    # little more: quiet runs measure the others at 3.1-3.6 times its successes; 1.5 times their mean
-    # is what "far more" must survive.)
+    # little more: quiet runs measure the others at 6-11 times its successes, a block page no longer
+    # counted a success; 1.5 times their mean is what "far more" must survive.)
     oks = [row["ok"] for row in others]
     assert sum(oks) / len(oks) > 1.5 * crowded_row["ok"], ("ok", crowded_row["ok"], oks)
     assert all(row["blocks"] <= 0.05 * row["requests"] for row in others), others

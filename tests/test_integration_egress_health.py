@@ -48,6 +48,46 @@ def test_an_identity_refused_far_more_often_than_answered_rests_though_never_thr
     assert row["rests_total"] == 1 and row["blocks"] == 4 and row["ok"] == 1
 
 
+def test_a_block_page_counted_a_success_when_it_downloaded_is_moved_to_the_blocks(health):
+    """The egress middleware counts every page that downloads; the spider tells a block page later. Each
+    block takes its page's success back: an address refused two times in three rests (before, each block
+    cancelled its own success, and such an identity rested only if its refusals outran the sync)."""
+    source = IdentitySource(["http://127.0.0.1:4", "http://127.0.0.1:5"])
+    pool = EgressPool(source, health)
+    crowded, other = pool.identities()
+
+    def download(identity: str, blocked: bool) -> None:
+        pool.begin("bilibili", identity)
+        pool.end("bilibili", identity, "ok", latency=0.1)
+        if blocked:
+            pool.blocked("bilibili", identity)
+
+    def send_failures() -> None:
+        while not pool._failures.empty():
+            pool._send_failure(pool._failures.get_nowait())
+
+    def row(identity: str) -> dict:
+        return next(r for r in identity_report(health.server, health.keys.prefix) if r["identity"] == identity)
+
+    # two block pages and an answer a second, the successes still waiting in the worker's tally
+    for second in range(2):
+        for blocked in (True, True, False):
+            download(crowded.id, blocked)
+        send_failures()
+        pool.sync()
+        assert row(crowded.id)["state"] == ("ok", "cooling")[second]  # strikes 2, (the answer) 1, then 3
+    assert {k: row(crowded.id)[k] for k in ("requests", "ok", "blocks", "latency_ms", "rests_total")} == \
+        {"requests": 6, "ok": 2, "blocks": 4, "latency_ms": 100.0, "rests_total": 1}
+    # the success already went to Redis (the once-a-second sync came between): taken back there
+    download(other.id, False)
+    pool.begin("bilibili", other.id)
+    pool.end("bilibili", other.id, "ok", latency=0.1)
+    pool.sync()
+    pool.blocked("bilibili", other.id)
+    send_failures()
+    assert {k: row(other.id)[k] for k in ("requests", "ok", "blocks")} == {"requests": 2, "ok": 1, "blocks": 1}
+
+
 def test_a_rested_identity_comes_back_through_one_probe_and_is_retired_after_failed_probes(health):
     for _ in range(3):
         health.record("kuaishou", "px-b", "http://127.0.0.1:2", "error")

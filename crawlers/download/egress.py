@@ -117,7 +117,7 @@ class EgressPool:
         self._platforms: set[str] = set()
         self._oks: dict[tuple[str, str], _Outcomes] = {}
         self._oks_lock = threading.Lock()
-        self._failures: queue.Queue[tuple[str, str, str, str, str, bool] | None] = queue.Queue()
+        self._failures: queue.Queue[tuple[str, str, str, str, str, bool, bool] | None] = queue.Queue()
         self._probing: set[tuple[str, str]] = set()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -223,14 +223,26 @@ class EgressPool:
             self._standing[pair] = ("cooling", time.monotonic() + WAIT_STEP_SECONDS)
         if identity is not None and identity.password:
             error = error.replace(identity.password, "***")
-        self._failures.put((platform, identity_id, label, outcome, redact(error)[:300], probing))
+        self._failures.put((platform, identity_id, label, outcome, redact(error)[:300], probing, False))
 
     def blocked(self, platform: str, identity: str) -> None:
-        """A session of ``identity`` drew a block page."""
+        """A session of ``identity`` drew a block page.
+
+        The page was counted a success when it downloaded (``end``): a block page is an answer like
+        any other until the spider reads it. That success is taken back, here while it waits in this
+        worker's tally (nearly always), else in Redis: otherwise each block would cancel itself out,
+        and an identity refused most of the time would rest only when its refusals happened to
+        outrun the once-a-second count of its successes."""
         identity_obj = self._identities.get(identity)
         label = identity_obj.label if identity_obj is not None else identity
         self._probing.discard((platform, identity))
-        self._failures.put((platform, identity, label, "block", "block page", False))
+        with self._oks_lock:
+            tally = self._oks.get((platform, identity))
+            recounted = tally is None or tally.ok == 0
+            if not recounted:
+                tally.latency_ms -= tally.latency_ms / tally.ok
+                tally.ok -= 1
+        self._failures.put((platform, identity, label, "block", "block page", False, recounted))
 
     # -- the background thread ---------------------------------------------------------------
 
@@ -260,12 +272,13 @@ class EgressPool:
                 self.sync()
                 due = time.monotonic() + self.refresh
 
-    def _send_failure(self, item: tuple[str, str, str, str, str, bool]) -> None:
-        platform, identity, label, outcome, error, probe = item
+    def _send_failure(self, item: tuple[str, str, str, str, str, bool, bool]) -> None:
+        platform, identity, label, outcome, error, probe, recounted = item
         if self.health is None:
             return
         try:
-            state, left = self.health.record(platform, identity, label, outcome, error=error, probe=probe)
+            state, left = self.health.record(platform, identity, label, outcome, error=error, probe=probe,
+                                             recounted=recounted)
         except redis.RedisError as exc:
             self._redis_went(exc)
             return

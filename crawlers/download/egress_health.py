@@ -6,7 +6,8 @@ good for Bilibili), so the record is per (platform, identity): one hash,
 atomic Lua step per outcome and reads back every second. Its fields:
 
 * counters ``requests``, ``ok``, ``blocks`` (a captcha or block page, reported
-  by the spider through its session pool), ``errors`` (no answer: connection
+  by the spider through its session pool; counted a success when it downloaded,
+  then moved from ``ok`` to ``blocks``), ``errors`` (no answer: connection
   refused or reset, proxy tunnel or auth failure, timeout) and ``latency_ms``
   (sum over ``ok``, so mean latency = latency_ms / ok);
 * ``state``: ``ok``; ``cooling`` (``strikes`` failures more than successes, each
@@ -50,7 +51,8 @@ end
 
 # KEYS: the health hash, the probe lock.
 # ARGV: outcome ('ok'|'block'|'error'), count, latency ms (sum), strikes, cooldown s, max cooldown s,
-#       retire after (rests), label, error text, probe ('1': this outcome answers the identity's probe).
+#       retire after (rests), label, error text, probe ('1': this outcome answers the identity's probe),
+#       recounted ('1': these blocks were first counted as successes, when they downloaded: take those back).
 # Only a probe's success ends a rest: a request sent before the rest began may still answer well
 # during it, and must not cut the rest short.
 # Returns {state, seconds of rest left as a string}.
@@ -79,6 +81,11 @@ if outcome == 'ok' then
   return {state, string.format('%.3f', math.max(0, state == 'ok' and 0 or left))}
 end
 redis.call('HINCRBY', h, outcome == 'block' and 'blocks' or 'errors', n)
+if ARGV[11] == '1' then
+  local back = math.min(n, tonumber(redis.call('HGET', h, 'ok') or '0'))
+  redis.call('HINCRBY', h, 'ok', -back)
+  redis.call('HINCRBY', h, 'requests', -back)
+end
 redis.call('HSET', h, 'last_error', ARGV[9], 'last_failure', string.format('%.3f', now))
 local rest = false
 if state == 'probing' then
@@ -158,17 +165,20 @@ class EgressHealth:
         self._probe = server.register_script(PROBE)
 
     def record(self, platform: str, identity: str, label: str, outcome: str, *, count: int = 1,
-               latency_ms: float = 0.0, error: str = "", probe: bool = False) -> tuple[str, float]:
+               latency_ms: float = 0.0, error: str = "", probe: bool = False,
+               recounted: bool = False) -> tuple[str, float]:
         """Count ``count`` outcomes (``ok``, ``block`` or ``error``); returns the state and its rest left (s).
 
-        ``probe``: the outcome answers the identity's probe, so a success ends its rest."""
+        ``probe``: the outcome answers the identity's probe, so a success ends its rest.
+        ``recounted``: blocks whose pages were already counted as successes when they downloaded
+        (a block page downloads like any page; only the spider knows it for one): those are taken back."""
         if outcome not in ("ok", "block", "error"):
             raise ValueError(f"unknown outcome {outcome!r}")
         p = self.policy
         state, left = self._record(
             keys=[self.keys.egress(platform, identity), self.keys.egress_probe(platform, identity)],
             args=[outcome, count, latency_ms, p.strikes, p.cooldown, p.max_cooldown, p.retire_after, label,
-                  error[:300], "1" if probe else "0"])
+                  error[:300], "1" if probe else "0", "1" if recounted else "0"])
         return _text(state), float(left)
 
     def take_probe(self, platform: str, identity: str) -> bool:
