@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from crawlers.download.egress import EgressPool
+from crawlers.download.egress import PROBE_VERDICT_SECONDS, EgressPool
 from crawlers.download.egress_health import EgressHealth, HealthPolicy, identity_report
 from crawlers.download.identities import IdentitySource
 from crawlers.download.ratelimit import FleetRateLimiter
@@ -142,8 +142,38 @@ def test_the_pool_spreads_requests_and_skips_resting_identities(health):
     assert pool.take_probe("taobao", identity.id)
     pool.begin("taobao", identity.id)
     pool.end("taobao", identity.id, "ok")
-    pool._send_failure(pool._failures.get_nowait())  # the probe's answer goes to the fleet at once
+    # the probe's page downloaded; it may still be a block page, so it waits for the spider's verdict
+    assert pool._failures.empty() and pool.state("taobao", identity.id)[0] == "probing"
+    pool.sync()
+    assert health.standings([("taobao", identity.id)])[("taobao", identity.id)].state == "probing"
+    time.sleep(PROBE_VERDICT_SECONDS)
+    pool.sync()  # no block page came: the identity is back
     assert health.standings([("taobao", identity.id)])[("taobao", identity.id)].state == "ok"
+    assert pool.state("taobao", identity.id)[0] == "ok"
+
+
+def test_a_probe_answered_by_a_block_page_is_a_failed_probe(health):
+    """A burnt proxy's probes draw captcha pages, not connection errors: each is a failed probe (the
+    next rest twice as long, then retirement), never the identity's recovery."""
+    pool = EgressPool(IdentitySource(["http://127.0.0.1:6"]), health)
+    (identity,) = pool.identities()
+    pool.pick("douyin")  # the pool follows the platforms it picked for
+    for _ in range(3):
+        health.record("douyin", identity.id, identity.label, "block")
+    rests = []
+    for _attempt in range(3):
+        time.sleep(health.standings([("douyin", identity.id)])[("douyin", identity.id)].rest_left + 0.02)
+        pool.sync()
+        assert pool.pick("douyin") == (identity, -1.0) and pool.take_probe("douyin", identity.id)
+        pool.begin("douyin", identity.id)
+        pool.end("douyin", identity.id, "ok")  # the page downloaded...
+        pool.blocked("douyin", identity.id)  # ... and the spider read a captcha in it
+        pool._send_failure(pool._failures.get_nowait())
+        standing = health.standings([("douyin", identity.id)])[("douyin", identity.id)]
+        rests.append((standing.state, round(standing.rest_left, 1)))
+    assert rests == [("cooling", 0.6), ("retired", 1.2), ("retired", 1.2)]
+    row = next(r for r in identity_report(health.server, health.keys.prefix) if r["identity"] == identity.id)
+    assert (row["ok"], row["blocks"]) == (0, 6)
 
 
 def test_an_identity_bucket_and_the_platform_ceiling_are_taken_together(redis_client):

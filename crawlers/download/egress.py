@@ -87,6 +87,9 @@ EGRESS_FAILURES = (DownloadConnectionRefusedError, CannotResolveHostError, Downl
                    TCPTimedOutError, TimeoutError, ResponseNeverReceived, ResponseFailed, TunnelError, OSError)
 #: Longest one wait for an identity when all of them rest (then the pick is tried again).
 WAIT_STEP_SECONDS = 1.0
+#: How long a probe's page that downloaded waits for the spider's verdict before it counts as the
+#: identity's recovery: a block page downloads like any page, and only the spider tells it.
+PROBE_VERDICT_SECONDS = 0.5
 
 
 @dataclass
@@ -119,6 +122,8 @@ class EgressPool:
         self._oks_lock = threading.Lock()
         self._failures: queue.Queue[tuple[str, str, str, str, str, bool, bool] | None] = queue.Queue()
         self._probing: set[tuple[str, str]] = set()
+        #: probes whose page downloaded, awaiting the spider's verdict: pair -> when it is due
+        self._verdicts: dict[tuple[str, str], float] = {}
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.redis_down = False
@@ -218,8 +223,14 @@ class EgressPool:
         # A failure, or the answer to this worker's probe: the fleet must know at once.
         self._probing.discard(pair)
         if outcome == "ok":
-            self._standing[pair] = ("ok", 0.0)
-        elif probing:  # until the fleet's answer comes back, nothing more goes through it from here
+            # The probe's page downloaded, but it may be a block page: it waits for the spider's verdict
+            # (``blocked``) for PROBE_VERDICT_SECONDS, then brings the identity back (``sync``). Until
+            # then nothing more goes through it from here.
+            with self._oks_lock:
+                self._verdicts[pair] = time.monotonic() + PROBE_VERDICT_SECONDS
+            self._standing[pair] = ("probing", 0.0)
+            return
+        if probing:  # until the fleet's answer comes back, nothing more goes through it from here
             self._standing[pair] = ("cooling", time.monotonic() + WAIT_STEP_SECONDS)
         if identity is not None and identity.password:
             error = error.replace(identity.password, "***")
@@ -235,9 +246,13 @@ class EgressPool:
         outrun the once-a-second count of its successes."""
         identity_obj = self._identities.get(identity)
         label = identity_obj.label if identity_obj is not None else identity
-        self._probing.discard((platform, identity))
+        pair = (platform, identity)
+        self._probing.discard(pair)
         with self._oks_lock:
-            tally = self._oks.get((platform, identity))
+            if self._verdicts.pop(pair, None) is not None:  # the probe's page: the probe failed
+                self._failures.put((platform, identity, label, "block", "block page", True, False))
+                return
+            tally = self._oks.get(pair)
             recounted = tally is None or tally.ok == 0
             if not recounted:
                 tally.latency_ms -= tally.latency_ms / tally.ok
@@ -257,7 +272,7 @@ class EgressPool:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        self.sync()
+        self.sync(final=True)
 
     def _run(self) -> None:
         due = time.monotonic()
@@ -287,8 +302,9 @@ class EgressPool:
             logger.warning("Egress identity %s (%s) %s toward %s for %.0fs: %s", identity, label, state,
                            platform, left, error or outcome)
 
-    def sync(self) -> None:
-        """Re-read the identity list, send the good outcomes counted, read back the standings."""
+    def sync(self, *, final: bool = False) -> None:
+        """Re-read the identity list, send the good outcomes counted and the probes no block page
+        answered within PROBE_VERDICT_SECONDS (all of them when ``final``), read back the standings."""
         try:
             if self.source.refresh():
                 gone = self._adopt(self.source.current())
@@ -298,8 +314,18 @@ class EgressPool:
             logger.exception("Re-reading the egress identities failed")
         if self.health is None:
             return
+        now = time.monotonic()
         with self._oks_lock:
             oks, self._oks = self._oks, {}
+            answered = [pair for pair, due in self._verdicts.items() if final or due <= now]
+            for pair in answered:
+                del self._verdicts[pair]
+        for platform, identity in answered:
+            known = self._identities.get(identity)
+            self._send_failure((platform, identity, known.label if known is not None else identity, "ok", "",
+                                True, False))
+            if self.redis_down:
+                break
         try:
             for (platform, identity), tally in oks.items():
                 known = self._identities.get(identity)
