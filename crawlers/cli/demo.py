@@ -66,7 +66,8 @@ def account_seeds(sandbox: Any, followed: Iterable[Mapping[str, Any]] = ()) -> d
 #: shelf reading is known to have seen one noted moment of the world (module ``WorldSteps``).
 #: The first step waits for every monitor's first look at its room (at most ``FIRST_LOOK_WAIT``
 #: seconds after the workers start), then ``STEP_WALL`` more: a followed broadcast that ends in the
-#: world's first minute is still seen live, a few times, as its monitor would have seen it.
+#: world's first minute is still seen live, a few times, as its monitor would have seen it. The
+#: last step comes ``STEP_WALL`` before the monitors end, so they see what it changed.
 MONITORED, MONITOR_EVERY, MONITOR_FOR = 3, 1.0, 45.0
 STEP_WALL, STEP_WORLD = 3.0, 60.0
 FIRST_LOOK_WAIT = 20.0
@@ -92,9 +93,12 @@ def target_of(session: Mapping[str, Any]) -> str:
 
 
 def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout: float = 900,
-             out: TextIO = sys.stdout, report: list[dict[str, Any]] | None = None) -> int:
+             out: TextIO = sys.stdout, report: list[dict[str, Any]] | None = None,
+             world_start: float | None = None) -> int:
     """Run the demo; 0 when every worker ended cleanly. ``report`` (a list) receives the sessions'
-    report (``session_report``), for callers that check it."""
+    report (``session_report``), for callers that check it. ``world_start`` (epoch seconds, in the
+    past) fixes the sandbox world's start, so the same rooms broadcast and sell on every run; by
+    default the world starts from the wall clock."""
     var_dir = config.var_dir / "demo"
     if var_dir.exists():
         shutil.rmtree(var_dir)
@@ -107,7 +111,8 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
         say(out, f"mongodb {redact(services.mongo_uri)}")
         # The world's clock is the wall clock's, moved back by the world time the demo's steps add,
         # so the platforms' times (a broadcast's start) are never ahead of when livefleet saw them.
-        world_start = time.time() - (MONITOR_FOR / STEP_WALL + 2) * STEP_WORLD
+        if world_start is None:
+            world_start = time.time() - (MONITOR_FOR / STEP_WALL + 2) * STEP_WORLD
         sandbox = stack.enter_context(
             start_sandbox("--streamers", str(streamers), "--time-scale", "0", "--start", f"{world_start:.0f}",
                           log_path=logs / "sandbox.log")
@@ -123,6 +128,7 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
             pushed = push_seeds(redis, SpiderKeys(config.key_prefix, spider), seeds)
             say(out, f"seeds   {pushed} for {name}: {json.dumps(seeds, ensure_ascii=False)}")
         steps = WorldSteps(sandbox)
+        monitors_added = time.monotonic()
         for name, followed in targets_by_platform.items():
             targets = [target_of(session) for session in followed]
             for target in targets:
@@ -162,7 +168,9 @@ def run_demo(config: Config, *, workers: int = 2, streamers: int = 300, timeout:
                     say(out, f"world   moves {STEP_WORLD:g}s every {STEP_WALL:g}s from {STEP_WALL:g}s on; "
                              + (f"every monitor had its first look {waited:.1f}s after the workers started"
                                 if looked else f"not every monitor had its first look within {FIRST_LOOK_WAIT:g}s"))
-            if steps.started and time.monotonic() - started_workers < MONITOR_FOR:
+            # The last step comes STEP_WALL before the monitors end: they see what it changed (a broadcast that
+            # ended in its minute is seen offline, so its session is closed as the truth says).
+            if steps.started and time.monotonic() - monitors_added < MONITOR_FOR - STEP_WALL:
                 steps.maybe_step()
             if time.monotonic() - last >= 5:
                 last = time.monotonic()
@@ -224,7 +232,7 @@ class WorldSteps:
         noted: dict[tuple[str, str], dict[str, float]] = {}
         for platform in DEMO_SEEDS:
             for truth in self.sandbox.truth(platform)["sessions"]:
-                if truth["status"] == "live" and truth["has_shop"]:
+                if truth["has_shop"]:  # live, or ended while the world moved (its totals then stand)
                     hidden = set(truth.get("sales_hidden") or ())
                     noted[(platform, truth["session_id"])] = {
                         pid: v["gmv"] for pid, v in truth["products"].items() if pid not in hidden}
@@ -239,13 +247,17 @@ class WorldSteps:
 
     def sold(self, platform: str, session: Mapping[str, Any], read: Iterable[str]) -> float | None:
         """True GMV of the products in ``read`` (those the session read twice), each between
-        the first and the last of its shelf answers the sandbox served: what the readings saw."""
+        the first and the last of its shelf answers the sandbox served while the broadcast was live
+        (a shelf read after its end belongs to no session): what the session's readings saw."""
         endpoints, key, product_key = SHELF_SERVED.get(platform, ((), "", ""))
         wanted = set(read)
+        truth = next((s for s in self.sandbox.truth(platform)["sessions"]
+                      if s["session_id"] == session["session_id"]), {})
+        ended = truth.get("ended_at")
         spans: dict[str, tuple[float, float]] = {}
         for row in self.sandbox.served(platform, room_id=session.get(key)):
             pid = str(row.get(product_key))
-            if row.get("endpoint") in endpoints and pid in wanted:
+            if row.get("endpoint") in endpoints and pid in wanted and (ended is None or row["served_at"] < ended):
                 first, last = spans.get(pid, (row["served_at"], row["served_at"]))
                 spans[pid] = (min(first, row["served_at"]), max(last, row["served_at"]))
         sid = (platform, session["session_id"])
