@@ -152,7 +152,7 @@ def test_mongodb_outage_spools_and_acknowledges_nothing_until_stored(tmp_path, d
 
 def test_a_poison_request_ends_as_a_dead_letter_and_the_fleet_goes_on(tmp_path, drill_sandbox, redis_server,
                                                                        mongo_server):
-    with _drill(tmp_path, drill_sandbox, redis_server.url, mongo_server.url, rate=0,
+    with _drill(tmp_path, drill_sandbox, redis_server.url, mongo_server.url, rate=25,
                 LIVEFLEET_MAX_FAILURES="2") as (fleet, client):
         spider = BilibiliSpider()
         # A request whose callback raises every time (it is called with an argument it does not take).
