@@ -62,7 +62,10 @@ def test_each_batch_is_announced_on_the_store_thread_once_in_mongodb_before_its_
     assert [r for result, *_ in seen for r in result.stored] == items
     assert {thread.startswith("livefleet-store") for _, thread, _, _ in seen} == {True}
     assert [stored for _, _, stored, _ in seen] == [25, 50, 60]  # already in MongoDB
-    assert [done for *_, done in seen] == [0, 25, 50]  # ... and its own items not complete yet
+    # ... and its own items not complete yet: at most the earlier batches' items are (the event loop
+    # completes those when it gets to them, which on a loaded machine can be after the next announcement)
+    done = [done for *_, done in seen]
+    assert all(n <= before for n, before in zip(done, (0, 25, 50), strict=True)), done
 
 
 def test_batches_written_back_from_the_spool_are_announced(tmp_path, mongo_server, mongo_db):
