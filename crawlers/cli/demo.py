@@ -245,15 +245,14 @@ class WorldSteps:
             self.sandbox.clock(advance_seconds=STEP_WORLD)
             self._note()
 
-    def sold(self, platform: str, session: Mapping[str, Any], read: Iterable[str]) -> float | None:
+    def sold(self, platform: str, session: Mapping[str, Any], read: Iterable[str],
+             ended: float | None) -> float | None:
         """True GMV of the products in ``read`` (those the session read twice), each between
         the first and the last of its shelf answers the sandbox served while the broadcast was live
-        (a shelf read after its end belongs to no session): what the session's readings saw."""
+        (before ``ended``, the truth's end, world seconds; a shelf read after it belongs to no
+        session): what the session's readings saw."""
         endpoints, key, product_key = SHELF_SERVED.get(platform, ((), "", ""))
         wanted = set(read)
-        truth = next((s for s in self.sandbox.truth(platform)["sessions"]
-                      if s["session_id"] == session["session_id"]), {})
-        ended = truth.get("ended_at")
         spans: dict[str, tuple[float, float]] = {}
         for row in self.sandbox.served(platform, room_id=session.get(key)):
             pid = str(row.get(product_key))
@@ -283,10 +282,11 @@ def session_report(mongo_uri: str, db_name: str, steps: WorldSteps,
         for platform in DEMO_SEEDS:
             top = db.live_sessions.find_one({"platform": platform, "gmv_estimate": {"$ne": None}},
                                            sort=[("gmv_estimate", -1)])
+            now = {s["session_id"]: s for s in steps.sandbox.truth(platform)["sessions"]}
             # The products the estimate rests on: those the session read twice (``products_sold``).
             read = [p["product_id"] for p in (top or {}).get("products_sold") or []]
-            true_gmv = None if top is None else steps.sold(platform, top, read)
-            now = {s["session_id"]: s for s in steps.sandbox.truth(platform)["sessions"]}
+            true_gmv = None if top is None else steps.sold(
+                platform, top, read, now.get(top["session_id"], {}).get("ended_at"))
             followed = [{"truth": now.get(s["session_id"], s),
                          "stored": db.live_sessions.find_one({"platform": platform, "session_id": s["session_id"]})}
                         for s in monitored.get(platform, ())]

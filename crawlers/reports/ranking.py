@@ -562,8 +562,6 @@ def display_rows(entity: str, by: str, rows: list[dict[str, Any]]) -> list[dict[
     return rows
 
 
-
-
 def table_cells(rows: list[dict[str, Any]], first: Sequence[str] = ("rank",)) -> tuple[
         list[str], list[list[str]], list[bool]]:
     """``rows`` as a table's parts: the columns (the ``first`` ones in that order, then the others in the
