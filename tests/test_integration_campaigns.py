@@ -117,6 +117,16 @@ def test_a_new_campaign_waits_for_its_next_firing(tmp_path, redis_client, mongo_
     assert scheduler.tick() == ["hourly-20260301T1100Z"]
 
 
+def test_a_campaign_first_seen_within_its_firings_second_waits_too(tmp_path, redis_client, mongo_db, prefix):
+    """First seen at 10:00:00.4: the 10:00:00 firing was 0.4 s before the fleet knew the campaign."""
+    folder = _folder(tmp_path, "hourly")
+    clock = Clock(datetime(2026, 3, 1, 10, 0, 0, 400_000, tzinfo=UTC))
+    scheduler = Scheduler(redis_client, mongo_db, prefix, folder, clock=clock, follow=False)
+    assert scheduler.tick() == []
+    clock.now = datetime(2026, 3, 1, 11, 0, 0, 300_000, tzinfo=UTC)
+    assert scheduler.tick() == ["hourly-20260301T1100Z"]
+
+
 def test_the_run_document_is_a_second_lock(tmp_path, redis_client, mongo_db, prefix):
     """With Redis's claim gone (flushed), the unique (campaign, firing) document still refuses a second run."""
     folder = _folder(tmp_path, "hourly")

@@ -25,6 +25,7 @@ their end. The clock is injectable (``clock``) for tests.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -117,7 +118,8 @@ class Scheduler:
         firing = latest_firing(schedule, now)
         epoch = int(firing.timestamp())
         since_key = self.keys.campaign_since(campaign.name)
-        self.server.set(since_key, int(now.timestamp()), nx=True)
+        # Rounded up: first seen at 10:00:00.4, the 10:00:00 firing came before the fleet knew it.
+        self.server.set(since_key, math.ceil(now.timestamp()), nx=True)
         since = int(self.server.get(since_key) or 0)
         if epoch < since:
             return None
