@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from types import SimpleNamespace
 
 import pytest
 
@@ -68,11 +69,12 @@ def fleet(redis_client):
     client.set(workers.worker("b:2:bilibili"), json.dumps(old))
     client.zadd(workers.workers, {"b:2:bilibili": now - 60})
     client.zadd(workers.workers, {"c:3:douyin": now - 2})  # beat recent, but its key expired
-    return prefix
+    return SimpleNamespace(prefix=prefix, now=now)
 
 
 def test_collect_status_reads_queues_leases_dead_letters_rates_and_workers(redis_client, fleet):
-    status = collect_status(redis_client, fleet, spiders=["bilibili", "douyin", "kuaishou"])
+    # At the counters' time: read a second later, across a minute's end, the minutes would shift by one.
+    status = collect_status(redis_client, fleet.prefix, spiders=["bilibili", "douyin", "kuaishou"], now=fleet.now)
     bili, douyin, kuaishou = (status["platforms"][n] for n in ("bilibili", "douyin", "kuaishou"))
     assert bili["queue"] == {"total": 10, "other": 0, "by_priority": [
         {"priority": 10, "requests": 3}, {"priority": 0, "requests": 5}, {"priority": -5, "requests": 2}]}
@@ -102,7 +104,7 @@ def test_collect_status_reads_queues_leases_dead_letters_rates_and_workers(redis
 
 def test_collect_status_writes_nothing(redis_client, fleet):
     before = {k: redis_client.dump(k) for k in redis_client.keys("*")}
-    collect_status(redis_client, fleet)
+    collect_status(redis_client, fleet.prefix)
     assert {k: redis_client.dump(k) for k in redis_client.keys("*")} == before
 
 
@@ -121,9 +123,10 @@ def test_queue_depth_reads_two_commands_per_priority_not_the_queue(redis_client)
 
 
 def test_render_status_shows_workers_platforms_and_what_the_rates_mean(redis_client, fleet):
-    text = plain(*render(collect_status(redis_client, fleet), source="redis://127.0.0.1:1/0 (REDIS_URL)"))
+    status = collect_status(redis_client, fleet.prefix, now=fleet.now)
+    text = plain(*render(status, source="redis://127.0.0.1:1/0 (REDIS_URL)"))
     lines = text.splitlines()
-    assert lines[0].startswith("livefleet status at ") and f"key prefix {fleet!r}" in lines[0]
+    assert lines[0].startswith("livefleet status at ") and f"key prefix {fleet.prefix!r}" in lines[0]
     assert "workers: 1 live, 2 stale" in text  # the stale ones only counted
     row = next(line for line in lines if line.strip().startswith("a:1:bilibili"))
     cells = row.split()

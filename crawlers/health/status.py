@@ -175,13 +175,15 @@ def _platform(server: redis.Redis, keys: SpiderKeys, now: float) -> dict[str, An
 
 
 def collect_status(server: redis.Redis, prefix: str, *, interval: float = DEFAULTS["LIVEFLEET_HEARTBEAT_SECONDS"],
-                   spiders: Iterable[str] | None = None) -> dict[str, Any]:
+                   spiders: Iterable[str] | None = None, now: float | None = None) -> dict[str, Any]:
     """The fleet's state under key ``prefix``; pure reads.
 
     ``interval`` is the heartbeat interval assumed for workers whose heartbeat
     (which carries its own) has expired. ``spiders`` defaults to every platform's.
+    ``now`` (epoch seconds) is the Redis server's clock unless given: the rates
+    are per whole minute, so a reader that wrote the counters pins the minute.
     """
-    now = server_time(server)
+    now = server_time(server) if now is None else now
     names = list(spiders) if spiders is not None else [info.spider for info in PLATFORMS.values()]
     workers, stale = _workers(server, FleetKeys(prefix), now, interval)
     platforms = {name: _platform(server, SpiderKeys(prefix, name), now) for name in names}
