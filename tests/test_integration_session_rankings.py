@@ -96,8 +96,9 @@ def stored(mongo_server, mongo_db, redis_server, tmp_path, monkeypatch):
     return mongo_db
 
 
-def _rank(db, entity: str, by: str, since: datetime = NOW - timedelta(hours=24), platform: str = "douyin",
+def _rank(db, entity: str, by: str, since: datetime | None = None, platform: str = "douyin",
           limit: int = 20) -> list[dict[str, Any]]:
+    since = since or NOW - timedelta(hours=24)  # the fixture's NOW, not the one at import
     return ranking.rank(db, entity, by, platform, since, limit).rows
 
 
