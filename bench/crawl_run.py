@@ -74,6 +74,7 @@ def plain_settings(sandbox_url: str, concurrency: int) -> Settings:
         "ITEM_PIPELINES": {},
         "LIVEFLEET_SEEDS_ENABLED": False,
         "LIVEFLEET_HEARTBEAT_SECONDS": 0,
+        "LIVEFLEET_EMBEDDED_SERVICES": False,  # the services add-on would start (and leave) Redis and SecantusDB
         "EXTENSIONS": _with_timing(settings.getdict("EXTENSIONS")),
     }
     for name, value in overrides.items():
