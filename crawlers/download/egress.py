@@ -210,7 +210,7 @@ class EgressPool:
         if outcome is None:
             return
         identity = self._identities.get(identity_id)
-        label = identity.label if identity is not None else identity_id
+        label = self._label(identity_id)
         probing = pair in self._probing
         if outcome == "ok" and not probing:
             # Counted, sent once a second. It does not end a rest: a request sent before the rest
@@ -244,8 +244,7 @@ class EgressPool:
         worker's tally (nearly always), else in Redis: otherwise each block would cancel itself out,
         and an identity refused most of the time would rest only when its refusals happened to
         outrun the once-a-second count of its successes."""
-        identity_obj = self._identities.get(identity)
-        label = identity_obj.label if identity_obj is not None else identity
+        label = self._label(identity)
         pair = (platform, identity)
         self._probing.discard(pair)
         with self._oks_lock:
@@ -321,16 +320,13 @@ class EgressPool:
             for pair in answered:
                 del self._verdicts[pair]
         for platform, identity in answered:
-            known = self._identities.get(identity)
-            self._send_failure((platform, identity, known.label if known is not None else identity, "ok", "",
-                                True, False))
+            self._send_failure((platform, identity, self._label(identity), "ok", "", True, False))
             if self.redis_down:
                 break
         try:
             for (platform, identity), tally in oks.items():
-                known = self._identities.get(identity)
-                label = known.label if known is not None else identity
-                self.health.record(platform, identity, label, "ok", count=tally.ok, latency_ms=tally.latency_ms)
+                self.health.record(platform, identity, self._label(identity), "ok", count=tally.ok,
+                                   latency_ms=tally.latency_ms)
             pairs = [(p, i) for p in sorted(self._platforms) for i in self._view[1]]
             if pairs:
                 standings = self.health.standings(pairs)
@@ -342,6 +338,11 @@ class EgressPool:
         if self.redis_down:
             self.redis_down = False
             logger.info("Egress health back (Redis answers again)")
+
+    def _label(self, identity: str) -> str:
+        """The identity's label (its proxy without credentials), or its id once it left the list."""
+        known = self._identities.get(identity)
+        return known.label if known is not None else identity
 
     def _local(self, pair: tuple[str, str], found: Standing, now: float) -> tuple[str, float]:
         if pair in self._probing and found.state == "probing":
